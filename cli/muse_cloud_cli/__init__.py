@@ -1,0 +1,1 @@
+"""The ``muse-cloud`` command-line client and the local stack."""

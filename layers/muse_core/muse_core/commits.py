@@ -1,0 +1,138 @@
+"""Commit records: ``.muse/commits/<commit_id>.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from muse_core.paths import muse_dir
+from muse_core.snapshot import compute_commit_id
+from muse_core.types import require_id
+
+# The record's fields in the order the client writes them; unknown fields follow.
+COMMIT_FIELDS: tuple[str, ...] = (
+    "commit_id",
+    "repo_id",
+    "branch",
+    "snapshot_id",
+    "message",
+    "committed_at",
+    "parent_commit_id",
+    "parent2_commit_id",
+    "author",
+    "metadata",
+    "structured_delta",
+    "sem_ver_bump",
+    "breaking_changes",
+    "agent_id",
+    "model_id",
+    "toolchain_id",
+    "prompt_hash",
+    "signature",
+    "signer_key_id",
+    "format_version",
+    "reviewed_by",
+    "test_runs",
+)
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """A commit as the client records it. ``fields`` holds every field sent, known or not."""
+
+    commit_id: str
+    snapshot_id: str
+    message: str
+    committed_at: str
+    parent_commit_id: str | None = None
+    parent2_commit_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def parent_ids(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.parent_commit_id, self.parent2_commit_id) if p)
+
+    def expected_id(self) -> str:
+        return compute_commit_id(self.parent_ids, self.snapshot_id, self.message, self.committed_at)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        snapshot_id: str,
+        message: str,
+        committed_at: str,
+        parent_ids: tuple[str, ...] = (),
+        repo_id: str = "",
+        branch: str = "main",
+        **extra: Any,
+    ) -> CommitRecord:
+        """A new record with the id derived from its fields and the client's defaults."""
+        parents = (*parent_ids, None, None)[:2]
+        record: dict[str, Any] = {
+            "commit_id": compute_commit_id(parent_ids, snapshot_id, message, committed_at),
+            "repo_id": repo_id,
+            "branch": branch,
+            "snapshot_id": snapshot_id,
+            "message": message,
+            "committed_at": committed_at,
+            "parent_commit_id": parents[0],
+            "parent2_commit_id": parents[1],
+            "author": "",
+            "metadata": {},
+            "structured_delta": None,
+            "sem_ver_bump": "none",
+            "breaking_changes": [],
+            "agent_id": "",
+            "model_id": "",
+            "toolchain_id": "",
+            "prompt_hash": "",
+            "signature": "",
+            "signer_key_id": "",
+            "format_version": 5,
+            "reviewed_by": [],
+            "test_runs": 0,
+        }
+        record.update(extra)
+        return cls.from_dict(record)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CommitRecord:
+        """Build from a decoded record; types are checked by the caller (verify or reader)."""
+        return cls(
+            commit_id=data["commit_id"],
+            snapshot_id=data["snapshot_id"],
+            message=data["message"],
+            committed_at=data["committed_at"],
+            parent_commit_id=data.get("parent_commit_id") or None,
+            parent2_commit_id=data.get("parent2_commit_id") or None,
+            fields=dict(data),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        ordered = {k: self.fields[k] for k in COMMIT_FIELDS if k in self.fields}
+        ordered.update((k, v) for k, v in self.fields.items() if k not in ordered)
+        return ordered
+
+
+def commit_path(root: Path | str, commit_id: str) -> Path:
+    require_id(commit_id, "commit id")
+    return muse_dir(root) / "commits" / f"{commit_id}.json"
+
+
+def write_commit(root: Path | str, record: CommitRecord) -> Path:
+    path = commit_path(root, record.commit_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_commit(root: Path | str, commit_id: str) -> CommitRecord:
+    data = json.loads(commit_path(root, commit_id).read_text(encoding="utf-8"))
+    return CommitRecord.from_dict(data)
+
+
+def has_commit(root: Path | str, commit_id: str) -> bool:
+    return commit_path(root, commit_id).is_file()
