@@ -1,0 +1,1 @@
+"""Muse Cloud server: Lambda handlers and the services and storage they share."""

@@ -1,0 +1,1 @@
+"""DynamoDB and S3 storage behind narrow, typed interfaces."""

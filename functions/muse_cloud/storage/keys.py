@@ -1,0 +1,77 @@
+"""The single-table key layout (partition key ``pk``, sort key ``sk``, TTL attribute ``ttl``).
+
+Every item of a repository is keyed by its ``repo_id`` (a fresh uuid per repository), so deleting
+the repository's META and SLUG items makes all of its data unreachable at once. Commits,
+snapshots and objects get a partition each, which spreads a large push across partitions
+instead of sending it all to one (1,000 writes a second per partition).
+
+| item         | pk                              | sk              |
+|--------------|---------------------------------|-----------------|
+| repository   | REPO#<repo_id>                  | META            |
+| repo by slug | SLUG#<owner>/<name>             | SLUG            |
+| branch ref   | REPO#<repo_id>                  | REF#<branch>    |
+| collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
+| commit       | COMMIT#<repo_id>#<commit_id>    | COMMIT          |
+| snapshot     | SNAP#<repo_id>#<snapshot_id>    | SNAP            |
+| object index | OBJ#<repo_id>#<object_id>       | OBJ             |
+| push record  | PUSH#<repo_id>#<push_id>        | PUSH            |
+| identity     | IDENT#<identity_id>             | IDENT           |
+| handle       | HANDLE#<handle>                 | HANDLE          |
+| nonce        | NONCE#<identity_id>#<nonce>     | NONCE           |
+"""
+
+from __future__ import annotations
+
+Key = dict[str, str]
+
+
+def repo_meta(repo_id: str) -> Key:
+    return {"pk": f"REPO#{repo_id}", "sk": "META"}
+
+
+def repo_slug(owner: str, name: str) -> Key:
+    return {"pk": f"SLUG#{owner}/{name}", "sk": "SLUG"}
+
+
+def repo_partition(repo_id: str) -> str:
+    return f"REPO#{repo_id}"
+
+
+REF_PREFIX = "REF#"
+COLLAB_PREFIX = "COLLAB#"
+
+
+def ref(repo_id: str, branch: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{REF_PREFIX}{branch}"}
+
+
+def collaborator(repo_id: str, handle: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{COLLAB_PREFIX}{handle}"}
+
+
+def commit(repo_id: str, commit_id: str) -> Key:
+    return {"pk": f"COMMIT#{repo_id}#{commit_id}", "sk": "COMMIT"}
+
+
+def snapshot(repo_id: str, snapshot_id: str) -> Key:
+    return {"pk": f"SNAP#{repo_id}#{snapshot_id}", "sk": "SNAP"}
+
+
+def object_index(repo_id: str, object_id: str) -> Key:
+    return {"pk": f"OBJ#{repo_id}#{object_id}", "sk": "OBJ"}
+
+
+def push(repo_id: str, push_id: str) -> Key:
+    return {"pk": f"PUSH#{repo_id}#{push_id}", "sk": "PUSH"}
+
+
+def identity(identity_id: str) -> Key:
+    return {"pk": f"IDENT#{identity_id}", "sk": "IDENT"}
+
+
+def handle(name: str) -> Key:
+    return {"pk": f"HANDLE#{name}", "sk": "HANDLE"}
+
+
+def nonce(identity_id: str, value: str) -> Key:
+    return {"pk": f"NONCE#{identity_id}#{value}", "sk": "NONCE"}
