@@ -254,12 +254,14 @@ def parse_mpack(
     """
     stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     reader = _HashingReader(stream, limits.max_pack_bytes)
+    # msgpack refuses a read_size above max_buffer_size, which small limits would produce.
+    max_buffer = limits.max_object_bytes + limits.max_string_bytes
     unpacker = msgpack.Unpacker(
         reader,
         raw=False,
         strict_map_key=True,
-        read_size=1 << 20,
-        max_buffer_size=limits.max_object_bytes + limits.max_string_bytes,
+        read_size=max(1, min(1 << 20, max_buffer)),
+        max_buffer_size=max_buffer,
         max_bin_len=limits.max_object_bytes,
         max_str_len=limits.max_string_bytes,
         max_array_len=max(limits.max_objects, limits.max_commits, limits.max_manifest_entries),
@@ -267,44 +269,60 @@ def parse_mpack(
         max_ext_len=0,
     )
     parsed = ParsedMpack(key="", size=0)
+    seen: set[str] = set()
     try:
         for _ in range(unpacker.read_map_header()):
             name = unpacker.unpack()
+            if not isinstance(name, str):
+                raise MuseError("invalid_type", "top-level keys must be strings", repr(name))
+            if name in seen:
+                raise MuseError("malformed_mpack", "duplicate top-level key", name)
+            seen.add(name)
             if name == "objects":
                 _parse_objects(unpacker, parsed, limits, object_sink)
-            elif name in parsed.fields:
-                raise MuseError("malformed_mpack", "duplicate top-level key", str(name))
             else:
-                parsed.fields[str(name)] = unpacker.unpack()
-        try:
-            unpacker.unpack()
-        except msgpack.OutOfData:
-            pass
-        else:
-            raise MuseError("malformed_mpack", "bytes follow the pack's top-level map", "mpack")
+                parsed.fields[name] = unpacker.unpack()
+        consumed = unpacker.tell()
     except MuseError:
         raise
     except msgpack.OutOfData:
         raise MuseError("malformed_mpack", "pack is truncated", "mpack") from None
+    except msgpack.BufferFull:
+        raise MuseError("limit_exceeded", "a pack item exceeds the size limits", "mpack") from None
     except _DECODE_ERRORS as exc:
+        if "exceeds max_" in str(exc):
+            raise MuseError("limit_exceeded", str(exc), "mpack") from None
         raise MuseError("malformed_mpack", f"not a msgpack map: {exc}", "mpack") from None
     reader.drain()
+    if reader.size != consumed:
+        # Any byte after the top-level map, even an incomplete msgpack value, is refused.
+        raise MuseError("malformed_mpack", "bytes follow the pack's top-level map", "mpack")
     parsed.key = "sha256:" + reader.sha.hexdigest()
     parsed.size = reader.size
     return parsed
 
 
+def _read_header(read: Callable[[], int], where: str, kind: str) -> int:
+    """An array or map header; any other msgpack type there is a type error, not a format one."""
+    try:
+        return read()
+    except msgpack.OutOfData:
+        raise
+    except ValueError:
+        raise MuseError("invalid_type", f"{where} must be {kind}", where) from None
+
+
 def _parse_objects(
     unpacker: msgpack.Unpacker, parsed: ParsedMpack, limits: Limits, sink: ObjectSink | None
 ) -> None:
-    count = unpacker.read_array_header()
+    count = _read_header(unpacker.read_array_header, "objects", "an array")
     if count > limits.max_objects:
         raise MuseError("limit_exceeded", f"more than {limits.max_objects} objects", "objects")
     for index in range(count):
         object_id: Any = None
         content: Any = None
         end = 0
-        for _ in range(unpacker.read_map_header()):
+        for _ in range(_read_header(unpacker.read_map_header, f"objects[{index}]", "a map")):
             key = unpacker.unpack()
             value = unpacker.unpack()
             if key == "object_id":

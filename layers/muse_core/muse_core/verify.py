@@ -7,7 +7,7 @@ or raises one ``MuseError`` naming the rule and the offending item, before anyth
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -19,6 +19,8 @@ from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.types import is_id, require_id
+
+KeepManifest = Callable[[str, str | None, int], bool]
 
 
 class ReceiverView(Protocol):
@@ -53,6 +55,7 @@ class VerifiedSnapshot:
     delta_upsert: dict[str, str]
     delta_remove: list[str]
     entry_count: int
+    manifest: dict[str, str] | None = None
 
 
 @dataclass
@@ -79,7 +82,10 @@ def verify_mpack(
     expected_key: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     object_sink: ObjectSink | None = None,
+    keep_manifest: KeepManifest | None = None,
 ) -> VerifiedMpack:
+    """Check a pack against the receiver; ``keep_manifest(snapshot_id, base_id, delta_size)``
+    says which snapshots should come back with their full rebuilt manifest (checkpoints)."""
     parsed = parse_mpack(data, limits, object_sink)
     if expected_key is not None and parsed.key != expected_key:
         raise MuseError(
@@ -97,7 +103,11 @@ def verify_mpack(
 
     objects = _verify_objects(parsed.objects)
     snapshots = _verify_snapshots(
-        _typed_list(fields, "snapshots", limits.max_snapshots), objects, receiver, limits
+        _typed_list(fields, "snapshots", limits.max_snapshots),
+        objects,
+        receiver,
+        limits,
+        keep_manifest,
     )
     commits = _verify_commits(
         _typed_list(fields, "commits", limits.max_commits),
@@ -144,6 +154,7 @@ def _verify_snapshots(
     objects: Mapping[str, ObjectEntry],
     receiver: ReceiverView,
     limits: Limits,
+    keep_manifest: KeepManifest | None,
 ) -> list[VerifiedSnapshot]:
     deltas = [_snapshot_delta(item, i) for i, item in enumerate(raw)]
     # Rebuilt manifests are kept only while a later delta in the pack still names them as base.
@@ -187,10 +198,12 @@ def _verify_snapshots(
                 wanted_objects.setdefault(oid, (sid, path))
         if uses[sid] > 0:
             manifests[sid] = manifest
-        verified.setdefault(
-            sid,
-            VerifiedSnapshot(sid, base_id, delta.delta_upsert, delta.delta_remove, len(manifest)),
-        )
+        if sid not in verified:
+            size = len(delta.delta_upsert) + len(delta.delta_remove)
+            kept = manifest if keep_manifest and keep_manifest(sid, base_id, size) else None
+            verified[sid] = VerifiedSnapshot(
+                sid, base_id, delta.delta_upsert, delta.delta_remove, len(manifest), kept
+            )
     if wanted_objects:
         missing = set(wanted_objects) - receiver.known_objects(list(wanted_objects))
         if missing:

@@ -1,0 +1,130 @@
+"""Typed helpers over the low-level DynamoDB client: (de)serialisation and batched I/O.
+
+moto never returns ``UnprocessedItems`` nor enforces the 25-item cap of BatchWriteItem, so the
+caps are enforced here and the retry loops are exercised by real AWS only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+from muse_cloud import aws
+from muse_cloud.config import settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+BATCH_WRITE_MAX = 25
+BATCH_GET_MAX = 100
+TRANSACTION_MAX = 100
+_PARALLEL_WRITERS = 8
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+Item = dict[str, Any]
+WireItem = dict[str, "AttributeValueTypeDef"]
+
+
+def table() -> str:
+    return settings().table_name
+
+
+def to_wire(item: Mapping[str, Any]) -> WireItem:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def from_wire(item: Mapping[str, Any]) -> Item:
+    out: Item = {}
+    for key, value in item.items():
+        plain = _deserializer.deserialize(value)
+        if isinstance(plain, Binary):
+            plain = plain.value  # type: ignore[attr-defined]
+        out[key] = plain
+    return out
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def get_item(key: Mapping[str, str], consistent: bool = True) -> Item | None:
+    answer = aws.dynamodb().get_item(TableName=table(), Key=to_wire(key), ConsistentRead=consistent)
+    raw = answer.get("Item")
+    return from_wire(raw) if raw else None
+
+
+def put_item(item: Mapping[str, Any]) -> None:
+    aws.dynamodb().put_item(TableName=table(), Item=to_wire(item))
+
+
+def batch_write(items: Sequence[Mapping[str, Any]]) -> int:
+    """Write items in 25-item batches, several batches at once; returns the requests made."""
+    batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
+    if len(batches) <= 1:
+        return sum(_write_batch(batch) for batch in batches)
+    with ThreadPoolExecutor(max_workers=_PARALLEL_WRITERS) as pool:
+        return sum(pool.map(_write_batch, batches))
+
+
+def _write_batch(batch: list[Mapping[str, Any]]) -> int:
+    client = aws.dynamodb()
+    pending: list[Any] = [{"PutRequest": {"Item": to_wire(item)}} for item in batch]
+    requests = 0
+    delay = 0.05
+    while pending:
+        requests += 1
+        answer = client.batch_write_item(RequestItems={table(): pending})
+        pending = list(answer.get("UnprocessedItems", {}).get(table(), []))
+        if pending:
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    return requests
+
+
+def batch_get(keys: Iterable[Mapping[str, str]], projection: str | None = None) -> list[Item]:
+    """Every existing item among ``keys`` (strongly consistent, in no particular order)."""
+    client = aws.dynamodb()
+    unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+    found: list[Item] = []
+    for batch in chunks(unique, BATCH_GET_MAX):
+        request: dict[str, Any] = {"Keys": [to_wire(k) for k in batch], "ConsistentRead": True}
+        if projection:
+            request["ProjectionExpression"] = projection
+        pending: dict[str, Any] = {table(): request}
+        delay = 0.05
+        while pending:
+            answer = client.batch_get_item(RequestItems=pending)
+            found.extend(from_wire(i) for i in answer.get("Responses", {}).get(table(), []))
+            pending = dict(answer.get("UnprocessedKeys", {}))
+            if pending:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    return found
+
+
+def query_prefix(pk: str, sk_prefix: str) -> list[Item]:
+    client = aws.dynamodb()
+    items: list[Item] = []
+    request: dict[str, Any] = {
+        "TableName": table(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+        "ConsistentRead": True,
+    }
+    while True:
+        answer = client.query(**request)
+        items.extend(from_wire(i) for i in answer.get("Items", []))
+        if "LastEvaluatedKey" not in answer:
+            return items
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def is_conditional_failure(error: Exception) -> bool:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
