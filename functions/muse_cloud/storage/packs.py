@@ -1,0 +1,124 @@
+"""S3: uploaded packs (the home of their objects), offloaded checkpoints and fetch packs.
+
+Keys use only ``[a-z0-9/._-]`` so S3 event keys never need more than ``unquote_plus``.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import IO, Any
+
+from botocore.exceptions import ClientError
+
+from muse_cloud import aws
+from muse_cloud.config import PACK_PREFIX, UPLOAD_PREFIX, settings
+
+STATE_TAG = "muse-state"
+
+
+@dataclass(frozen=True)
+class UploadKey:
+    repo_id: str
+    mpack_hex: str
+
+    @property
+    def s3_key(self) -> str:
+        return f"{UPLOAD_PREFIX}{self.repo_id}/{self.mpack_hex}.mpack"
+
+    @property
+    def mpack_key(self) -> str:
+        return f"sha256:{self.mpack_hex}"
+
+    @classmethod
+    def parse(cls, s3_key: str) -> UploadKey | None:
+        if not s3_key.startswith(UPLOAD_PREFIX) or not s3_key.endswith(".mpack"):
+            return None
+        parts = s3_key[len(UPLOAD_PREFIX) : -len(".mpack")].split("/")
+        if len(parts) != 2:
+            return None
+        return cls(repo_id=parts[0], mpack_hex=parts[1])
+
+
+def checkpoint_key(repo_id: str, snapshot_id: str) -> str:
+    return f"{PACK_PREFIX}{repo_id}/checkpoints/{snapshot_id}.msgpack"
+
+
+def fetch_key(repo_id: str, mpack_hex: str) -> str:
+    return f"fetch/{repo_id}/{mpack_hex}.mpack"
+
+
+class PackStore:
+    @property
+    def bucket(self) -> str:
+        return settings().bucket_name
+
+    def presign_upload(self, key: UploadKey, size: int) -> tuple[str, dict[str, str]]:
+        """A PUT URL bound to one key, one length and one checksum; and the headers to send."""
+        checksum = base64.b64encode(bytes.fromhex(key.mpack_hex)).decode()
+        headers = {
+            "Content-Length": str(size),
+            "Content-Type": "application/x-msgpack",
+            "x-amz-checksum-sha256": checksum,
+            "x-amz-tagging": f"{STATE_TAG}=incoming",
+        }
+        url = aws.s3().generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key.s3_key,
+                "ContentLength": size,
+                "ContentType": "application/x-msgpack",
+                "ChecksumSHA256": checksum,
+                "Tagging": f"{STATE_TAG}=incoming",
+            },
+            ExpiresIn=settings().presign_expiry_seconds,
+        )
+        return url, headers
+
+    def presign_download(self, s3_key: str) -> str:
+        return aws.s3().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": s3_key},
+            ExpiresIn=settings().download_expiry_seconds,
+        )
+
+    def open(self, s3_key: str) -> IO[bytes] | None:
+        """A stream of the object's bytes, or None when there is no such object."""
+        try:
+            body: Any = aws.s3().get_object(Bucket=self.bucket, Key=s3_key)["Body"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body  # type: ignore[no-any-return]
+
+    def read_range(self, s3_key: str, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        answer = aws.s3().get_object(
+            Bucket=self.bucket, Key=s3_key, Range=f"bytes={offset}-{offset + length - 1}"
+        )
+        return answer["Body"].read()
+
+    def put(self, s3_key: str, data: bytes) -> None:
+        aws.s3().put_object(Bucket=self.bucket, Key=s3_key, Body=data)
+
+    def get(self, s3_key: str) -> bytes:
+        return aws.s3().get_object(Bucket=self.bucket, Key=s3_key)["Body"].read()
+
+    def mark_ingested(self, s3_key: str) -> None:
+        """Retag so the lifecycle rule that expires abandoned uploads leaves this pack alone."""
+        aws.s3().put_object_tagging(
+            Bucket=self.bucket,
+            Key=s3_key,
+            Tagging={"TagSet": [{"Key": STATE_TAG, "Value": "ingested"}]},
+        )
+
+    def delete_prefix(self, prefix: str) -> None:
+        client = aws.s3()
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if batch:
+                client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})  # type: ignore[typeddict-item]

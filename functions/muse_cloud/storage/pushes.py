@@ -1,0 +1,243 @@
+"""Push records: one per (repository, mpack key), the state machine every trigger goes through.
+
+pending -> processing (a lease, so the event path and unpack-mpack never ingest one pack at
+once, and a crashed run's lease runs out) -> ok | failed. Final states are never left, so a
+redelivered event or a repeated call returns the recorded result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from muse_cloud import aws
+from muse_cloud.storage import dynamo, keys
+
+PushState = Literal["pending", "processing", "ok", "failed"]
+FINAL_STATES = ("ok", "failed")
+
+
+@dataclass
+class PushRecord:
+    repo_id: str
+    push_id: str
+    mpack_key: str
+    state: PushState
+    branch: str | None = None
+    head: str | None = None
+    force: bool = False
+    size_bytes: int | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    plan: dict[str, str | None] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "push_id": self.push_id,
+            "status": self.state,
+            "mpack_key": self.mpack_key,
+            "branch": self.branch,
+            "head": self.head,
+            "force": self.force,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            **self.result,
+        }
+        if self.error:
+            answer["error"] = {k: self.error.get(k) for k in ("code", "message", "item")}
+        return answer
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class PushStore:
+    def get(self, repo_id: str, push_id: str) -> PushRecord | None:
+        item = dynamo.get_item(keys.push(repo_id, push_id))
+        return _from_item(item) if item else None
+
+    def open_pending(
+        self,
+        repo_id: str,
+        push_id: str,
+        mpack_key: str,
+        size_bytes: int,
+        branch: str | None,
+        head: str | None,
+        force: bool,
+    ) -> PushRecord:
+        """Record what a presigned upload is for; a push already final keeps its result."""
+        existing = self.get(repo_id, push_id)
+        if existing is not None and existing.state in ("ok", "processing"):
+            return existing
+        now = _now()
+        record = PushRecord(
+            repo_id=repo_id,
+            push_id=push_id,
+            mpack_key=mpack_key,
+            state="pending",
+            branch=branch,
+            head=head,
+            force=force,
+            size_bytes=size_bytes,
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+        )
+        item = {**keys.push(repo_id, push_id), **_to_item(record)}
+        try:
+            aws.dynamodb().put_item(
+                TableName=dynamo.table(),
+                Item=dynamo.to_wire(item),
+                ConditionExpression="attribute_not_exists(pk) OR #s IN (:pending, :failed)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":failed": {"S": "failed"},
+                },
+            )
+        except ClientError as error:
+            if not dynamo.is_conditional_failure(error):
+                raise
+            found = self.get(repo_id, push_id)
+            assert found is not None
+            return found
+        return record
+
+    def claim(
+        self, repo_id: str, push_id: str, mpack_key: str, lease_seconds: int
+    ) -> PushRecord | None:
+        """Take the lease, or None when another run holds it or the push is already final."""
+        now = time.time()
+        try:
+            answer = aws.dynamodb().update_item(
+                TableName=dynamo.table(),
+                Key=dynamo.to_wire(keys.push(repo_id, push_id)),
+                UpdateExpression=(
+                    "SET #s = :processing, lease_until = :lease, updated_at = :now, "
+                    "attempts = if_not_exists(attempts, :zero) + :one, "
+                    "repo_id = :repo, push_id = :push, mpack_key = :key, "
+                    "created_at = if_not_exists(created_at, :now)"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR #s = :pending "
+                    "OR (#s = :processing AND lease_until < :epoch)"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":processing": {"S": "processing"},
+                    ":pending": {"S": "pending"},
+                    ":lease": {"N": str(int(now + lease_seconds))},
+                    ":epoch": {"N": str(int(now))},
+                    ":now": {"S": _now()},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":repo": {"S": repo_id},
+                    ":push": {"S": push_id},
+                    ":key": {"S": mpack_key},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if dynamo.is_conditional_failure(error):
+                return None
+            raise
+        return _from_item(dynamo.from_wire(answer["Attributes"]))
+
+    def note_plan(self, repo_id: str, push_id: str, plan: dict[str, str | None]) -> None:
+        """Remember each branch's head before the refs move, so a rerun after a crash can still
+        report the previous heads."""
+        aws.dynamodb().update_item(
+            TableName=dynamo.table(),
+            Key=dynamo.to_wire(keys.push(repo_id, push_id)),
+            UpdateExpression="SET #p = :plan",
+            ExpressionAttributeNames={"#p": "plan"},
+            ExpressionAttributeValues={":plan": dynamo.to_wire({"v": plan})["v"]},
+        )
+
+    def release(self, repo_id: str, push_id: str) -> None:
+        """Give the lease back after a transient failure, so a retry can claim it at once."""
+        try:
+            aws.dynamodb().update_item(
+                TableName=dynamo.table(),
+                Key=dynamo.to_wire(keys.push(repo_id, push_id)),
+                UpdateExpression="SET #s = :pending REMOVE lease_until",
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":processing": {"S": "processing"},
+                },
+            )
+        except ClientError as error:
+            if not dynamo.is_conditional_failure(error):
+                raise
+
+    def finish(
+        self,
+        record: PushRecord,
+        state: Literal["ok", "failed"],
+        result: dict[str, Any],
+        error: dict[str, Any] | None = None,
+    ) -> PushRecord:
+        record.state = state
+        record.result = result
+        record.error = error
+        record.updated_at = _now()
+        item = {**keys.push(record.repo_id, record.push_id), **_to_item(record)}
+        dynamo.put_item(item)
+        return record
+
+
+def _to_item(record: PushRecord) -> dict[str, Any]:
+    return {
+        "repo_id": record.repo_id,
+        "push_id": record.push_id,
+        "mpack_key": record.mpack_key,
+        "state": record.state,
+        "branch": record.branch,
+        "head": record.head,
+        "force": record.force,
+        "size_bytes": record.size_bytes,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "result": record.result or None,
+        "error": record.error,
+        "plan": record.plan,
+    }
+
+
+def _from_item(item: dynamo.Item) -> PushRecord:
+    return PushRecord(
+        repo_id=item["repo_id"],
+        push_id=item["push_id"],
+        mpack_key=item["mpack_key"],
+        state=item["state"],
+        branch=item.get("branch"),
+        head=item.get("head"),
+        force=bool(item.get("force", False)),
+        size_bytes=int(item["size_bytes"]) if item.get("size_bytes") is not None else None,
+        created_at=item.get("created_at", ""),
+        updated_at=item.get("updated_at", ""),
+        result=_plain(item.get("result") or {}),
+        error=_plain(item["error"]) if item.get("error") else None,
+        plan=item.get("plan"),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; answers want ints and floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

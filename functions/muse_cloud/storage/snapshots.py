@@ -1,0 +1,124 @@
+"""Snapshots stored as deltas against their parent, with periodic full checkpoints.
+
+Each delta item lists its chain: the snapshot ids from its base back to the nearest checkpoint.
+Rebuilding any snapshot reads the item, then its chain in one BatchGetItem (at most
+``CHAIN_LIMIT`` deltas and one checkpoint), whatever the length of the history. A checkpoint
+whose manifest is too large for a 400 KB item lives in S3 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import msgpack
+
+from muse_cloud.errors import ServiceError
+from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage.packs import PackStore, checkpoint_key
+from muse_core.delta import apply_delta
+from muse_core.snapshot import compute_snapshot_id
+from muse_core.verify import VerifiedSnapshot
+
+CHAIN_LIMIT = 50
+DELTA_ENTRY_LIMIT = 2_000
+INLINE_CHECKPOINT_BYTES = 300_000
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    snapshot_id: str
+    item: dynamo.Item
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return not self.item.get("parent")
+
+
+class SnapshotStore:
+    def __init__(self, packs: PackStore | None = None) -> None:
+        self.packs = packs or PackStore()
+
+    def chains(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+        items = dynamo.batch_get((keys.snapshot(repo_id, s) for s in snapshot_ids), "pk, chain")
+        return {i["pk"].rsplit("#", 1)[1]: tuple(i.get("chain") or ()) for i in items}
+
+    def known(self, repo_id: str, snapshot_ids: Collection[str]) -> set[str]:
+        return set(self.chains(repo_id, snapshot_ids))
+
+    def put_many(
+        self,
+        repo_id: str,
+        snapshots: Sequence[VerifiedSnapshot],
+        chains: Mapping[str, tuple[str, ...]],
+    ) -> tuple[int, int]:
+        """Write snapshots not yet held; returns the (DynamoDB, S3) requests it made."""
+        s3_requests = 0
+        items = []
+        for snap in snapshots:
+            chain = chains[snap.snapshot_id]
+            item: dynamo.Item = {
+                **keys.snapshot(repo_id, snap.snapshot_id),
+                "entries": snap.entry_count,
+            }
+            if chain:
+                item.update(
+                    parent=snap.parent_snapshot_id,
+                    chain=list(chain),
+                    upsert=msgpack.packb(snap.delta_upsert, use_bin_type=True),
+                    remove=msgpack.packb(snap.delta_remove, use_bin_type=True),
+                )
+            else:
+                assert snap.manifest is not None, "checkpoints are verified with their manifest"
+                body = msgpack.packb(snap.manifest, use_bin_type=True)
+                if len(body) <= INLINE_CHECKPOINT_BYTES:
+                    item["manifest"] = body
+                else:
+                    item["manifest_key"] = checkpoint_key(repo_id, snap.snapshot_id)
+                    self.packs.put(item["manifest_key"], body)
+                    s3_requests += 1
+            items.append(item)
+        return dynamo.batch_write(items), s3_requests
+
+    def manifest(self, repo_id: str, snapshot_id: str) -> dict[str, str] | None:
+        """The snapshot's full manifest, rebuilt from its chain and checked against its id."""
+        head = dynamo.get_item(keys.snapshot(repo_id, snapshot_id))
+        if head is None:
+            return None
+        chain = [str(s) for s in head.get("chain") or ()]
+        fetched = {
+            i["pk"].rsplit("#", 1)[1]: i
+            for i in dynamo.batch_get(keys.snapshot(repo_id, s) for s in chain)
+        }
+        items = [head]
+        for sid in chain:
+            item = fetched.get(sid)
+            if item is None:
+                raise ServiceError(
+                    500, "corrupt_snapshot", "a snapshot's delta chain is broken", sid
+                )
+            items.append(item)
+        manifest = self._checkpoint_manifest(items[-1])
+        for item in reversed(items[:-1]):
+            manifest = apply_delta(
+                manifest,
+                msgpack.unpackb(item["upsert"], raw=False),
+                msgpack.unpackb(item["remove"], raw=False),
+            )
+        if compute_snapshot_id(manifest) != snapshot_id:
+            raise ServiceError(
+                500, "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
+            )
+        return manifest
+
+    def _checkpoint_manifest(self, item: dynamo.Item) -> dict[str, str]:
+        if "manifest" in item:
+            body = item["manifest"]
+        elif "manifest_key" in item:
+            body = self.packs.get(item["manifest_key"])
+        else:
+            raise ServiceError(
+                500, "corrupt_snapshot", "chain does not end at a checkpoint", item["pk"]
+            )
+        manifest: dict[str, str] = msgpack.unpackb(body, raw=False)
+        return manifest
