@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 UPLOAD_PREFIX = "incoming/"
-PACK_PREFIX = "packs/"
+PACK_PREFIX = "repos/"
 
 
 @dataclass(frozen=True)

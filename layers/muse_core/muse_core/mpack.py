@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 
 import msgpack
 
@@ -213,7 +213,7 @@ ObjectSink = Callable[[str, bytes], None]
 
 
 class _HashingReader(io.RawIOBase):
-    def __init__(self, stream: BinaryIO, max_bytes: int) -> None:
+    def __init__(self, stream: IO[bytes], max_bytes: int) -> None:
         self._stream = stream
         self._max = max_bytes
         self.size = 0
@@ -246,13 +246,13 @@ _DECODE_ERRORS = (
 
 
 def parse_mpack(
-    data: bytes | BinaryIO, limits: Limits = DEFAULT_LIMITS, object_sink: ObjectSink | None = None
+    data: bytes | IO[bytes], limits: Limits = DEFAULT_LIMITS, object_sink: ObjectSink | None = None
 ) -> ParsedMpack:
     """Decode a pack from bytes or a stream, one object's bytes in memory at a time.
 
     Only the msgpack structure is checked here; the rules of the protocol are ``verify_mpack``'s.
     """
-    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     reader = _HashingReader(stream, limits.max_pack_bytes)
     # msgpack refuses a read_size above max_buffer_size, which small limits would produce.
     max_buffer = limits.max_object_bytes + limits.max_string_bytes

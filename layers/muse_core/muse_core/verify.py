@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 
 from muse_core.commits import CommitRecord
 from muse_core.delta import apply_delta
@@ -76,7 +76,7 @@ _COMMIT_STR_FIELDS = (
 
 
 def verify_mpack(
-    data: bytes | BinaryIO,
+    data: bytes | IO[bytes],
     receiver: ReceiverView,
     *,
     expected_key: str | None = None,
@@ -93,7 +93,8 @@ def verify_mpack(
         )
     fields = parsed.fields
     version = fields.get("mpack_version")
-    if version != MPACK_VERSION:
+    # An int exactly: 1.0 and True compare equal to 1 but are not the version of the contract.
+    if type(version) is not int or version != MPACK_VERSION:
         raise MuseError(
             "unsupported_version", f"mpack_version must be {MPACK_VERSION}", repr(version)
         )

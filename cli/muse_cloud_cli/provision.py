@@ -1,0 +1,152 @@
+"""Create the stack's storage resources on any S3/SQS/DynamoDB endpoint (moto, locally) from
+the definitions in template.yaml, so the local stack and the cloud cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    assert isinstance(node, yaml.MappingNode)
+    return {suffix: loader.construct_mapping(node)}
+
+
+_TemplateLoader.add_multi_constructor("!", _any_tag)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        template: dict[str, Any] = yaml.load(handle, Loader=_TemplateLoader)
+    return template
+
+
+@dataclass(frozen=True)
+class StackNames:
+    table: str
+    idempotency_table: str
+    bucket: str
+    queue: str
+    dead_letter_queue: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> StackNames:
+        return cls(
+            table=f"{prefix}-table",
+            idempotency_table=f"{prefix}-idempotency",
+            bucket=f"{prefix}-packs",
+            queue=f"{prefix}-ingest",
+            dead_letter_queue=f"{prefix}-ingest-dlq",
+        )
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "MUSE_TABLE_NAME": self.table,
+            "MUSE_BUCKET_NAME": self.bucket,
+            "MUSE_IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+        }
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    names: StackNames
+    queue_url: str
+    dead_letter_queue_url: str
+    batch_size: int
+    visibility_timeout: int
+    max_receive_count: int
+
+
+def provision(
+    session: Any, names: StackNames, template: dict[str, Any] | None = None
+) -> Provisioned:
+    """Create tables, queues and the bucket with its notification, as template.yaml defines them."""
+    resources = (template or load_template())["Resources"]
+    dynamodb = session.client("dynamodb")
+    for logical, table_name in (
+        ("MuseTable", names.table),
+        ("IdempotencyTable", names.idempotency_table),
+    ):
+        props = resources[logical]["Properties"]
+        dynamodb.create_table(
+            TableName=table_name,
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode=props["BillingMode"],
+        )
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+
+    sqs = session.client("sqs")
+    dlq_props = resources["IngestDeadLetterQueue"]["Properties"]
+    dlq_url = sqs.create_queue(
+        QueueName=names.dead_letter_queue,
+        Attributes={"MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"])},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_props = resources["IngestQueue"]["Properties"]
+    max_receive = int(queue_props["RedrivePolicy"]["maxReceiveCount"])
+    visibility = int(queue_props["VisibilityTimeout"])
+    queue_url = sqs.create_queue(
+        QueueName=names.queue,
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=names.bucket)
+    bucket_props = resources["PackBucket"]["Properties"]
+    queue_configs = []
+    for config in bucket_props["NotificationConfiguration"]["QueueConfigurations"]:
+        rules = config["Filter"]["S3Key"]["Rules"]
+        queue_configs.append(
+            {
+                "QueueArn": queue_arn,
+                "Events": [config["Event"]],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]
+                    }
+                },
+            }
+        )
+    s3.put_bucket_notification_configuration(
+        Bucket=names.bucket,
+        NotificationConfiguration={"QueueConfigurations": queue_configs},
+    )
+    sqs_event = resources["UnpackFunction"]["Properties"]["Events"]["IngestQueueEvent"]
+    return Provisioned(
+        names=names,
+        queue_url=queue_url,
+        dead_letter_queue_url=dlq_url,
+        batch_size=int(sqs_event["Properties"]["BatchSize"]),
+        visibility_timeout=visibility,
+        max_receive_count=max_receive,
+    )

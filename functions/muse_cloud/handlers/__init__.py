@@ -1,0 +1,1 @@
+"""Lambda entry points: each adapts its event to a service call."""

@@ -1,0 +1,280 @@
+"""Ingestion: verify an uploaded pack and make it part of the repository, or refuse it whole.
+
+Both triggers (the S3 event through SQS, and ``push/unpack-mpack``) call ``IngestService.ingest``.
+Every write before the ref move is an idempotent put of content-addressed data, the refs move
+last in one compare-and-swap transaction, and the push record ends in a final state exactly once,
+so redelivery, retries and crashes between any two writes converge on one result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse_cloud.errors import ServiceError
+from muse_cloud.storage.commits import StoredCommit
+from muse_cloud.storage.objects import ObjectLocation
+from muse_cloud.storage.packs import PackStore, UploadKey
+from muse_cloud.storage.pushes import FINAL_STATES, PushRecord, PushStore
+from muse_cloud.storage.receiver import RepoReceiver, RepoStores
+from muse_cloud.storage.refs import RefStore, RefUpdate
+from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
+from muse_core.ancestry import generation_numbers, is_ancestor
+from muse_core.errors import MuseError
+from muse_core.limits import DEFAULT_LIMITS, Limits
+from muse_core.paths import validate_branch_name
+from muse_core.types import require_id
+from muse_core.verify import VerifiedMpack, verify_mpack
+
+
+class IngestBusy(Exception):
+    """Another run holds this push's lease; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    branch: str | None = None
+    head: str | None = None
+    force: bool = False
+
+
+@dataclass
+class IngestMetrics:
+    commits: int = 0
+    snapshots: int = 0
+    objects: int = 0
+    bytes: int = 0
+    dynamodb_requests: int = 0
+    s3_requests: int = 0
+    timings_ms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class IngestService:
+    repos: RepoStore = field(default_factory=RepoStore)
+    refs: RefStore = field(default_factory=RefStore)
+    stores: RepoStores = field(default_factory=RepoStores)
+    pushes: PushStore = field(default_factory=PushStore)
+    packs: PackStore = field(default_factory=PackStore)
+    limits: Limits = DEFAULT_LIMITS
+    lease_seconds: int = 900
+
+    def ingest(self, upload: UploadKey, request: PushRequest | None = None) -> PushRecord:
+        """Run (or report) the ingestion of one uploaded pack; final results are recorded once.
+
+        Raises ``IngestBusy`` while another run holds the lease, ``ServiceError`` 404 when
+        nothing was uploaded under the key, and lets transient errors through for a retry.
+        """
+        push_id = upload.mpack_hex
+        existing = self.pushes.get(upload.repo_id, push_id)
+        if existing is not None and existing.state in FINAL_STATES:
+            return existing
+        record = self.pushes.claim(upload.repo_id, push_id, upload.mpack_key, self.lease_seconds)
+        if record is None:
+            found = self.pushes.get(upload.repo_id, push_id)
+            if found is not None and found.state in FINAL_STATES:
+                return found
+            raise IngestBusy(push_id)
+        if request is not None:
+            record.branch, record.head, record.force = request.branch, request.head, request.force
+        try:
+            metrics = IngestMetrics()
+            result = self._ingest(upload, record, metrics)
+        except ServiceError as error:
+            if error.code in ("pack_not_found", "repo_not_found") and error.status == 404:
+                self.pushes.release(upload.repo_id, push_id)
+                raise
+            return self.pushes.finish(
+                record, "failed", {}, {**error.as_dict(), "status": error.status}
+            )
+        except BaseException:
+            self.pushes.release(upload.repo_id, push_id)
+            raise
+        return self.pushes.finish(record, "ok", result)
+
+    def _ingest(
+        self, upload: UploadKey, record: PushRecord, metrics: IngestMetrics
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        repo_id = upload.repo_id
+        if self.repos.get(repo_id) is None:
+            raise ServiceError(404, "repo_not_found", "repository does not exist", repo_id)
+        stream = self.packs.open(upload.s3_key)
+        if stream is None:
+            raise ServiceError(
+                404, "pack_not_found", "nothing uploaded under that key", upload.mpack_key
+            )
+        metrics.s3_requests += 1
+        receiver = RepoReceiver(repo_id, self.stores)
+        planner = _CheckpointPlanner(repo_id, self.stores)
+        try:
+            pack = verify_mpack(
+                stream,
+                receiver,
+                expected_key=upload.mpack_key,
+                limits=self.limits,
+                keep_manifest=planner.keep_manifest,
+            )
+        except MuseError as error:
+            raise ServiceError.from_core(error) from None
+        finally:
+            stream.close()
+        verified_at = time.perf_counter()
+        metrics.bytes = pack.size
+
+        generations = self._generations(repo_id, pack)
+        plan = self._plan_ref_updates(repo_id, record, pack, generations)
+        planned_at = time.perf_counter()
+
+        metrics.dynamodb_requests += self.stores.objects.put_many(
+            repo_id,
+            (ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects),
+        )
+        held = self.stores.snapshots.known(repo_id, [s.snapshot_id for s in pack.snapshots])
+        new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in held]
+        dynamo_requests, s3_requests = self.stores.snapshots.put_many(
+            repo_id, new_snapshots, planner.chains
+        )
+        metrics.dynamodb_requests += dynamo_requests
+        metrics.s3_requests += s3_requests
+        metrics.dynamodb_requests += self.stores.commits.put_many(
+            repo_id, (StoredCommit(c, generations[c.commit_id]) for c in pack.commits)
+        )
+        written_at = time.perf_counter()
+
+        updates = self._move_refs(repo_id, record, plan)
+        self.packs.mark_ingested(upload.s3_key)
+        metrics.s3_requests += 1
+        done = time.perf_counter()
+
+        metrics.commits, metrics.snapshots = len(pack.commits), len(new_snapshots)
+        metrics.objects = len(pack.objects)
+        metrics.timings_ms = {
+            "verify_ms": _ms(verified_at - started),
+            "plan_ms": _ms(planned_at - verified_at),
+            "write_ms": _ms(written_at - planned_at),
+            "refs_ms": _ms(done - written_at),
+            "total_ms": _ms(done - started),
+        }
+        first = updates[0] if updates else {"branch": None, "head": None, "previous_head": None}
+        return {
+            "commits_written": metrics.commits,
+            "snapshots_written": metrics.snapshots,
+            "objects_written": metrics.objects,
+            "bytes": metrics.bytes,
+            "branch": first["branch"],
+            "head": first["head"],
+            "previous_head": first["previous_head"],
+            "updates": updates,
+            "dynamodb_requests": metrics.dynamodb_requests,
+            "s3_requests": metrics.s3_requests,
+            **metrics.timings_ms,
+        }
+
+    def _generations(self, repo_id: str, pack: VerifiedMpack) -> dict[str, int]:
+        graph = {c.commit_id: c.parent_ids for c in pack.commits}
+        return generation_numbers(graph, lambda ids: self.stores.commits.generations(repo_id, ids))
+
+    def _targets(self, record: PushRecord, pack: VerifiedMpack) -> dict[str, str]:
+        if not record.branch:
+            return dict(pack.branch_heads)
+        try:
+            branch = validate_branch_name(record.branch)
+            head = record.head or pack.branch_heads.get(branch)
+            if head is None:
+                raise ServiceError(
+                    422,
+                    "missing_commit",
+                    "no head given for the branch and none in the pack",
+                    branch,
+                )
+            require_id(head, "head")
+        except MuseError as error:
+            raise ServiceError.from_core(error) from None
+        return {branch: head}
+
+    def _plan_ref_updates(
+        self,
+        repo_id: str,
+        record: PushRecord,
+        pack: VerifiedMpack,
+        generations: Mapping[str, int],
+    ) -> list[RefUpdate]:
+        targets = self._targets(record, pack)
+        in_pack = {c.commit_id: (c.parent_ids, generations[c.commit_id]) for c in pack.commits}
+
+        def lookup(ids: Any) -> dict[str, tuple[tuple[str, ...], int]]:
+            found = {i: in_pack[i] for i in ids if i in in_pack}
+            rest = [i for i in ids if i not in in_pack]
+            if rest:
+                found.update(self.stores.commits.generations(repo_id, rest))
+            return found
+
+        missing = [h for h in targets.values() if h not in lookup([h])]
+        if missing:
+            raise ServiceError(
+                422, "missing_commit", "the new head is neither in the pack nor held", missing[0]
+            )
+        heads = self.refs.heads(repo_id)
+        previous = dict(record.plan or {})
+        updates = []
+        for branch, head in sorted(targets.items()):
+            current = heads.get(branch)
+            if current == head:
+                # Already there: a rerun after the refs moved, or a push of nothing new.
+                updates.append(RefUpdate(branch, previous.get(branch, current), head))
+                continue
+            if current is not None and not record.force and not is_ancestor(current, head, lookup):
+                raise ServiceError(
+                    409,
+                    "non_fast_forward",
+                    f"branch {branch!r} is at {current}, which {head} does not descend from; "
+                    "fetch and merge, or push with force",
+                    branch,
+                )
+            updates.append(RefUpdate(branch, current, head))
+        self.pushes.note_plan(repo_id, record.push_id, {u.branch: u.expected for u in updates})
+        return updates
+
+    def _move_refs(
+        self, repo_id: str, record: PushRecord, plan: list[RefUpdate]
+    ) -> list[dict[str, str | None]]:
+        moving = [u for u in plan if u.expected != u.new]
+        if moving and not self.refs.compare_and_swap(repo_id, moving, record.push_id):
+            heads = self.refs.heads(repo_id)
+            if any(heads.get(u.branch) != u.new for u in moving):
+                raise ServiceError(
+                    409,
+                    "ref_conflict",
+                    "another push moved the branch first; fetch and push again",
+                    moving[0].branch,
+                )
+        return [{"branch": u.branch, "head": u.new, "previous_head": u.expected} for u in plan]
+
+
+@dataclass
+class _CheckpointPlanner:
+    """Decides, while verification runs, which snapshots become full checkpoints."""
+
+    repo_id: str
+    stores: RepoStores
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def keep_manifest(self, snapshot_id: str, base_id: str | None, delta_size: int) -> bool:
+        base_chain: tuple[str, ...] | None = None
+        if base_id is not None and delta_size <= DELTA_ENTRY_LIMIT:
+            base_chain = self.chains.get(base_id)
+            if base_chain is None:
+                base_chain = self.stores.snapshots.chains(self.repo_id, [base_id]).get(base_id)
+        if base_id is None or base_chain is None or len(base_chain) + 1 > CHAIN_LIMIT:
+            self.chains[snapshot_id] = ()
+            return True
+        self.chains[snapshot_id] = (base_id, *base_chain)
+        return False
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
