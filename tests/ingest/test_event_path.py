@@ -7,10 +7,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from muse_core.commits import read_commit
-from muse_core.mpack import build_mpack, encode_mpack, mpack_key
-from muse_core.refs import list_branches
-from muse_core.snapshots import read_snapshot
 from muse_cloud.handlers.unpack import lambda_handler
 from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.pushes import PushStore
@@ -20,6 +16,10 @@ from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.event_source import SqsEventSource
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_core.commits import read_commit
+from muse_core.mpack import build_mpack, encode_mpack, mpack_key
+from muse_core.refs import list_branches
+from muse_core.snapshots import read_snapshot
 
 
 def upload(stack: Provisioned, repo_id: str, data: bytes) -> UploadKey:
