@@ -80,11 +80,23 @@ class SnapshotStore:
             items.append(item)
         return dynamo.batch_write(items), s3_requests
 
-    def manifest(self, repo_id: str, snapshot_id: str) -> dict[str, str] | None:
-        """The snapshot's full manifest, rebuilt from its chain and checked against its id."""
+    def manifest(
+        self,
+        repo_id: str,
+        snapshot_id: str,
+        bases: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, str] | None:
+        """The snapshot's full manifest, rebuilt from its chain and checked against its id.
+
+        ``bases`` are manifests the caller already rebuilt: when the snapshot's delta base is
+        among them, one item is read instead of the whole chain (a clone walks history so).
+        """
         head = dynamo.get_item(keys.snapshot(repo_id, snapshot_id))
         if head is None:
             return None
+        parent = head.get("parent")
+        if bases and parent is not None and parent in bases:
+            return self._checked(snapshot_id, apply_delta(bases[parent], *_delta_of(head)))
         chain = [str(s) for s in head.get("chain") or ()]
         fetched = {
             i["pk"].rsplit("#", 1)[1]: i
@@ -100,11 +112,11 @@ class SnapshotStore:
             items.append(item)
         manifest = self._checkpoint_manifest(items[-1])
         for item in reversed(items[:-1]):
-            manifest = apply_delta(
-                manifest,
-                msgpack.unpackb(item["upsert"], raw=False),
-                msgpack.unpackb(item["remove"], raw=False),
-            )
+            manifest = apply_delta(manifest, *_delta_of(item))
+        return self._checked(snapshot_id, manifest)
+
+    @staticmethod
+    def _checked(snapshot_id: str, manifest: dict[str, str]) -> dict[str, str]:
         if compute_snapshot_id(manifest) != snapshot_id:
             raise ServiceError(
                 500, "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
@@ -122,3 +134,7 @@ class SnapshotStore:
             )
         manifest: dict[str, str] = msgpack.unpackb(body, raw=False)
         return manifest
+
+
+def _delta_of(item: dynamo.Item) -> tuple[dict[str, str], list[str]]:
+    return msgpack.unpackb(item["upsert"], raw=False), msgpack.unpackb(item["remove"], raw=False)

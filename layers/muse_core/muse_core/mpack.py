@@ -35,7 +35,7 @@ class HistorySource(Protocol):
     def has_commit(self, commit_id: str) -> bool: ...
     def commit(self, commit_id: str) -> CommitRecord: ...
     def manifest(self, snapshot_id: str) -> dict[str, str]: ...
-    def object_bytes(self, object_id: str) -> bytes: ...
+    def objects(self, object_ids: list[str]) -> dict[str, bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class LocalHistory:
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         return read_snapshot(self.root, snapshot_id).manifest
 
-    def object_bytes(self, object_id: str) -> bytes:
-        return read_object(self.root, object_id)
+    def objects(self, object_ids: list[str]) -> dict[str, bytes]:
+        return {oid: read_object(self.root, oid) for oid in object_ids}
 
 
 def mpack_key(data: bytes) -> str:
@@ -158,7 +158,9 @@ def build_pack(
         "branch_heads": dict(branch_heads),
         "commits": [c.to_dict() for c in order],
         "snapshots": snapshots,
-        "objects": [{"object_id": o, "content": source.object_bytes(o)} for o in object_ids],
+        "objects": [
+            {"object_id": o, "content": b} for o, b in source.objects(list(object_ids)).items()
+        ],
     }
 
 
