@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from muse_cloud import aws
 from muse_cloud.config import PACK_PREFIX, UPLOAD_PREFIX, settings
+from muse_cloud.storage.objects import ObjectLocation
 
 STATE_TAG = "muse-state"
 
@@ -82,6 +83,34 @@ class PackStore:
             Params={"Bucket": self.bucket, "Key": s3_key},
             ExpiresIn=settings().download_expiry_seconds,
         )
+
+    def presign_range(self, location: ObjectLocation) -> str:
+        """A short-lived URL for one large object, copied out of its pack on first request
+        (server-side, so the bytes never pass through the function)."""
+        client = aws.s3()
+        key = f"{PACK_PREFIX}{location.s3_key.split('/')[1]}/objects/{location.object_id}"
+        try:
+            client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            upload = client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            last = location.offset + location.length - 1
+            part = client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload["UploadId"],
+                PartNumber=1,
+                CopySource={"Bucket": self.bucket, "Key": location.s3_key},
+                CopySourceRange=f"bytes={location.offset}-{last}",
+            )
+            client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload["UploadId"],
+                MultipartUpload={
+                    "Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]
+                },
+            )
+        return self.presign_download(key)
 
     def open(self, s3_key: str) -> IO[bytes] | None:
         """A stream of the object's bytes, or None when there is no such object."""

@@ -1,0 +1,1 @@
+"""The HTTP API's request and response shapes, and the adaptation of API Gateway events."""

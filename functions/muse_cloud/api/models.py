@@ -1,0 +1,49 @@
+"""Request bodies, validated by Powertools (and listed in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CreateRepo(_Body):
+    owner: str = Field(min_length=1, max_length=39)
+    name: str = Field(min_length=1, max_length=100)
+    visibility: Literal["public", "private"] = "public"
+    initialize: bool = False
+
+
+class PresignPush(_Body):
+    mpack_key: str
+    size_bytes: int
+    branch: str | None = None
+    head: str | None = None
+    force: bool = False
+
+
+class UnpackPush(_Body):
+    mpack_key: str
+    branch: str | None = None
+    head: str | None = None
+    force: bool = False
+
+
+class FetchRequest(_Body):
+    want: list[str] = Field(default_factory=list)
+    have: list[str] = Field(default_factory=list)
+
+
+class RegisterIdentity(_Body):
+    handle: str
+    public_key: str
+    is_admin: bool = False
+    is_agent: bool = False
+
+
+class SetCollaborator(_Body):
+    role: Literal["read", "write", "admin"]

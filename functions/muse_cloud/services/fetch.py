@@ -1,0 +1,112 @@
+"""Fetch and clone: an mpack of what the caller wants minus what it has, built from the store."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse_cloud.auth.identities import Caller
+from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.services.access import RepoAccessService
+from muse_cloud.services.history import checked_id
+from muse_cloud.storage.packs import PackStore, fetch_key
+from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.storage.refs import RefStore
+from muse_core.commits import CommitRecord
+from muse_core.mpack import build_pack, encode_mpack, mpack_key
+
+MAX_WANTS = 1_000
+_RECENT_MANIFESTS = 8
+
+
+@dataclass
+class StoreHistory:
+    """The server's store of one repository as a muse_core ``HistorySource``."""
+
+    repo_id: str
+    stores: RepoStores
+    packs: PackStore
+    recent: OrderedDict[str, dict[str, str]] = field(default_factory=OrderedDict)
+
+    def has_commit(self, commit_id: str) -> bool:
+        return bool(self.stores.commits.known(self.repo_id, [commit_id]))
+
+    def commit(self, commit_id: str) -> CommitRecord:
+        stored = self.stores.commits.get(self.repo_id, commit_id)
+        if stored is None:
+            raise not_found("commit", commit_id)
+        return stored.record
+
+    def manifest(self, snapshot_id: str) -> dict[str, str]:
+        # History is packed oldest first, so the base of the next snapshot is usually recent.
+        manifest = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.recent)
+        if manifest is None:
+            raise not_found("snapshot", snapshot_id)
+        self.recent[snapshot_id] = manifest
+        while len(self.recent) > _RECENT_MANIFESTS:
+            self.recent.popitem(last=False)
+        return manifest
+
+    def objects(self, object_ids: list[str]) -> dict[str, bytes]:
+        """One ranged GET per pack the objects sit in, not one per object."""
+        locations = self.stores.objects.locate_many(self.repo_id, object_ids)
+        missing = [o for o in object_ids if o not in locations]
+        if missing:
+            raise ServiceError(
+                500, "missing_object", "an indexed snapshot names a lost object", missing[0]
+            )
+        by_pack: dict[str, list[str]] = {}
+        for oid in object_ids:
+            by_pack.setdefault(locations[oid].s3_key, []).append(oid)
+        found: dict[str, bytes] = {}
+        for s3_key, oids in by_pack.items():
+            start = min(locations[o].offset for o in oids)
+            end = max(locations[o].offset + locations[o].length for o in oids)
+            span = self.packs.read_range(s3_key, start, end - start)
+            for oid in oids:
+                loc = locations[oid]
+                found[oid] = span[loc.offset - start : loc.offset - start + loc.length]
+        return {oid: found[oid] for oid in object_ids}
+
+
+@dataclass
+class FetchService:
+    access: RepoAccessService = field(default_factory=RepoAccessService)
+    refs: RefStore = field(default_factory=RefStore)
+    stores: RepoStores = field(default_factory=RepoStores)
+    packs: PackStore = field(default_factory=PackStore)
+
+    def fetch(
+        self, caller: Caller, owner: str, name: str, want: list[str], have: list[str]
+    ) -> dict[str, Any]:
+        repo = self.access.by_slug(caller, owner, name, "read")
+        if len(want) > MAX_WANTS or len(have) > MAX_WANTS:
+            raise ServiceError(
+                413, "limit_exceeded", f"at most {MAX_WANTS} wants and haves", "want"
+            )
+        heads = self.refs.heads(repo.repo_id)
+        wanted = [checked_id(c, "want") for c in want] or sorted(set(heads.values()))
+        haves = [checked_id(c, "have") for c in have]
+        missing = set(wanted) - self.stores.commits.known(repo.repo_id, wanted)
+        if missing:
+            raise not_found("commit", sorted(missing)[0])
+        tips = {branch: head for branch, head in heads.items() if head in wanted}
+        untracked = {f"want/{c}": c for c in wanted if c not in tips.values()}
+        source = StoreHistory(repo.repo_id, self.stores, self.packs)
+        pack = build_pack(source, {**tips, **untracked}, haves)
+        pack["branch_heads"] = tips
+        pack["repo_id"] = repo.repo_id
+        data = encode_mpack(pack)
+        key = mpack_key(data)
+        s3_key = fetch_key(repo.repo_id, key.removeprefix("sha256:"))
+        self.packs.put(s3_key, data)
+        return {
+            "download_url": self.packs.presign_download(s3_key),
+            "mpack_key": key,
+            "size_bytes": len(data),
+            "commits": len(pack["commits"]),
+            "snapshots": len(pack["snapshots"]),
+            "objects": len(pack["objects"]),
+            "branch_heads": tips,
+        }

@@ -1,0 +1,89 @@
+"""Repositories, their collaborators, and identities: the administrative operations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse_cloud.auth.identities import Caller, Identity, IdentityStore, validate_handle
+from muse_cloud.auth.msign import b64url_decode
+from muse_cloud.auth.permissions import Role, require_create
+from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.services.access import RepoAccessService
+from muse_cloud.storage.collaborators import CollaboratorStore
+from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.repos import Repo, RepoStore, Visibility
+
+
+@dataclass
+class RepoService:
+    repos: RepoStore = field(default_factory=RepoStore)
+    access: RepoAccessService = field(default_factory=RepoAccessService)
+    collaborators: CollaboratorStore = field(default_factory=CollaboratorStore)
+    packs: PackStore = field(default_factory=PackStore)
+
+    def create(self, caller: Caller, owner: str, name: str, visibility: Visibility) -> Repo:
+        require_create(caller, owner)
+        return self.repos.create(owner, name, visibility)
+
+    def get(self, caller: Caller, repo_id: str) -> Repo:
+        return self.access.by_id(caller, repo_id, "read")
+
+    def by_slug(self, caller: Caller, owner: str, name: str) -> Repo:
+        return self.access.by_slug(caller, owner, name, "read")
+
+    def delete(self, caller: Caller, repo_id: str) -> None:
+        repo = self.access.by_id(caller, repo_id, "admin")
+        self.repos.delete(repo)
+        # Unreachable from here on (every key carries the repo_id); free the bytes as well.
+        for prefix in ("incoming/", "repos/", "fetch/"):
+            self.packs.delete_prefix(f"{prefix}{repo.repo_id}/")
+
+    def set_collaborator(self, caller: Caller, repo_id: str, handle: str, role: Role) -> None:
+        repo = self.access.by_id(caller, repo_id, "admin")
+        validate_handle(handle)
+        if handle == repo.owner:
+            raise ServiceError(
+                400, "owner_is_not_collaborator", "the owner has every right", handle
+            )
+        self.collaborators.set_role(repo.repo_id, handle, role)
+
+    def remove_collaborator(self, caller: Caller, repo_id: str, handle: str) -> None:
+        repo = self.access.by_id(caller, repo_id, "admin")
+        if not self.collaborators.remove(repo.repo_id, handle):
+            raise not_found("collaborator", handle)
+
+    def list_collaborators(self, caller: Caller, repo_id: str) -> dict[str, Role]:
+        repo = self.access.by_id(caller, repo_id, "admin")
+        return self.collaborators.list(repo.repo_id)
+
+
+@dataclass
+class IdentityService:
+    identities: IdentityStore = field(default_factory=IdentityStore)
+
+    def register(
+        self, caller: Caller, handle: str, public_key: str, is_admin: bool, is_agent: bool
+    ) -> Identity:
+        if not caller.is_admin:
+            status = 401 if caller.is_anonymous else 403
+            code = "auth_required" if caller.is_anonymous else "forbidden"
+            raise ServiceError(status, code, "only an admin may register identities", handle)
+        try:
+            raw = b64url_decode(public_key)
+        except ValueError:
+            raise ServiceError(
+                400, "invalid_public_key", "public_key must be base64url", public_key
+            ) from None
+        identity = Identity.from_public_key(handle, raw, is_admin=is_admin, is_agent=is_agent)
+        self.identities.register(identity)
+        return identity
+
+    def describe(self, caller: Caller) -> dict[str, Any]:
+        return {
+            "handle": caller.handle,
+            "identity_id": caller.identity_id,
+            "is_admin": caller.is_admin,
+            "is_agent": caller.is_agent,
+            "anonymous": caller.is_anonymous,
+        }
