@@ -1,0 +1,363 @@
+"""A small HTTP client for the Muse Cloud API (protocol section 4), signing with MSign.
+
+Every request body is serialised here, once, so the bytes that are hashed into the signature are
+exactly the bytes sent; the query string is built here too, in the order it goes on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+import requests
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from muse_cloud_cli.errors import CliError
+from muse_cloud_cli.signer import KeyFile, sign_request
+
+# Ingesting a large pack synchronously can take a while; connecting should not.
+TIMEOUT = (10.0, 600.0)
+_CHUNK = 256 * 1024
+_S3_ERROR = re.compile(
+    r"<Code>(?P<code>[^<]*)</Code>.*?<Message>(?P<message>[^<]*)</Message>", re.S
+)
+
+
+class ClientError(CliError):
+    """An error answer from the API, object storage or the network (status 0)."""
+
+    def __init__(self, status: int, code: str, message: str, item: str | None = None) -> None:
+        super().__init__(code, message)
+        self.status = status
+        self.item = item
+
+
+@dataclass(frozen=True)
+class Remote:
+    """``<base URL>/<owner>/<repo>``: the server and one repository on it."""
+
+    base_url: str
+    owner: str
+    name: str
+
+    @classmethod
+    def parse(cls, url: str) -> Remote:
+        parts = urlsplit(url)
+        segments = [s for s in parts.path.split("/") if s]
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(segments) < 2:
+            raise CliError(
+                "invalid_remote", f"{url!r} is not a remote URL like http://host:port/owner/repo"
+            )
+        prefix = "/".join(segments[:-2])
+        base = f"{parts.scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+        return cls(base, segments[-2], segments[-1])
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{self.owner}/{self.name}"
+
+
+def _error_from(response: requests.Response) -> ClientError:
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return ClientError(
+            status, body["code"], str(body.get("message", "")), _optional_str(body.get("item"))
+        )
+    if isinstance(body, dict) and isinstance(body.get("detail"), list) and body["detail"]:
+        # The resolver's own request validation answers with pydantic's error list.
+        first = body["detail"][0]
+        where = ".".join(str(p) for p in first.get("loc", []))
+        message = str(first.get("msg") or first.get("type") or "invalid request")
+        return ClientError(status, "invalid_request", f"{where}: {message}", where or None)
+    found = _S3_ERROR.search(response.text)
+    if found:
+        return ClientError(status, found["code"], found["message"])
+    text = response.text.strip()[:200] or response.reason or "no details"
+    return ClientError(status, f"http_{status}", text)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class _ProgressReader:
+    """A file-like view of the upload that advances a progress bar as http.client reads it.
+
+    It has a length, so requests sends ``Content-Length`` and never switches to chunked encoding,
+    which a presigned S3 PUT would refuse.
+    """
+
+    def __init__(self, data: bytes, progress: Progress | None, task: TaskID | None) -> None:
+        self._view = memoryview(data)
+        self._offset = 0
+        self._progress = progress
+        self._task = task
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else min(len(self._view), self._offset + size)
+        chunk = bytes(self._view[self._offset : end])
+        self._offset = end
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self._offset)
+        return chunk
+
+
+def transfer_progress(console: Console | None = None) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
+    )
+
+
+class MuseCloudClient:
+    """The API of one server; repository routes take the owner and name of the repository."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: KeyFile | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self._base_path = urlsplit(self.base_url).path
+        self._session = session or requests.Session()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> MuseCloudClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # transport
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int | None] | None = None,
+    ) -> requests.Response:
+        """Send one signed request and return a 2xx or 3xx answer; anything else raises."""
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        target = self._base_path + path + (f"?{query}" if query else "")
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self.key is not None:
+            headers["Authorization"] = sign_request(self.key, method, target, data)
+        url = urljoin(self.base_url + "/", target)
+        try:
+            response = self._session.request(
+                method,
+                url,
+                data=data or None,
+                headers=headers,
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            raise ClientError(0, "connection_failed", f"{method} {url}: {error}") from error
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int | None] | None = None,
+    ) -> dict[str, Any]:
+        response = self.request(method, path, body, params)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            answer: Any = response.json()
+        except ValueError as error:
+            raise ClientError(
+                response.status_code, "invalid_response", f"{method} {path}: not JSON"
+            ) from error
+        if not isinstance(answer, dict):
+            raise ClientError(
+                response.status_code, "invalid_response", f"{method} {path}: not a JSON object"
+            )
+        return answer
+
+    @staticmethod
+    def _repo_path(owner: str, name: str, *rest: str) -> str:
+        return "/" + "/".join(quote(part, safe="") for part in (owner, name, *rest))
+
+    # repositories, identities, collaborators
+
+    def create_repo(self, owner: str, name: str, visibility: str = "public") -> dict[str, Any]:
+        body = {"owner": owner, "name": name, "visibility": visibility}
+        return self._json("POST", "/api/repos", body)
+
+    def get_repo(self, repo_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/repos/{quote(repo_id, safe='')}")
+
+    def repo_by_slug(self, owner: str, name: str) -> dict[str, Any]:
+        return self._json("GET", "/api/repos/by-slug" + self._repo_path(owner, name))
+
+    def delete_repo(self, repo_id: str) -> None:
+        self.request("DELETE", f"/api/repos/{quote(repo_id, safe='')}")
+
+    def create_identity(
+        self, handle: str, public_key: str, *, is_admin: bool = False, is_agent: bool = False
+    ) -> dict[str, Any]:
+        body = {
+            "handle": handle,
+            "public_key": public_key,
+            "is_admin": is_admin,
+            "is_agent": is_agent,
+        }
+        return self._json("POST", "/api/identities", body)
+
+    def me(self) -> dict[str, Any]:
+        return self._json("GET", "/api/identities/me")
+
+    def set_collaborator(self, repo_id: str, handle: str, role: str) -> dict[str, Any]:
+        path = f"/api/repos/{quote(repo_id, safe='')}/collaborators/{quote(handle, safe='')}"
+        return self._json("PUT", path, {"role": role})
+
+    def remove_collaborator(self, repo_id: str, handle: str) -> None:
+        path = f"/api/repos/{quote(repo_id, safe='')}/collaborators/{quote(handle, safe='')}"
+        self.request("DELETE", path)
+
+    def collaborators(self, repo_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/repos/{quote(repo_id, safe='')}/collaborators")
+
+    # one repository's history
+
+    def refs(self, owner: str, name: str) -> dict[str, Any]:
+        return self._json("GET", self._repo_path(owner, name, "refs"))
+
+    def presign(
+        self,
+        owner: str,
+        name: str,
+        mpack_key: str,
+        size_bytes: int,
+        *,
+        branch: str | None = None,
+        head: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"mpack_key": mpack_key, "size_bytes": size_bytes, "force": force}
+        if branch is not None:
+            body["branch"] = branch
+        if head is not None:
+            body["head"] = head
+        return self._json("POST", self._repo_path(owner, name, "push", "mpack-presign"), body)
+
+    def unpack(
+        self, owner: str, name: str, mpack_key: str, branch: str, head: str, force: bool = False
+    ) -> dict[str, Any]:
+        body = {"mpack_key": mpack_key, "branch": branch, "head": head, "force": force}
+        return self._json("POST", self._repo_path(owner, name, "push", "unpack-mpack"), body)
+
+    def push_status(self, owner: str, name: str, push_id: str) -> dict[str, Any]:
+        return self._json("GET", self._repo_path(owner, name, "push", push_id))
+
+    def commit(self, owner: str, name: str, commit_id: str) -> dict[str, Any]:
+        return self._json("GET", self._repo_path(owner, name, "commits", commit_id))
+
+    def log(
+        self,
+        owner: str,
+        name: str,
+        *,
+        branch: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        params = {"branch": branch, "limit": limit, "cursor": cursor}
+        return self._json("GET", self._repo_path(owner, name, "log"), params=params)
+
+    def snapshot(self, owner: str, name: str, snapshot_id: str) -> dict[str, Any]:
+        return self._json("GET", self._repo_path(owner, name, "snapshots", snapshot_id))
+
+    def object(self, owner: str, name: str, object_id: str) -> bytes:
+        response = self.request("GET", self._repo_path(owner, name, "objects", object_id))
+        if response.is_redirect:
+            return self.download(response.headers["Location"])
+        return response.content
+
+    def fetch(self, owner: str, name: str, want: list[str], have: list[str]) -> dict[str, Any]:
+        body = {"want": want, "have": have}
+        return self._json("POST", self._repo_path(owner, name, "fetch", "mpack"), body)
+
+    # object storage: presigned URLs carry their own authorisation, so nothing is signed here
+
+    def upload(
+        self, url: str, headers: Mapping[str, str], data: bytes, progress: bool = False
+    ) -> None:
+        """PUT ``data`` to a presigned URL, sending exactly the headers the server asked for."""
+        bar = transfer_progress() if progress else None
+        task = bar.add_task("upload", total=len(data)) if bar is not None else None
+        reader = _ProgressReader(data, bar, task)
+        try:
+            with bar or nullcontext():
+                response = self._session.put(
+                    url, data=reader, headers=dict(headers), timeout=TIMEOUT
+                )
+        except requests.RequestException as error:
+            raise ClientError(0, "connection_failed", f"PUT upload: {error}") from error
+        if response.status_code >= 300:
+            raise _error_from(response)
+
+    def download(self, url: str, progress: bool = False) -> bytes:
+        """GET a presigned URL (no signature: it would only leak to object storage)."""
+        try:
+            response = self._session.get(url, stream=True, timeout=TIMEOUT)
+            if response.status_code >= 300:
+                raise _error_from(response)
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = transfer_progress() if progress else None
+            task = bar.add_task("download", total=total) if bar is not None else None
+            chunks: list[bytes] = []
+            with bar or nullcontext():
+                for chunk in response.iter_content(_CHUNK):
+                    chunks.append(chunk)
+                    if bar is not None and task is not None:
+                        bar.advance(task, len(chunk))
+            return b"".join(chunks)
+        except requests.RequestException as error:
+            raise ClientError(0, "connection_failed", f"GET download: {error}") from error

@@ -1,0 +1,153 @@
+"""Clone: fetch every head as one mpack, verify it, and write a repository the client can read."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from muse_cloud_cli.client import MuseCloudClient, Remote
+from muse_cloud_cli.errors import CliError
+from muse_core.commits import read_commit, write_commit
+from muse_core.delta import apply_delta
+from muse_core.errors import MuseError
+from muse_core.object_store import read_object, write_object
+from muse_core.paths import muse_dir
+from muse_core.refs import DEFAULT_BRANCH, heads_dir, write_branch_ref, write_head
+from muse_core.repo import init_repo
+from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
+from muse_core.verify import EmptyReceiver, VerifiedMpack, verify_mpack
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    dest: Path
+    default_branch: str
+    branch_heads: dict[str, str]
+    pack_bytes: int
+    commits: int
+    snapshots: int
+    objects: int
+    files: int
+    fetch_seconds: float
+    download_seconds: float
+    verify_seconds: float
+    write_seconds: float
+
+    @property
+    def total_seconds(self) -> float:
+        return self.fetch_seconds + self.download_seconds + self.verify_seconds + self.write_seconds
+
+
+def clone_repo(
+    client: MuseCloudClient, remote: Remote, dest: Path, *, progress: bool = False
+) -> CloneResult:
+    """Clone ``remote`` into ``dest`` (missing or empty); a failed clone leaves it as it was."""
+    existed = dest.exists()
+    if existed and (not dest.is_dir() or any(dest.iterdir())):
+        raise CliError("destination_exists", f"{dest} exists and is not an empty directory")
+    try:
+        return _clone(client, remote, dest, progress)
+    except BaseException:
+        if existed:
+            for child in dest.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) -> CloneResult:
+    refs = client.refs(remote.owner, remote.name)
+    default_branch: str = refs.get("default_branch") or DEFAULT_BRANCH
+    dest.mkdir(parents=True, exist_ok=True)
+    init_repo(dest, repo_id=refs["repo_id"], domain=refs.get("domain") or "code")
+    wanted = sorted(set(refs["branch_heads"].values()))
+    pack_bytes = 0
+    pack: VerifiedMpack | None = None
+    started = fetched = downloaded = verified = time.perf_counter()
+    if wanted:
+        ticket = client.fetch(remote.owner, remote.name, want=wanted, have=[])
+        fetched = time.perf_counter()
+        data = client.download(ticket["download_url"], progress=progress)
+        downloaded = time.perf_counter()
+        pack_bytes = len(data)
+
+        def keep(object_id: str, content: bytes) -> None:
+            write_object(dest, object_id, content)
+
+        try:
+            # Nothing is held yet, so the pack must be complete; objects go to disk as they
+            # stream past, and only once their bytes hash to their id.
+            pack = verify_mpack(
+                data,
+                EmptyReceiver(),
+                expected_key=ticket["mpack_key"],
+                object_sink=keep,
+            )
+        except MuseError as error:
+            raise CliError(error.code, f"the server sent a bad pack: {error.message}") from None
+        verified = time.perf_counter()
+        _write_history(dest, pack)
+    heads = pack.branch_heads if pack is not None else {}
+    for branch, head in heads.items():
+        write_branch_ref(dest, branch, head)
+    if DEFAULT_BRANCH not in heads and default_branch != DEFAULT_BRANCH:
+        # init_repo's empty main ref would claim a branch the server does not have.
+        (heads_dir(dest) / DEFAULT_BRANCH).unlink(missing_ok=True)
+    write_head(dest, default_branch)
+    files = _check_out(dest, heads[default_branch]) if default_branch in heads else 0
+    done = time.perf_counter()
+    return CloneResult(
+        dest=dest,
+        default_branch=default_branch,
+        branch_heads=dict(heads),
+        pack_bytes=pack_bytes,
+        commits=len(pack.commits) if pack else 0,
+        snapshots=len(pack.snapshots) if pack else 0,
+        objects=len(pack.objects) if pack else 0,
+        files=files,
+        fetch_seconds=fetched - started,
+        download_seconds=downloaded - fetched,
+        verify_seconds=verified - downloaded,
+        write_seconds=done - verified,
+    )
+
+
+def _write_history(dest: Path, pack: VerifiedMpack) -> None:
+    """Commits as sent, and every snapshot rebuilt to the full manifest the format stores."""
+    created_at: dict[str, str] = {}
+    for commit in pack.commits:
+        write_commit(dest, commit)
+        # The pack does not carry a snapshot's created_at (it is not hashed); its commit's time
+        # is what the client would have written.
+        created_at.setdefault(commit.snapshot_id, commit.committed_at)
+    # Bases come before their deltas; the previous snapshot is almost always the next base,
+    # and any other base was written to disk already.
+    previous: SnapshotRecord | None = None
+    for snapshot in pack.snapshots:
+        base_id = snapshot.parent_snapshot_id
+        if base_id is None:
+            base: dict[str, str] = {}
+        elif previous is not None and previous.snapshot_id == base_id:
+            base = previous.manifest
+        else:
+            base = read_snapshot(dest, base_id).manifest
+        manifest = apply_delta(base, snapshot.delta_upsert, snapshot.delta_remove)
+        previous = SnapshotRecord(
+            snapshot.snapshot_id, manifest, created_at.get(snapshot.snapshot_id, "")
+        )
+        write_snapshot(dest, previous)
+
+
+def _check_out(dest: Path, head: str) -> int:
+    manifest = read_snapshot(dest, read_commit(dest, head).snapshot_id).manifest
+    for path, object_id in sorted(manifest.items()):
+        # Paths were validated with the pack; a manifest must still never reach into .muse.
+        if path.split("/", 1)[0].lower() == muse_dir(dest).name:
+            raise CliError("unsafe_path", f"the manifest names a path inside .muse: {path}")
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_object(dest, object_id))
+    return len(manifest)

@@ -1,0 +1,350 @@
+"""The whole stack on one machine: moto for S3/SQS/DynamoDB, the API function behind a local HTTP
+server that speaks API Gateway's HTTP API (payload v2) to it, and the SQS poller that feeds the
+unpack function, as the event source mapping would. Everything listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from muse_cloud import aws
+from muse_cloud.auth.identities import IdentityStore
+from muse_cloud.config import settings
+from muse_cloud.handlers import api, unpack
+from muse_cloud.services.unpack import ingest_once
+from muse_cloud_cli.event_source import LocalLambdaContext, SqsEventSource
+from muse_cloud_cli.provision import Provisioned, StackNames, provision
+from muse_cloud_cli.signer import KeyFile, new_identity
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+ADMIN_KEY_FILE = "admin.json"
+POLL_WAIT_SECONDS = 1
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+# Bodies API Gateway passes as text; everything else arrives base64-encoded.
+_TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
+# Hop-by-hop and framing headers are the HTTP server's business, not the function's.
+_FRAMING_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+def _forget_cached_clients() -> None:
+    settings.cache_clear()
+    aws.reset_clients()
+    ingest_once.cache_clear()
+
+
+def http_api_event(
+    method: str,
+    target: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    source_ip: str = HOST,
+    domain: str = HOST,
+) -> dict[str, Any]:
+    """The event API Gateway hands a function for one request (HTTP API, payload format 2.0)."""
+    parts = urlsplit(target)
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    # template.yaml routes GET /openapi.json on its own and everything else to ANY /{proxy+}.
+    route = "GET /openapi.json" if (method, parts.path) == ("GET", "/openapi.json") else None
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route or "ANY /{proxy+}",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": domain,
+            "domainPrefix": domain.split(".", 1)[0],
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route or "ANY /{proxy+}",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if route is None:
+        event["pathParameters"] = {"proxy": parts.path.lstrip("/")}
+    if body:
+        content_type = merged.get("content-type", "").lower()
+        text = None
+        if content_type.startswith(_TEXT_TYPES):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        event["body"] = text if text is not None else base64.b64encode(body).decode("ascii")
+        event["isBase64Encoded"] = text is None
+    return event
+
+
+def http_api_response(answer: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of a function's answer, read as API Gateway reads payload 2.0."""
+    if not (isinstance(answer, dict) and "statusCode" in answer):
+        # A bare value is API Gateway's shorthand for a 200 JSON answer.
+        return 200, [("Content-Type", "application/json")], json.dumps(answer).encode()
+    headers = [
+        (name, str(value))
+        for name, value in (answer.get("headers") or {}).items()
+        if name.lower() not in _FRAMING_HEADERS
+    ]
+    headers.extend(("Set-Cookie", cookie) for cookie in answer.get("cookies") or [])
+    body = answer.get("body") or ""
+    data = base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(answer["statusCode"]), headers, data
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, invoke: Handler, verbose: bool) -> None:
+        super().__init__((HOST, port), _ApiRequestHandler)
+        self.invoke = invoke
+        self.verbose = verbose
+
+
+class _ApiRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        server = cast(_ApiServer, self.server)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        host = f"{HOST}:{server.server_address[1]}"
+        event = http_api_event(
+            self.command, self.path, self.headers.items(), body,
+            source_ip=self.client_address[0], domain=host,
+        )  # fmt: skip
+        try:
+            status, headers, data = http_api_response(
+                server.invoke(event, LocalLambdaContext("ApiFunction", timeout_seconds=29))
+            )
+        except Exception:
+            traceback.print_exc()
+            status, headers = 500, [("Content-Type", "application/json")]
+            data = json.dumps({"message": "Internal Server Error"}).encode()
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if cast(_ApiServer, self.server).verbose:
+            super().log_message(format, *args)
+
+
+class LocalStack:
+    """Start with ``with LocalStack(data_dir) as stack:``; ``stack.api_url`` is the API."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        api_port: int = 0,
+        moto_port: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.api_port = api_port
+        self.moto_port = moto_port
+        self.verbose = verbose
+        # moto's backends live as long as the process: fresh names keep two stacks apart.
+        self.names = StackNames.with_prefix(f"local-{secrets.token_hex(4)}")
+        self.admin_key_path = self.data_dir / ADMIN_KEY_FILE
+        self.admin: KeyFile | None = None
+        self.provisioned: Provisioned | None = None
+        self.moto_url = ""
+        self.api_url = ""
+        # Powertools keeps per-invocation state in module globals (the resolver's current event,
+        # the batch processor, the idempotency config), like one Lambda sandbox: one at a time.
+        self._invoke_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._saved_env: dict[str, str | None] = {}
+        self._undo = ExitStack()
+        self._moto: ThreadedMotoServer | None = None
+        self._api: _ApiServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self._quiet_logs()
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.moto_port, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self._set_environment()
+        session = boto3.Session(region_name=REGION)
+        self.provisioned = provision(session, self.names)
+        self.admin = self._admin_key()
+        os.environ["MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY"] = self.admin.public_key
+        IdentityStore().ensure_bootstrap_admin(self.admin.public_key)
+
+        self._api = _ApiServer(self.api_port, self._invoke(api.lambda_handler), self.verbose)
+        self.api_url = f"http://{HOST}:{self._api.server_address[1]}"
+        source = SqsEventSource(
+            session.client("sqs"),
+            self.provisioned.queue_url,
+            self._invoke(unpack.lambda_handler),
+            batch_size=self.provisioned.batch_size,
+            wait_seconds=POLL_WAIT_SECONDS,
+            region=REGION,
+        )
+        self._threads = [
+            threading.Thread(target=self._api.serve_forever, name="muse-api", daemon=True),
+            threading.Thread(target=self._poll, args=(source,), name="muse-poller", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._api is not None:
+            self._api.shutdown()
+            self._api.server_close()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        self._api = None
+        self._restore_environment()
+        self._undo.close()
+
+    def _quiet_logs(self) -> None:
+        """moto logs every request; without ``verbose`` the functions' logs and metrics go too."""
+        names = ["werkzeug"] if self.verbose else ["werkzeug", api.logger.name]
+        for name in names:
+            logger = logging.getLogger(name)
+            self._undo.callback(logger.setLevel, logger.level)
+            logger.setLevel(logging.WARNING)
+        if not self.verbose:
+            # Batches holding only S3's test event publish no metrics, and Powertools warns.
+            self._undo.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    def _set_environment(self) -> None:
+        values: dict[str, str | None] = {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            # Anything that could point boto3 somewhere other than moto goes.
+            "AWS_SESSION_TOKEN": None,
+            "AWS_PROFILE": None,
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": None,
+            "AWS_ENDPOINT_URL_S3": None,
+            "AWS_ENDPOINT_URL_SQS": None,
+            "AWS_ENDPOINT_URL_DYNAMODB": None,
+            "MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY": None,
+            **self.names.environment(),
+        }
+        if not self.verbose:
+            values["POWERTOOLS_METRICS_DISABLED"] = "true"
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _forget_cached_clients()
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+        _forget_cached_clients()
+
+    def _admin_key(self) -> KeyFile:
+        """The data directory's admin key, made on first start so that it outlives restarts."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.admin_key_path.exists():
+            return KeyFile.load(self.admin_key_path)
+        key = new_identity("admin", is_admin=True)
+        key.save(self.admin_key_path)
+        return key
+
+    def _invoke(self, handler: Handler) -> Handler:
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            with self._invoke_lock:
+                return handler(event, context)
+
+        return invoke
+
+    def _poll(self, source: SqsEventSource) -> None:
+        while not self._stopping.is_set():
+            try:
+                source.poll_once()
+            except Exception:
+                # moto going away at shutdown, or a transient failure: report and keep polling.
+                if not self._stopping.is_set():
+                    traceback.print_exc(file=sys.stderr)
+                    time.sleep(POLL_WAIT_SECONDS)

@@ -1,0 +1,108 @@
+"""Push one branch of a local repository: refs, smallest mpack, presigned upload, ingestion."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from muse_cloud_cli.client import MuseCloudClient, Remote
+from muse_cloud_cli.errors import CliError
+from muse_core.commits import has_commit
+from muse_core.mpack import build_mpack, encode_mpack, mpack_key
+from muse_core.paths import muse_dir
+from muse_core.refs import read_branch_ref, read_head
+
+
+@dataclass(frozen=True)
+class PreparedPush:
+    """The pack for one branch, built against what the server already has."""
+
+    branch: str
+    head: str
+    server_head: str | None
+    have: list[str]
+    pack: dict[str, Any]
+    data: bytes
+    build_seconds: float
+
+    @property
+    def key(self) -> str:
+        return mpack_key(self.data)
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.server_head == self.head
+
+
+@dataclass(frozen=True)
+class PushResult:
+    prepared: PreparedPush
+    answer: dict[str, Any]
+    upload_seconds: float
+    ingest_seconds: float
+
+
+def current_branch(root: Path) -> str:
+    kind, value = read_head(root)
+    if kind != "ref":
+        raise CliError("detached_head", f"HEAD is detached at {value}; push with --branch")
+    return value
+
+
+def prepare_push(
+    client: MuseCloudClient, remote: Remote, root: Path, branch: str | None = None
+) -> PreparedPush:
+    if not muse_dir(root).is_dir():
+        raise CliError("not_a_repository", f"{root} has no .muse directory")
+    branch = branch or current_branch(root)
+    head = read_branch_ref(root, branch)
+    if head is None:
+        raise CliError("nothing_to_push", f"branch {branch!r} has no commits")
+    server_heads: dict[str, str] = client.refs(remote.owner, remote.name)["branch_heads"]
+    started = time.perf_counter()
+    # Only heads the local history holds can be left out of the pack; the rest are unknown here.
+    have = sorted({h for h in server_heads.values() if has_commit(root, h)})
+    pack = build_mpack(root, {branch: head}, have)
+    data = encode_mpack(pack)
+    return PreparedPush(
+        branch=branch,
+        head=head,
+        server_head=server_heads.get(branch),
+        have=have,
+        pack=pack,
+        data=data,
+        build_seconds=time.perf_counter() - started,
+    )
+
+
+def send_push(
+    client: MuseCloudClient,
+    remote: Remote,
+    prepared: PreparedPush,
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> PushResult:
+    """Upload the pack and have the server ingest it; its refusals raise ``ClientError``."""
+    key = prepared.key
+    started = time.perf_counter()
+    ticket = client.presign(
+        remote.owner,
+        remote.name,
+        key,
+        len(prepared.data),
+        branch=prepared.branch,
+        head=prepared.head,
+        force=force,
+    )
+    client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
+    uploaded = time.perf_counter()
+    answer = client.unpack(remote.owner, remote.name, key, prepared.branch, prepared.head, force)
+    return PushResult(
+        prepared=prepared,
+        answer=answer,
+        upload_seconds=uploaded - started,
+        ingest_seconds=time.perf_counter() - uploaded,
+    )
