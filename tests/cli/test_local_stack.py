@@ -1,0 +1,297 @@
+"""The CLI against the local stack over real HTTP: push, clone, refs, log, repos, identities."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from muse_cloud_cli.client import MuseCloudClient
+from muse_cloud_cli.local_stack import LocalStack, http_api_event, http_api_response
+from muse_cloud_cli.main import main
+from muse_cloud_cli.workload import Workload, generate_history
+from muse_core.commits import CommitRecord, read_commit, write_commit
+from muse_core.mpack import build_mpack, encode_mpack, mpack_key
+from muse_core.object_store import write_object
+from muse_core.refs import list_branches, write_branch_ref
+from muse_core.repo import init_repo
+from muse_core.snapshot import compute_snapshot_id
+from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
+from muse_core.types import blob_id
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(stack: LocalStack) -> list[str]:
+    return ["--identity", str(stack.admin_key_path)]
+
+
+def commit(
+    root: Path,
+    files: dict[str, bytes],
+    message: str,
+    parents: tuple[str, ...],
+    minute: int,
+    **extra: object,
+) -> str:
+    manifest = {}
+    for path, data in files.items():
+        write_object(root, blob_id(data), data)
+        manifest[path] = blob_id(data)
+    snapshot_id = compute_snapshot_id(manifest)
+    at = f"2026-03-16T12:{minute:02d}:00+00:00"
+    write_snapshot(root, SnapshotRecord(snapshot_id, manifest, at))
+    record = CommitRecord.create(
+        snapshot_id=snapshot_id, message=message, committed_at=at, parent_ids=parents, **extra
+    )
+    write_commit(root, record)
+    return record.commit_id
+
+
+def make_repo(root: Path) -> None:
+    """Two branches with a merge, nested paths, an empty file and fields no server knows."""
+    init_repo(root)
+    base = {"a.txt": b"hi", "dir/b.txt": b"yo", "empty.txt": b""}
+    first = commit(root, base, "init", (), 0)
+    second = commit(
+        root,
+        {"a.txt": b"hi again", "empty.txt": b"", "deep/nested/c.mid": bytes(range(256))},
+        "second",
+        (first,),
+        1,
+        metadata={"tempo": "120"},
+        future_field={"nested": [1, "two", None]},
+    )
+    side = commit(root, {**base, "x.txt": b"side"}, "side branch", (first,), 2, branch="feature/x")
+    merged = commit(
+        root,
+        {
+            "a.txt": b"hi again",
+            "empty.txt": b"",
+            "deep/nested/c.mid": bytes(range(256)),
+            "x.txt": b"side",
+        },
+        "merge feature/x",
+        (second, side),
+        3,
+    )
+    write_branch_ref(root, "main", merged)
+    write_branch_ref(root, "feature/x", side)
+
+
+def muse_files(root: Path) -> dict[str, object]:
+    """Every file the format names, as content to compare (snapshots without created_at)."""
+    base = root / ".muse"
+    found: dict[str, object] = {}
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        name = path.relative_to(base).as_posix()
+        if name.startswith("objects/"):
+            found[name] = path.read_bytes()
+        elif name.startswith("commits/"):
+            found[name] = json.loads(path.read_text())
+        elif name.startswith("snapshots/"):
+            found[name] = json.loads(path.read_text())["manifest"]
+        elif name.startswith("refs/heads/"):
+            found[name] = path.read_text().strip()
+    return found
+
+
+def test_push_and_clone_round_trip_every_file(
+    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    make_repo(source)
+    remote = f"{stack.api_url}/admin/songs"
+    assert main(["repo", "create", "admin/songs", "--server", stack.api_url, *admin]) == 0
+
+    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    pushed = capsys.readouterr().out
+    assert "written: 4 commits, 4 snapshots" in pushed
+    # The side branch's commit arrived with the merge: its push carries no commits.
+    assert main(["push", str(source), "--remote", remote, "--branch", "feature/x", *admin]) == 0
+    assert "written: 0 commits" in capsys.readouterr().out
+
+    assert main(["clone", remote, str(copy)]) == 0
+
+    assert muse_files(copy) == muse_files(source)
+    assert (copy / ".muse" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    head = read_commit(copy, list_branches(copy)["main"])
+    assert head.parent_commit_id is not None
+    second = read_commit(copy, head.parent_commit_id)
+    assert second.fields["future_field"] == {"nested": [1, "two", None]}
+    manifest = read_snapshot(copy, head.snapshot_id).manifest
+    checked_out = {
+        p.relative_to(copy).as_posix()
+        for p in copy.rglob("*")
+        if p.is_file() and ".muse" not in p.parts
+    }
+    assert checked_out == set(manifest)
+    assert (copy / "deep/nested/c.mid").read_bytes() == bytes(range(256))
+    assert (copy / "empty.txt").read_bytes() == b""
+
+
+def test_incremental_push_up_to_date_refs_and_log(
+    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "source"
+    generate_history(source, Workload(commits=4, files=6, changed_per_commit=2))
+    remote = f"{stack.api_url}/admin/inc"
+    assert main(["repo", "create", "admin/inc", "--server", stack.api_url, *admin]) == 0
+    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    generate_history(source, Workload(commits=2, files=6, changed_per_commit=2), start=4)
+    capsys.readouterr()
+
+    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    assert "2 commits, 2 snapshots, 4 objects" in capsys.readouterr().out
+    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    assert "everything up to date" in capsys.readouterr().out
+
+    assert main(["refs", remote]) == 0
+    assert capsys.readouterr().out.split() == ["*", "main", list_branches(source)["main"]]
+    assert main(["log", remote, "--limit", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in lines] == ["5", "4", "3", "2", "1"]
+
+
+def test_non_fast_forward_is_explained_then_forced(
+    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    generate_history(ours, Workload(commits=3, files=4, changed_per_commit=1))
+    generate_history(theirs, Workload(commits=2, files=5, changed_per_commit=1))
+    remote = f"{stack.api_url}/admin/nff"
+    assert main(["repo", "create", "admin/nff", "--server", stack.api_url, *admin]) == 0
+    assert main(["push", str(ours), "--remote", remote, *admin]) == 0
+    capsys.readouterr()
+
+    assert main(["push", str(theirs), "--remote", remote, *admin]) == 1
+    err = capsys.readouterr().err
+    assert "error: non_fast_forward:" in err and "--force" in err
+
+    assert main(["push", str(theirs), "--remote", remote, "--force", *admin]) == 0
+    assert main(["refs", remote]) == 0
+    assert list_branches(theirs)["main"] in capsys.readouterr().out
+
+
+def test_errors_are_one_line_with_a_code(
+    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["repo", "create", "admin/dup", "--server", stack.api_url, *admin]) == 0
+    assert main(["repo", "create", "admin/dup", "--server", stack.api_url, *admin]) == 1
+    assert capsys.readouterr().err.startswith("error: repo_exists: ")
+
+    assert (
+        main(["repo", "create", "admin/secret", "--private", "--server", stack.api_url, *admin])
+        == 0
+    )
+    capsys.readouterr()
+    # Anonymous callers cannot tell a private repository from a missing one.
+    assert main(["clone", f"{stack.api_url}/admin/secret", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
+
+    generate_history(tmp_path / "src", Workload(commits=1, files=1, changed_per_commit=1))
+    anonymous = ["--identity", str(tmp_path / "missing.json")]
+    assert (
+        main(["push", str(tmp_path / "src"), "--remote", f"{stack.api_url}/admin/dup", *anonymous])
+        == 1
+    )
+    assert capsys.readouterr().err.startswith("error: no_identity: ")
+
+    assert main(["repo", "delete", "admin/dup", "--server", stack.api_url, *admin]) == 0
+    assert main(["refs", f"{stack.api_url}/admin/dup"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_identities_register_and_create_their_own_repos(
+    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bob = tmp_path / "bob.json"
+    assert main(["identity", "new", "bob", "--out", str(bob)]) == 0
+    assert os.stat(bob).st_mode & 0o777 == 0o600
+    public_key = json.loads(bob.read_text())["public_key"]
+    assert main(["identity", "register", "bob", public_key, "--server", stack.api_url, *admin]) == 0
+    assert main(["identity", "show", "--identity", str(bob), "--server", stack.api_url]) == 0
+    assert "'handle': 'bob'" in capsys.readouterr().out
+
+    assert (
+        main(["repo", "create", "bob/tunes", "--server", stack.api_url, "--identity", str(bob)])
+        == 0
+    )
+    # Bob may not create repositories for someone else.
+    assert (
+        main(["repo", "create", "carol/tunes", "--server", stack.api_url, "--identity", str(bob)])
+        == 1
+    )
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_upload_alone_is_ingested_by_the_event_path(stack: LocalStack, tmp_path: Path) -> None:
+    """No unpack-mpack call: the S3 event reaches the poller, which runs the unpack function."""
+    generate_history(tmp_path, Workload(commits=3, files=4, changed_per_commit=1))
+    assert stack.admin is not None
+    with MuseCloudClient(stack.api_url, stack.admin) as client:
+        client.create_repo("admin", "events")
+        data = encode_mpack(build_mpack(tmp_path, ["main"]))
+        ticket = client.presign("admin", "events", mpack_key(data), len(data), branch="main")
+        client.upload(ticket["upload_url"], ticket["headers"], data)
+        deadline = time.monotonic() + 20
+        while client.push_status("admin", "events", ticket["push_id"])["status"] != "ok":
+            assert time.monotonic() < deadline, "the event path never ingested the upload"
+            time.sleep(0.1)
+        assert client.refs("admin", "events")["branch_heads"] == list_branches(tmp_path)
+
+
+def test_only_loopback_listens(stack: LocalStack) -> None:
+    assert stack.api_url.startswith("http://127.0.0.1:")
+    assert stack.moto_url.startswith("http://127.0.0.1:")
+    answer = requests.get(f"{stack.api_url}/openapi.json", timeout=10)
+    assert answer.status_code == 200 and "paths" in answer.json()
+
+
+def test_stop_restores_the_environment(tmp_path: Path) -> None:
+    before = os.environ.get("AWS_ENDPOINT_URL")
+    with LocalStack(tmp_path) as running:
+        assert os.environ["AWS_ENDPOINT_URL"] == running.moto_url
+        key_mode = os.stat(running.admin_key_path).st_mode & 0o777
+    assert os.environ.get("AWS_ENDPOINT_URL") == before
+    assert key_mode == 0o600
+
+
+def test_http_api_events_follow_payload_v2() -> None:
+    event = http_api_event(
+        "POST",
+        "/admin/songs/log?limit=2&branch=a&branch=b",
+        [("Content-Type", "application/x-msgpack"), ("X-Thing", "1"), ("x-thing", "2")],
+        b"\x81\xa1a\x01",
+    )
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/admin/songs/log"
+    assert event["rawQueryString"] == "limit=2&branch=a&branch=b"
+    assert event["queryStringParameters"] == {"limit": "2", "branch": "a,b"}
+    assert event["headers"] == {"content-type": "application/x-msgpack", "x-thing": "1,2"}
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["isBase64Encoded"] is True and event["body"] == "gaFhAQ=="
+    text = http_api_event("PUT", "/x", [("content-type", "application/json")], b'{"a":1}')
+    assert text["isBase64Encoded"] is False and text["body"] == '{"a":1}'
+
+    status, headers, body = http_api_response(
+        {
+            "statusCode": 302,
+            "headers": {"Location": "http://x"},
+            "body": "aGk=",
+            "isBase64Encoded": True,
+        }
+    )
+    assert (status, headers, body) == (302, [("Location", "http://x")], b"hi")
