@@ -41,12 +41,11 @@ class _Checks:
 
 
 def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024 or unit == "MiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    if n < 1024:
+        return f"{n:,} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:,.2f} KiB"
+    return f"{n / 1024 / 1024:,.2f} MiB"
 
 
 def _seconds(value: float) -> str:

@@ -40,6 +40,8 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 ADMIN_KEY_FILE = "admin.json"
 POLL_WAIT_SECONDS = 1
+# API Gateway refuses larger request bodies: packs must go to S3 by presigned URL.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -149,13 +151,29 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         server = cast(_ApiServer, self.server)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._refuse(411, "Length Required")
+            return
         length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            # Read it all anyway: a client still sending would see a reset, not the answer.
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    break
+                length -= len(chunk)
+            self._refuse(413, "Request Entity Too Large")
+            return
         body = self.rfile.read(length) if length else b""
         host = f"{HOST}:{server.server_address[1]}"
         event = http_api_event(
-            self.command, self.path, self.headers.items(), body,
-            source_ip=self.client_address[0], domain=host,
-        )  # fmt: skip
+            self.command,
+            self.path,
+            self.headers.items(),
+            body,
+            source_ip=self.client_address[0],
+            domain=host,
+        )
         try:
             status, headers, data = http_api_response(
                 server.invoke(event, LocalLambdaContext("ApiFunction", timeout_seconds=29))
@@ -171,6 +189,17 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer and close: after an unread or unwanted body the connection is not reusable."""
+        data = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 

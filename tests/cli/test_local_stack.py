@@ -295,3 +295,11 @@ def test_http_api_events_follow_payload_v2() -> None:
         }
     )
     assert (status, headers, body) == (302, [("Location", "http://x")], b"hi")
+
+
+def test_bodies_past_api_gateways_limit_are_refused(stack: LocalStack) -> None:
+    too_big = b"x" * (10 * 1024 * 1024 + 1)
+    answer = requests.post(
+        f"{stack.api_url}/admin/songs/push/unpack-mpack", data=too_big, timeout=30
+    )
+    assert answer.status_code == 413
