@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -42,7 +43,7 @@ def commit(
     message: str,
     parents: tuple[str, ...],
     minute: int,
-    **extra: object,
+    **extra: Any,
 ) -> str:
     manifest = {}
     for path, data in files.items():
