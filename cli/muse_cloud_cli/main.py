@@ -211,7 +211,10 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
     if args.server:
         with MuseCloudClient(args.server, key) as client:
             me = client.me()
-        print(f"server says  {me}")
+        print(
+            f"server knows {me.get('handle')} (admin: {me.get('is_admin')}, "
+            f"agent: {me.get('is_agent')})"
+        )
     return 0
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
-from muse_cloud_cli.client import MuseCloudClient
+from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.local_stack import LocalStack, http_api_event, http_api_response
 from muse_cloud_cli.main import main
+from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import CommitRecord, read_commit, write_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
@@ -224,7 +225,7 @@ def test_identities_register_and_create_their_own_repos(
     public_key = json.loads(bob.read_text())["public_key"]
     assert main(["identity", "register", "bob", public_key, "--server", stack.api_url, *admin]) == 0
     assert main(["identity", "show", "--identity", str(bob), "--server", stack.api_url]) == 0
-    assert "'handle': 'bob'" in capsys.readouterr().out
+    assert "server knows bob (admin: False" in capsys.readouterr().out
 
     assert (
         main(["repo", "create", "bob/tunes", "--server", stack.api_url, "--identity", str(bob)])
@@ -252,6 +253,47 @@ def test_upload_alone_is_ingested_by_the_event_path(stack: LocalStack, tmp_path:
             assert time.monotonic() < deadline, "the event path never ingested the upload"
             time.sleep(0.1)
         assert client.refs("admin", "events")["branch_heads"] == list_branches(tmp_path)
+
+
+def test_client_covers_every_route(stack: LocalStack, tmp_path: Path) -> None:
+    init_repo(tmp_path)
+    # Past the inline limit, an object answers with a redirect to a presigned URL.
+    big = bytes(range(256)) * (6 * 1024)
+    head = commit(tmp_path, {"small.txt": b"hi", "big.bin": big}, "init", (), 0)
+    write_branch_ref(tmp_path, "main", head)
+    assert stack.admin is not None
+    with MuseCloudClient(stack.api_url, stack.admin) as client:
+        repo = client.create_repo("admin", "routes", "private")
+        assert client.get_repo(repo["repoId"]) == client.repo_by_slug("admin", "routes") == repo
+        data = encode_mpack(build_mpack(tmp_path, ["main"]))
+        ticket = client.presign("admin", "routes", mpack_key(data), len(data), branch="main")
+        client.upload(ticket["upload_url"], ticket["headers"], data, progress=True)
+        pushed = client.unpack("admin", "routes", mpack_key(data), "main", head)
+        assert client.push_status("admin", "routes", pushed["push_id"])["status"] == "ok"
+
+        record = client.commit("admin", "routes", head)
+        assert record == read_commit(tmp_path, head).to_dict()
+        manifest = client.snapshot("admin", "routes", record["snapshot_id"])["manifest"]
+        assert manifest == {"small.txt": blob_id(b"hi"), "big.bin": blob_id(big)}
+        assert client.object("admin", "routes", blob_id(b"hi")) == b"hi"
+        assert client.object("admin", "routes", blob_id(big)) == big
+        assert [c["commit_id"] for c in client.log("admin", "routes")["commits"]] == [head]
+        fetched = client.fetch("admin", "routes", want=[head], have=[])
+        assert mpack_key(client.download(fetched["download_url"])) == fetched["mpack_key"]
+
+        carol = new_identity("carol")
+        assert client.create_identity("carol", carol.public_key)["identity_id"] == carol.identity_id
+        client.set_collaborator(repo["repoId"], "carol", "read")
+        assert client.collaborators(repo["repoId"])["collaborators"] == {"carol": "read"}
+        with MuseCloudClient(stack.api_url, carol) as reader:
+            assert reader.me()["handle"] == "carol"
+            assert reader.refs("admin", "routes")["branch_heads"] == {"main": head}
+        client.remove_collaborator(repo["repoId"], "carol")
+        assert client.collaborators(repo["repoId"])["collaborators"] == {}
+        client.delete_repo(repo["repoId"])
+    with MuseCloudClient(stack.api_url) as anonymous, pytest.raises(ClientError) as refused:
+        anonymous.refs("admin", "routes")
+    assert refused.value.status == 404
 
 
 def test_only_loopback_listens(stack: LocalStack) -> None:
