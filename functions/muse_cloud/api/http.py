@@ -51,8 +51,15 @@ def msgpack_body_as_json(event: dict[str, Any]) -> dict[str, Any]:
         raise ServiceError(
             400, "malformed_body", "the msgpack body does not decode", None
         ) from None
+    try:
+        as_json = json.dumps(decoded)
+    except (TypeError, ValueError):
+        # Binary strings (or binary map keys): no request field is binary.
+        raise ServiceError(
+            400, "malformed_body", "the msgpack body holds values JSON cannot carry", None
+        ) from None
     translated = dict(event)
-    translated["body"] = json.dumps(decoded)
+    translated["body"] = as_json
     translated["isBase64Encoded"] = False
     headers = dict(event.get("headers") or {})
     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -62,8 +69,11 @@ def msgpack_body_as_json(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def negotiate(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    """JSON answers become msgpack when the client's Accept header asks for it."""
-    if MSGPACK not in _header(event, "accept"):
+    """JSON answers become msgpack when the client's Accept header asks for it.
+
+    Errors stay JSON (protocol section 4), like the ones refused before routing.
+    """
+    if MSGPACK not in _header(event, "accept") or int(response.get("statusCode", 200)) >= 400:
         return response
     headers = response.get("headers") or {}
     content_type = headers.get("Content-Type", headers.get("content-type", ""))

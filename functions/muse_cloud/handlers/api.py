@@ -196,7 +196,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         _bootstrap_admin()
         who = http.identify(event, IdentityStore())
         routed = http.msgpack_body_as_json(event)
+        app.append_context(caller=who)  # type: ignore[no-untyped-call]
+        answer = app.resolve(routed, context)
     except ServiceError as error:
         return http.error_answer(error)
-    app.append_context(caller=who)  # type: ignore[no-untyped-call]
-    return http.negotiate(event, app.resolve(routed, context))
+    except Exception:
+        # Anything unforeseen is still an error answer with a code (protocol section 4).
+        logger.exception("unhandled error")
+        return http.error_answer(ServiceError(500, "internal_error", "internal server error"))
+    return http.negotiate(event, answer)
