@@ -145,6 +145,11 @@ class _ApiServer(ThreadingHTTPServer):
         self.invoke = invoke
         self.verbose = verbose
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request is routine; anything else deserves the traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -238,7 +243,8 @@ class LocalStack:
         self._undo = ExitStack()
         self._moto: ThreadedMotoServer | None = None
         self._api: _ApiServer | None = None
-        self._threads: list[threading.Thread] = []
+        self._serving: threading.Thread | None = None
+        self._polling: threading.Thread | None = None
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -282,21 +288,26 @@ class LocalStack:
             wait_seconds=POLL_WAIT_SECONDS,
             region=REGION,
         )
-        self._threads = [
-            threading.Thread(target=self._api.serve_forever, name="muse-api", daemon=True),
-            threading.Thread(target=self._poll, args=(source,), name="muse-poller", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._serving = threading.Thread(
+            target=self._api.serve_forever, name="muse-api", daemon=True
+        )
+        self._serving.start()
+        self._polling = threading.Thread(
+            target=self._poll, args=(source,), name="muse-poller", daemon=True
+        )
+        self._polling.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._api is not None:
-            self._api.shutdown()
+            # shutdown() waits for serve_forever, so it must only be called once that runs.
+            if self._serving is not None:
+                self._api.shutdown()
             self._api.server_close()
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+        for thread in (self._serving, self._polling):
+            if thread is not None:
+                thread.join()
+        self._serving = self._polling = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

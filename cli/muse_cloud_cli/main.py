@@ -186,7 +186,7 @@ def cmd_identity_new(args: argparse.Namespace) -> int:
     flags += " --agent" if key.is_agent else ""
     print(
         f"an admin registers it with: muse-cloud identity register {key.handle} "
-        f"{key.public_key}{flags}"
+        f"--public-key={key.public_key}{flags}"
     )
     return 0
 
@@ -330,7 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         "register", parents=[identity, server], help="register a public key (admins only)"
     )
     register.add_argument("handle")
-    register.add_argument("public_key", help="base64url of the raw 32-byte Ed25519 key")
+    # An option, written --public-key=KEY: a base64url key may start with '-'.
+    register.add_argument(
+        "--public-key", required=True, help="base64url of the raw 32-byte Ed25519 key"
+    )
     register.add_argument("--admin", action="store_true")
     register.add_argument("--agent", action="store_true")
     register.set_defaults(run=cmd_identity_register)

@@ -14,7 +14,7 @@ import requests
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.local_stack import LocalStack, http_api_event, http_api_response
-from muse_cloud_cli.main import main
+from muse_cloud_cli.main import build_parser, main
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import CommitRecord, read_commit, write_commit
@@ -223,7 +223,10 @@ def test_identities_register_and_create_their_own_repos(
     assert main(["identity", "new", "bob", "--out", str(bob)]) == 0
     assert os.stat(bob).st_mode & 0o777 == 0o600
     public_key = json.loads(bob.read_text())["public_key"]
-    assert main(["identity", "register", "bob", public_key, "--server", stack.api_url, *admin]) == 0
+    printed = capsys.readouterr().out
+    assert f"identity register bob --public-key={public_key}" in printed
+    register = ["identity", "register", "bob", f"--public-key={public_key}"]
+    assert main([*register, "--server", stack.api_url, *admin]) == 0
     assert main(["identity", "show", "--identity", str(bob), "--server", stack.api_url]) == 0
     assert "server knows bob (admin: False" in capsys.readouterr().out
 
@@ -346,3 +349,8 @@ def test_bodies_past_api_gateways_limit_are_refused(stack: LocalStack) -> None:
         f"{stack.api_url}/admin/songs/push/unpack-mpack", data=too_big, timeout=30
     )
     assert answer.status_code == 413
+
+
+def test_public_keys_starting_with_a_dash_parse() -> None:
+    args = build_parser().parse_args(["identity", "register", "bob", "--public-key=-AbC_x"])
+    assert args.public_key == "-AbC_x"
