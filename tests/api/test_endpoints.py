@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,19 +45,19 @@ class History:
     """A small history held in memory; a muse_core ``HistorySource`` for ``build_pack``."""
 
     tag: str = "x"
-    commits: dict[str, CommitRecord] = field(default_factory=dict)
-    manifests: dict[str, dict[str, str]] = field(default_factory=dict)
+    records: dict[str, CommitRecord] = field(default_factory=dict)
+    snapshots: dict[str, dict[str, str]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
 
-    def has_commit(self, commit_id: str) -> bool:
-        return commit_id in self.commits
-
-    def commit(self, commit_id: str) -> CommitRecord:
-        return self.commits[commit_id]
+    def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
+        return {c: self.records[c] for c in commit_ids if c in self.records}
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
-        return dict(self.manifests[snapshot_id])
+        return dict(self.snapshots[snapshot_id])
+
+    def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
+        return (self.manifest(sid) for sid in snapshot_ids)
 
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         return {oid: self.blobs[oid] for oid in object_ids}
@@ -69,14 +69,14 @@ class History:
     def add(self, files: Mapping[str, bytes], parent: str | None = None) -> str:
         """A commit on top of ``parent`` (default: the latest) that writes ``files``."""
         parent = parent if parent is not None else (self.order[-1] if self.order else None)
-        base = self.manifests[self.commits[parent].snapshot_id] if parent else {}
+        base = self.snapshots[self.records[parent].snapshot_id] if parent else {}
         manifest = dict(base)
         for path, data in files.items():
             oid = blob_id(data)
             self.blobs[oid] = data
             manifest[path] = oid
         sid = compute_snapshot_id(manifest)
-        self.manifests[sid] = manifest
+        self.snapshots[sid] = manifest
         n = len(self.order)
         record = CommitRecord.create(
             snapshot_id=sid,
@@ -84,7 +84,7 @@ class History:
             committed_at=(_EPOCH + timedelta(seconds=n)).isoformat(),
             parent_ids=(parent,) if parent else (),
         )
-        self.commits[record.commit_id] = record
+        self.records[record.commit_id] = record
         self.order.append(record.commit_id)
         return record.commit_id
 
@@ -268,8 +268,8 @@ def test_delete_removes_everything_for_everyone_and_frees_the_name(world: World)
     repo_id = world.repo["repoId"]
     history = world.history
     head = history.head
-    commit = history.commits[head]
-    oid = next(iter(history.manifests[commit.snapshot_id].values()))
+    commit = history.records[head]
+    oid = next(iter(history.snapshots[commit.snapshot_id].values()))
     admin = bootstrap_admin()
     reader = identity("rita")
     call("PUT", f"/api/repos/{repo_id}/collaborators/rita", {"role": "read"}, world.owner)
@@ -548,7 +548,7 @@ def test_commit(world: World) -> None:
     head = world.history.head
     answer = call("GET", f"/olivia/songs/commits/{head}")
     assert answer.status == 200
-    assert answer.json() == world.history.commits[head].to_dict()
+    assert answer.json() == world.history.records[head].to_dict()
     expect_error(call("GET", f"/olivia/songs/commits/{NO_SUCH_ID}"), 404, "not_found")
     for bad in ("xyz", head.upper(), head[:-1]):
         expect_error(call("GET", f"/olivia/songs/commits/{bad}"), 400, "invalid_id")
@@ -592,10 +592,10 @@ def test_log_branches_limits_and_cursors(stack: Provisioned) -> None:
 
 def test_snapshot(world: World) -> None:
     for cid in world.history.order:
-        sid = world.history.commits[cid].snapshot_id
+        sid = world.history.records[cid].snapshot_id
         answer = call("GET", f"/olivia/songs/snapshots/{sid}")
         assert answer.status == 200, answer.body
-        assert answer.json() == {"snapshot_id": sid, "manifest": world.history.manifests[sid]}
+        assert answer.json() == {"snapshot_id": sid, "manifest": world.history.snapshots[sid]}
     expect_error(call("GET", f"/olivia/songs/snapshots/{NO_SUCH_ID}"), 404, "not_found")
     expect_error(call("GET", "/olivia/songs/snapshots/abc"), 400, "invalid_id")
 
@@ -641,7 +641,7 @@ def test_fetch_sends_only_what_is_missing(world: World) -> None:
     pack = decode_mpack(data)
     assert [c["commit_id"] for c in pack["commits"]] == [c1, c2]
     assert pack["branch_heads"] == {"main": c2}
-    base = world.history.manifests[world.history.commits[c0].snapshot_id]
+    base = world.history.snapshots[world.history.records[c0].snapshot_id]
     assert {o["object_id"] for o in pack["objects"]}.isdisjoint(base.values())
 
     everything = call("POST", "/olivia/songs/fetch/mpack", {}).json()

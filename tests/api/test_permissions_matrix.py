@@ -103,7 +103,7 @@ class Setting:
 def _requests(s: Setting) -> dict[str, Callable[[], tuple[str, str, Any]]]:
     slug, repo_id = s.repo["slug"], s.repo["repoId"]
     head = s.history.head
-    commit = s.history.commits[head]
+    commit = s.history.records[head]
     oid = next(iter(s.history.blobs))
     base = f"/api/repos/{repo_id}/collaborators"
 
@@ -250,7 +250,7 @@ def test_a_pack_cannot_borrow_another_repositorys_objects(stack: Provisioned) ->
     repo_a = create_repo(olivia, "a", "private")
     history_a = linear_history(2, tag="secret")
     assert push(stack, olivia, repo_a, encode_mpack(history_a.pack())).status == 200
-    stolen = history_a.manifests[history_a.commits[history_a.head].snapshot_id]
+    stolen = history_a.snapshots[history_a.records[history_a.head].snapshot_id]
 
     repo_b = create_repo(sam, "b")
     borrower = History("borrower")
@@ -287,7 +287,7 @@ def test_repository_b_never_serves_repository_a(stack: Provisioned) -> None:
     for who in (None, sam, olivia):
         for oid in history_a.blobs:
             expect_error(call("GET", f"/sam/b/objects/{oid}", key=who), 404, "not_found")
-        for cid, commit in history_a.commits.items():
+        for cid, commit in history_a.records.items():
             expect_error(call("GET", f"/sam/b/commits/{cid}", key=who), 404, "not_found")
             path = f"/sam/b/snapshots/{commit.snapshot_id}"
             expect_error(call("GET", path, key=who), 404, "not_found")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ from muse_cloud.auth.identities import Caller
 from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.history import checked_id
+from muse_cloud.storage import dynamo
 from muse_cloud.storage.packs import PackStore, fetch_key
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
@@ -29,20 +31,28 @@ class StoreHistory:
     packs: PackStore
     recent: OrderedDict[str, dict[str, str]] = field(default_factory=OrderedDict)
 
-    def has_commit(self, commit_id: str) -> bool:
-        return bool(self.stores.commits.known(self.repo_id, [commit_id]))
-
-    def commit(self, commit_id: str) -> CommitRecord:
-        stored = self.stores.commits.get(self.repo_id, commit_id)
-        if stored is None:
-            raise not_found("commit", commit_id)
-        return stored.record
+    def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
+        found = self.stores.commits.get_many(self.repo_id, commit_ids)
+        return {cid: stored.record for cid, stored in found.items()}
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
-        # History is packed oldest first, so the base of the next snapshot is usually recent.
         manifest = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.recent)
         if manifest is None:
             raise not_found("snapshot", snapshot_id)
+        return self._remember(snapshot_id, manifest)
+
+    def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
+        """Items read a hundred at a time; each rebuilt on the previous manifest when that is
+        its delta base, as it is along a history packed oldest first."""
+        for batch in dynamo.chunks(snapshot_ids, dynamo.BATCH_GET_MAX):
+            items = self.stores.snapshots.items(self.repo_id, batch)
+            for sid in batch:
+                if sid not in items:
+                    raise not_found("snapshot", sid)
+                manifest = self.stores.snapshots.rebuild(self.repo_id, sid, items[sid], self.recent)
+                yield self._remember(sid, manifest)
+
+    def _remember(self, snapshot_id: str, manifest: dict[str, str]) -> dict[str, str]:
         self.recent[snapshot_id] = manifest
         while len(self.recent) > _RECENT_MANIFESTS:
             self.recent.popitem(last=False)

@@ -86,22 +86,30 @@ class SnapshotStore:
         snapshot_id: str,
         bases: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, str] | None:
-        """The snapshot's full manifest, rebuilt from its chain and checked against its id.
-
-        ``bases`` are manifests the caller already rebuilt: when the snapshot's delta base is
-        among them, one item is read instead of the whole chain (a clone walks history so).
-        """
+        """The snapshot's full manifest, rebuilt from its chain and checked against its id."""
         head = dynamo.get_item(keys.snapshot(repo_id, snapshot_id))
-        if head is None:
-            return None
+        return None if head is None else self.rebuild(repo_id, snapshot_id, head, bases)
+
+    def items(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, dynamo.Item]:
+        """The stored items of many snapshots, read in batches, for ``rebuild``."""
+        found = dynamo.batch_get(keys.snapshot(repo_id, s) for s in snapshot_ids)
+        return {i["pk"].rsplit("#", 1)[1]: i for i in found}
+
+    def rebuild(
+        self,
+        repo_id: str,
+        snapshot_id: str,
+        head: dynamo.Item,
+        bases: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, str]:
+        """The manifest of a stored item. ``bases`` are manifests the caller already rebuilt:
+        when the item's delta base is among them, no other item is read (a clone walks history
+        oldest first, so its previous snapshot is usually the base)."""
         parent = head.get("parent")
         if bases and parent is not None and parent in bases:
             return self._checked(snapshot_id, apply_delta(bases[parent], *_delta_of(head)))
         chain = [str(s) for s in head.get("chain") or ()]
-        fetched = {
-            i["pk"].rsplit("#", 1)[1]: i
-            for i in dynamo.batch_get(keys.snapshot(repo_id, s) for s in chain)
-        }
+        fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
         for sid in chain:
             item = fetched.get(sid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -32,9 +32,16 @@ MPACK_VERSION = 1
 class HistorySource(Protocol):
     """Read access to a history, enough to build a pack from it."""
 
-    def has_commit(self, commit_id: str) -> bool: ...
-    def commit(self, commit_id: str) -> CommitRecord: ...
+    def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
+        """The records of the ids the source holds; unknown ids are left out."""
+        ...
+
     def manifest(self, snapshot_id: str) -> dict[str, str]: ...
+
+    def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
+        """The manifests of ``snapshot_ids`` in that order (a store may read them in batches)."""
+        ...
+
     def objects(self, object_ids: list[str]) -> dict[str, bytes]: ...
 
 
@@ -44,14 +51,14 @@ class LocalHistory:
 
     root: Path
 
-    def has_commit(self, commit_id: str) -> bool:
-        return has_commit(self.root, commit_id)
-
-    def commit(self, commit_id: str) -> CommitRecord:
-        return read_commit(self.root, commit_id)
+    def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
+        return {c: read_commit(self.root, c) for c in commit_ids if has_commit(self.root, c)}
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         return read_snapshot(self.root, snapshot_id).manifest
+
+    def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
+        return (self.manifest(sid) for sid in snapshot_ids)
 
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         return {oid: read_object(self.root, oid) for oid in object_ids}
@@ -68,14 +75,11 @@ def encode_mpack(pack: Mapping[str, Any]) -> bytes:
 def reachable_commits(source: HistorySource, starts: Iterable[str]) -> dict[str, CommitRecord]:
     """Every commit reachable from ``starts`` that the source holds (unknown ids are skipped)."""
     seen: dict[str, CommitRecord] = {}
-    stack = [c for c in starts if c]
-    while stack:
-        cid = stack.pop()
-        if cid in seen or not source.has_commit(cid):
-            continue
-        record = source.commit(cid)
-        seen[cid] = record
-        stack.extend(p for p in record.parent_ids if p not in seen)
+    frontier = {c for c in starts if c}
+    while frontier:
+        found = source.commits(frontier)
+        seen.update(found)
+        frontier = {p for r in found.values() for p in r.parent_ids if p not in seen}
     return seen
 
 
@@ -127,8 +131,8 @@ def build_pack(
     cache: dict[str, dict[str, str]] = {}
     snapshots: list[dict[str, Any]] = []
     object_ids: dict[str, None] = {}
-    for sid, base_sid in plan:
-        manifest = source.manifest(sid)
+    manifests = source.manifests([sid for sid, _ in plan])
+    for (sid, base_sid), manifest in zip(plan, manifests, strict=True):
         if base_sid is None:
             upsert, remove, known = dict(manifest), [], set[str]()
         else:
