@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage.commits import StoredCommit
@@ -87,13 +87,25 @@ class IngestService:
             if error.code in ("pack_not_found", "repo_not_found") and error.status == 404:
                 self.pushes.release(upload.repo_id, push_id)
                 raise
-            return self.pushes.finish(
-                record, "failed", {}, {**error.as_dict(), "status": error.status}
-            )
+            return self._finish(record, "failed", {}, {**error.as_dict(), "status": error.status})
         except BaseException:
             self.pushes.release(upload.repo_id, push_id)
             raise
-        return self.pushes.finish(record, "ok", result)
+        return self._finish(record, "ok", result)
+
+    def _finish(
+        self,
+        record: PushRecord,
+        state: Literal["ok", "failed"],
+        result: dict[str, Any],
+        error: dict[str, Any] | None = None,
+    ) -> PushRecord:
+        try:
+            return self.pushes.finish(record, state, result, error)
+        except BaseException:
+            # The outcome was not recorded: give the lease back so a retry records it at once.
+            self.pushes.release(record.repo_id, record.push_id)
+            raise
 
     def _ingest(
         self, upload: UploadKey, record: PushRecord, metrics: IngestMetrics
@@ -150,7 +162,9 @@ class IngestService:
         metrics.s3_requests += 1
         done = time.perf_counter()
 
-        metrics.commits, metrics.snapshots = len(pack.commits), len(new_snapshots)
+        # Counted from the pack, like commits and objects, so that a rerun after a crash (which
+        # finds some snapshots already written) reports the same result as an uninterrupted run.
+        metrics.commits, metrics.snapshots = len(pack.commits), len(pack.snapshots)
         metrics.objects = len(pack.objects)
         metrics.timings_ms = {
             "verify_ms": _ms(verified_at - started),
