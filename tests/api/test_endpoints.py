@@ -248,11 +248,12 @@ def test_create_repo_refusals(stack: Provisioned) -> None:
         answer = call("POST", "/api/repos", {"owner": "olivia", "name": bad}, owner)
         assert expect_error(answer, 400, "invalid_repo_name")["item"] == bad
     admin = bootstrap_admin()
-    expect_error(
-        call("POST", "/api/repos", {"owner": "Not_A_Handle", "name": "x"}, admin),
-        400,
-        "invalid_owner",
-    )
+    for owner_name in ("Not_A_Handle", "api"):
+        expect_error(
+            call("POST", "/api/repos", {"owner": owner_name, "name": "x"}, admin),
+            400,
+            "invalid_handle",
+        )
 
 
 def test_get_and_by_slug(world: World) -> None:

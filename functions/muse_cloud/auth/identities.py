@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 NONCE_TTL_SECONDS = 600
 BOOTSTRAP_ADMIN_HANDLE = "admin"
 _HANDLE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+# The API's own first path segment: a handle of that name would shadow /{owner}/{repo}/... routes.
+RESERVED_HANDLES = frozenset({"api", "swagger"})
 
 
 def validate_handle(handle: str) -> str:
@@ -38,6 +40,8 @@ def validate_handle(handle: str) -> str:
             "a handle is 1-40 lowercase letters, digits and inner hyphens",
             handle,
         )
+    if handle in RESERVED_HANDLES:
+        raise ServiceError(400, "invalid_handle", "that handle is reserved by the API", handle)
     return handle
 
 

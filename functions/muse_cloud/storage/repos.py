@@ -11,12 +11,12 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from muse_cloud import aws
+from muse_cloud.auth.identities import validate_handle
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage import dynamo, keys
 
 Visibility = Literal["public", "private"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_OWNER = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ class Repo:
 
 
 def validate_repo_name(owner: str, name: str) -> None:
-    if not _OWNER.fullmatch(owner):
-        raise ServiceError(400, "invalid_owner", "owner must be a handle: a-z, 0-9 and '-'", owner)
+    validate_handle(owner)
     if not _NAME.fullmatch(name) or name.endswith((".", ".git")) or ".." in name:
         raise ServiceError(
             400, "invalid_repo_name", "name must be 1-100 of A-Z a-z 0-9 . _ - (no '..')", name
