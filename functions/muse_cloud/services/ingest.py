@@ -239,7 +239,11 @@ class IngestService:
             current = heads.get(branch)
             if current == head:
                 # Already there: a rerun after the refs moved, or a push of nothing new.
-                updates.append(RefUpdate(branch, previous.get(branch, current), head))
+                updates.append(RefUpdate(branch, previous.get(branch, current), head, done=True))
+                continue
+            if branch in previous and current is not None and is_ancestor(head, current, lookup):
+                # A rerun whose earlier run moved the ref, which others have moved on from since.
+                updates.append(RefUpdate(branch, previous[branch], head, done=True))
                 continue
             if current is not None and not record.force and not is_ancestor(current, head, lookup):
                 raise ServiceError(
@@ -256,7 +260,7 @@ class IngestService:
     def _move_refs(
         self, repo_id: str, record: PushRecord, plan: list[RefUpdate]
     ) -> list[dict[str, str | None]]:
-        moving = [u for u in plan if u.expected != u.new]
+        moving = [u for u in plan if not u.done and u.expected != u.new]
         if moving and not self.refs.compare_and_swap(repo_id, moving, record.push_id):
             heads = self.refs.heads(repo_id)
             if any(heads.get(u.branch) != u.new for u in moving):

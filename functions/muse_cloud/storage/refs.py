@@ -17,6 +17,7 @@ class RefUpdate:
     branch: str
     expected: str | None
     new: str
+    done: bool = False  # already applied by an earlier run of the same push
 
 
 class RefStore:
