@@ -12,6 +12,7 @@ from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.history import checked_id
 from muse_cloud.storage import dynamo
+from muse_cloud.storage.commits import StoredCommit
 from muse_cloud.storage.packs import PackStore, fetch_key
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
@@ -30,10 +31,18 @@ class StoreHistory:
     stores: RepoStores
     packs: PackStore
     recent: OrderedDict[str, dict[str, str]] = field(default_factory=OrderedDict)
+    read: dict[str, StoredCommit] = field(default_factory=dict)
 
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
-        found = self.stores.commits.get_many(self.repo_id, commit_ids)
-        return {cid: stored.record for cid, stored in found.items()}
+        wanted = [c for c in commit_ids if c not in self.read]
+        if wanted:
+            found = self.stores.commits.get_many(self.repo_id, wanted)
+            self.read.update(found)
+            # Read the ancestors the walk is about to ask for along with these.
+            ahead = {a for s in found.values() for a in s.ancestors if a not in self.read}
+            if ahead:
+                self.read.update(self.stores.commits.get_many(self.repo_id, ahead))
+        return {c: self.read[c].record for c in commit_ids if c in self.read}
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         manifest = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.recent)

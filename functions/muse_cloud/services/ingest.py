@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from muse_cloud.errors import ServiceError
-from muse_cloud.storage.commits import StoredCommit
+from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
 from muse_cloud.storage.objects import ObjectLocation
 from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, PushRecord, PushStore
@@ -138,6 +138,7 @@ class IngestService:
         metrics.bytes = pack.size
 
         generations = self._generations(repo_id, pack)
+        ancestors = self._ancestor_hints(repo_id, pack)
         plan = self._plan_ref_updates(repo_id, record, pack, generations)
         planned_at = time.perf_counter()
 
@@ -153,7 +154,11 @@ class IngestService:
         metrics.dynamodb_requests += dynamo_requests
         metrics.s3_requests += s3_requests
         metrics.dynamodb_requests += self.stores.commits.put_many(
-            repo_id, (StoredCommit(c, generations[c.commit_id]) for c in pack.commits)
+            repo_id,
+            (
+                StoredCommit(c, generations[c.commit_id], ancestors[c.commit_id])
+                for c in pack.commits
+            ),
         )
         written_at = time.perf_counter()
 
@@ -191,6 +196,19 @@ class IngestService:
     def _generations(self, repo_id: str, pack: VerifiedMpack) -> dict[str, int]:
         graph = {c.commit_id: c.parent_ids for c in pack.commits}
         return generation_numbers(graph, lambda ids: self.stores.commits.generations(repo_id, ids))
+
+    def _ancestor_hints(self, repo_id: str, pack: VerifiedMpack) -> dict[str, tuple[str, ...]]:
+        """Each commit's next first-parent ancestors, continuing the hints of held parents."""
+        hints: dict[str, tuple[str, ...]] = {}
+        in_pack = {c.commit_id for c in pack.commits}
+        outside = {p for c in pack.commits if (p := c.parent_commit_id) and p not in in_pack}
+        if outside:
+            hints.update(self.stores.commits.ancestor_hints(repo_id, outside))
+        for commit in pack.commits:
+            parent = commit.parent_commit_id
+            chain = (parent, *hints.get(parent, ())) if parent else ()
+            hints[commit.commit_id] = chain[:ANCESTOR_HINTS]
+        return hints
 
     def _targets(self, record: PushRecord, pack: VerifiedMpack) -> dict[str, str]:
         if not record.branch:

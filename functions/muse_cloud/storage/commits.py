@@ -1,7 +1,9 @@
 """Commits: the full record the client sent (msgpack), plus its parents and generation number.
 
 The generation (1 + the highest generation among the parents) lets an ancestry walk stop at
-commits too old to lead to the one it looks for, as git's commit-graph does.
+commits too old to lead to the one it looks for, as git's commit-graph does. ``ancestors`` lists
+the next first-parent ancestors, so a walk down a long history reads them in batches instead of
+one request per commit.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import msgpack
 from muse_cloud.storage import dynamo, keys
 from muse_core.commits import CommitRecord
 
+ANCESTOR_HINTS = 32
+
 
 @dataclass(frozen=True)
 class StoredCommit:
     record: CommitRecord
     generation: int
+    ancestors: tuple[str, ...] = ()
 
 
 class CommitStore:
@@ -31,6 +36,7 @@ class CommitStore:
                 "parents": list(c.record.parent_ids) or None,
                 "snapshot_id": c.record.snapshot_id,
                 "committed_at": c.record.committed_at,
+                "ancestors": dynamo.pack_ids(c.ancestors),
             }
             for c in commits
         ]
@@ -57,10 +63,20 @@ class CommitStore:
             for i in items
         }
 
+    def ancestor_hints(
+        self, repo_id: str, commit_ids: Collection[str]
+    ) -> dict[str, tuple[str, ...]]:
+        items = dynamo.batch_get((keys.commit(repo_id, c) for c in commit_ids), "pk, ancestors")
+        return {i["pk"].rsplit("#", 1)[1]: dynamo.unpack_ids(i.get("ancestors")) for i in items}
+
     def known(self, repo_id: str, commit_ids: Collection[str]) -> set[str]:
         return set(self.generations(repo_id, commit_ids))
 
 
 def _stored(item: dynamo.Item) -> StoredCommit:
     record = CommitRecord.from_dict(msgpack.unpackb(item["record"], raw=False))
-    return StoredCommit(record=record, generation=int(item["generation"]))
+    return StoredCommit(
+        record=record,
+        generation=int(item["generation"]),
+        ancestors=dynamo.unpack_ids(item.get("ancestors")),
+    )

@@ -48,6 +48,17 @@ def from_wire(item: Mapping[str, Any]) -> Item:
     return out
 
 
+def pack_ids(ids: Sequence[str]) -> bytes | None:
+    """A list of hex ids as one binary attribute: half the bytes of the strings, and one value
+    to (de)serialise instead of a list of them."""
+    return b"".join(bytes.fromhex(i) for i in ids) or None
+
+
+def unpack_ids(packed: bytes | None) -> tuple[str, ...]:
+    raw = packed or b""
+    return tuple(raw[at : at + 32].hex() for at in range(0, len(raw), 32))
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -41,7 +41,7 @@ class SnapshotStore:
 
     def chains(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
         items = dynamo.batch_get((keys.snapshot(repo_id, s) for s in snapshot_ids), "pk, chain")
-        return {i["pk"].rsplit("#", 1)[1]: tuple(i.get("chain") or ()) for i in items}
+        return {i["pk"].rsplit("#", 1)[1]: dynamo.unpack_ids(i.get("chain")) for i in items}
 
     def known(self, repo_id: str, snapshot_ids: Collection[str]) -> set[str]:
         return set(self.chains(repo_id, snapshot_ids))
@@ -64,7 +64,7 @@ class SnapshotStore:
             if chain:
                 item.update(
                     parent=snap.parent_snapshot_id,
-                    chain=list(chain),
+                    chain=dynamo.pack_ids(chain),
                     upsert=msgpack.packb(snap.delta_upsert, use_bin_type=True),
                     remove=msgpack.packb(snap.delta_remove, use_bin_type=True),
                 )
@@ -108,7 +108,7 @@ class SnapshotStore:
         parent = head.get("parent")
         if bases and parent is not None and parent in bases:
             return self._checked(snapshot_id, apply_delta(bases[parent], *_delta_of(head)))
-        chain = [str(s) for s in head.get("chain") or ()]
+        chain = dynamo.unpack_ids(head.get("chain"))
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
         for sid in chain:
