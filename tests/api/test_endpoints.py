@@ -305,7 +305,7 @@ def test_delete_removes_everything_for_everyone_and_frees_the_name(world: World)
     assert collaborators.json() == {"collaborators": {}}
     expect_error(call("GET", f"/olivia/songs/commits/{head}"), 404, "not_found")
     expect_error(call("GET", f"/olivia/songs/objects/{oid}"), 404, "not_found")
-    expect_error(call("GET", "/olivia/songs/log"), 404, "not_found")
+    assert call("GET", "/olivia/songs/log").json() == {"commits": [], "next_cursor": None}
 
 
 def test_collaborators_endpoints(world: World) -> None:
@@ -558,6 +558,8 @@ def test_commit(world: World) -> None:
 def test_log_branches_limits_and_cursors(stack: Provisioned) -> None:
     owner = identity("olivia")
     repo = create_repo(owner, "songs")
+    empty = call("GET", "/olivia/songs/log")
+    assert empty.status == 200 and empty.json() == {"commits": [], "next_cursor": None}
     history = linear_history(4)
     c0, c1, c2, c3 = history.order
     pack = history.pack({"main": c3, "dev": c1})
@@ -748,3 +750,20 @@ def test_unknown_routes(stack: Provisioned) -> None:
     ):
         body = expect_error(call(method, path), 404, "no_such_route")
         assert set(body) == {"code", "message", "item"}
+
+
+def test_initialize_creates_a_root_commit_of_the_empty_tree(stack: Provisioned) -> None:
+    owner = identity("olivia")
+    created = call(
+        "POST", "/api/repos", {"owner": "olivia", "name": "fresh", "initialize": True}, owner
+    )
+    assert created.status == 201, created.body
+    heads = call("GET", "/olivia/fresh/refs").json()["branch_heads"]
+    assert list(heads) == ["main"]
+    log = call("GET", "/olivia/fresh/log").json()["commits"]
+    assert [c["message"] for c in log] == ["Initial commit"]
+    assert log[0]["commit_id"] == heads["main"] == CommitRecord.from_dict(log[0]).expected_id()
+    snapshot = call("GET", f"/olivia/fresh/snapshots/{log[0]['snapshot_id']}").json()
+    assert snapshot["manifest"] == {}
+    fetched = call("POST", "/olivia/fresh/fetch/mpack", {"want": [heads["main"]]}).json()
+    assert fetched["commits"] == 1 and fetched["objects"] == 0

@@ -83,15 +83,17 @@ class HistoryService:
         if cursor:
             frontier = _decode_cursor(cursor)
         else:
+            asked = branch
             branch = branch or repo.default_branch
             try:
                 validate_branch_name(branch)
             except MuseError as error:
                 raise ServiceError(422, error.code, error.message, error.item) from None
             head = self.refs.get(repo.repo_id, branch)
-            if head is None:
+            if head is None and asked:
                 raise not_found("branch", branch)
-            frontier = [head]
+            # The default branch of a repository nobody has pushed to yet has no commits.
+            frontier = [head] if head else []
         heap: list[tuple[int, str, str, StoredCommit]] = []
         self._push(repo.repo_id, heap, frontier)
         commits: list[dict[str, Any]] = []

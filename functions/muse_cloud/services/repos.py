@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from muse_cloud.auth.identities import Caller, Identity, IdentityStore, validate_handle
@@ -11,8 +12,14 @@ from muse_cloud.auth.permissions import Role, require_create
 from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.storage.collaborators import CollaboratorStore
+from muse_cloud.storage.commits import StoredCommit
 from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.storage.refs import RefStore, RefUpdate
 from muse_cloud.storage.repos import Repo, RepoStore, Visibility
+from muse_core.commits import CommitRecord
+from muse_core.snapshot import compute_snapshot_id
+from muse_core.verify import VerifiedSnapshot
 
 
 @dataclass
@@ -21,10 +28,34 @@ class RepoService:
     access: RepoAccessService = field(default_factory=RepoAccessService)
     collaborators: CollaboratorStore = field(default_factory=CollaboratorStore)
     packs: PackStore = field(default_factory=PackStore)
+    stores: RepoStores = field(default_factory=RepoStores)
+    refs: RefStore = field(default_factory=RefStore)
 
-    def create(self, caller: Caller, owner: str, name: str, visibility: Visibility) -> Repo:
+    def create(
+        self, caller: Caller, owner: str, name: str, visibility: Visibility, initialize: bool
+    ) -> Repo:
         require_create(caller, owner)
-        return self.repos.create(owner, name, visibility)
+        repo = self.repos.create(owner, name, visibility)
+        if initialize:
+            self._initial_commit(repo, caller)
+        return repo
+
+    def _initial_commit(self, repo: Repo, caller: Caller) -> None:
+        """A root commit of the empty tree on the default branch, as a hosted 'initialize'."""
+        empty = compute_snapshot_id({})
+        record = CommitRecord.create(
+            snapshot_id=empty,
+            message="Initial commit",
+            committed_at=datetime.now(UTC).isoformat(),
+            repo_id=repo.repo_id,
+            branch=repo.default_branch,
+            author=caller.handle or "",
+        )
+        snapshot = VerifiedSnapshot(empty, None, {}, [], 0, manifest={})
+        self.stores.snapshots.put_many(repo.repo_id, [snapshot], {empty: ()})
+        self.stores.commits.put_many(repo.repo_id, [StoredCommit(record, generation=1)])
+        update = RefUpdate(repo.default_branch, None, record.commit_id)
+        self.refs.compare_and_swap(repo.repo_id, [update], push_id="initialize")
 
     def get(self, caller: Caller, repo_id: str) -> Repo:
         return self.access.by_id(caller, repo_id, "read")
