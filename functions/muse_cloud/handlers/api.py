@@ -7,7 +7,7 @@ import os
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -30,6 +30,7 @@ from muse_cloud.services.push import PushService
 from muse_cloud.services.repos import IdentityService, RepoService
 
 logger = Logger(service="muse-cloud")
+tracer = Tracer(service="muse-cloud")
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/swagger", title="Muse Cloud API", version="1")
 
@@ -191,6 +192,7 @@ def _bootstrap_admin() -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         _bootstrap_admin()

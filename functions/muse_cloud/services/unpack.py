@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -26,6 +26,7 @@ from muse_cloud.storage.packs import UploadKey
 
 logger = Logger(service="muse-cloud")
 metrics = Metrics(namespace="MuseCloud", service="muse-cloud")
+tracer = Tracer(service="muse-cloud")
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[bucket, key, etag]", expires_after_seconds=24 * 3600
 )
