@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from muse_cloud_cli.client import MuseCloudClient, Remote
+from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.errors import CliError
 from muse_core.commits import has_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.paths import muse_dir
 from muse_core.refs import read_branch_ref, read_head
+
+PUSH_WAIT_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,44 @@ def send_push(
     )
     client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
     uploaded = time.perf_counter()
-    answer = client.unpack(remote.owner, remote.name, key, prepared.branch, prepared.head, force)
+    try:
+        answer = client.unpack(
+            remote.owner, remote.name, key, prepared.branch, prepared.head, force
+        )
+    except ClientError as error:
+        if error.code != "push_in_progress" and error.status not in (502, 503, 504):
+            raise
+        # The event path has the pack, or the gateway gave up waiting: the record will tell.
+        answer = wait_for_push(client, remote, ticket["push_id"])
     return PushResult(
         prepared=prepared,
         answer=answer,
         upload_seconds=uploaded - started,
         ingest_seconds=time.perf_counter() - uploaded,
     )
+
+
+def wait_for_push(
+    client: MuseCloudClient, remote: Remote, push_id: str, timeout: float = PUSH_WAIT_SECONDS
+) -> dict[str, Any]:
+    """Poll the push record until ingestion ends; a refusal raises like unpack-mpack's would."""
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while True:
+        record = client.push_status(remote.owner, remote.name, push_id)
+        if record["status"] == "ok":
+            return record
+        if record["status"] == "failed":
+            error = record.get("error") or {}
+            raise ClientError(
+                int(error.get("http_status", 422)),
+                str(error.get("code", "push_failed")),
+                str(error.get("message", "the push was refused")),
+                error.get("item"),
+            )
+        if time.monotonic() > deadline:
+            raise ClientError(
+                0, "push_timeout", f"ingestion had not finished after {timeout:.0f} s", push_id
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
-from muse_cloud_cli.client import ClientError, MuseCloudClient
+from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.local_stack import LocalStack, http_api_event, http_api_response
 from muse_cloud_cli.main import build_parser, main
+from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import CommitRecord, read_commit, write_commit
@@ -354,3 +355,25 @@ def test_bodies_past_api_gateways_limit_are_refused(stack: LocalStack) -> None:
 def test_public_keys_starting_with_a_dash_parse() -> None:
     args = build_parser().parse_args(["identity", "register", "bob", "--public-key=-AbC_x"])
     assert args.public_key == "-AbC_x"
+
+
+@pytest.mark.parametrize(("status", "code"), [(504, "gateway_timeout"), (409, "push_in_progress")])
+def test_push_waits_on_the_record_when_unpack_cannot_answer(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, code: str
+) -> None:
+    """A gateway timeout, or a pack the event path is ingesting: the push record tells the end."""
+    generate_history(tmp_path, Workload(commits=2, files=3, changed_per_commit=1))
+    assert stack.admin is not None
+    name = f"waits-{status}"
+
+    def unanswered(self: MuseCloudClient, *args: object, **kwargs: object) -> dict[str, Any]:
+        raise ClientError(status, code, "no answer in time")
+
+    monkeypatch.setattr(MuseCloudClient, "unpack", unanswered)
+    with MuseCloudClient(stack.api_url, stack.admin) as client:
+        client.create_repo("admin", name)
+        remote = Remote.parse(f"{stack.api_url}/admin/{name}")
+        result = send_push(client, remote, prepare_push(client, remote, tmp_path))
+        assert result.answer["status"] == "ok"
+        assert result.answer["commits_written"] == 2
+        assert client.refs("admin", name)["branch_heads"] == list_branches(tmp_path)

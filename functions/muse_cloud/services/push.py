@@ -19,6 +19,7 @@ from muse_core.paths import validate_branch_name
 from muse_core.types import require_id, require_mpack_key
 
 WAIT_FOR_OTHER_RUN_SECONDS = 20.0
+SYNC_LEASE_SECONDS = 60
 
 
 def _checked_request(
@@ -40,7 +41,11 @@ class PushService:
     access: RepoAccessService = field(default_factory=RepoAccessService)
     pushes: PushStore = field(default_factory=PushStore)
     packs: PackStore = field(default_factory=PackStore)
-    ingestion: IngestService = field(default_factory=IngestService)
+    # A synchronous run lives no longer than the API function (29 s), so its lease need not
+    # either: if it is cut off, the event path can take the pack over within a minute.
+    ingestion: IngestService = field(
+        default_factory=lambda: IngestService(lease_seconds=SYNC_LEASE_SECONDS)
+    )
 
     def presign(
         self,

@@ -52,6 +52,7 @@ class PushRecord:
         }
         if self.error:
             answer["error"] = {k: self.error.get(k) for k in ("code", "message", "item")}
+            answer["error"]["http_status"] = self.error.get("status", 422)
         return answer
 
 
