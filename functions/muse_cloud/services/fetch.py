@@ -69,7 +69,7 @@ class StoreHistory:
 
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         """One ranged GET per pack the objects sit in, not one per object."""
-        locations = self.stores.objects.locate_many(self.repo_id, object_ids)
+        locations = self.stores.pack_index.locate_all(self.repo_id, object_ids)
         missing = [o for o in object_ids if o not in locations]
         if missing:
             raise ServiceError(

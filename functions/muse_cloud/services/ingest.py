@@ -142,10 +142,11 @@ class IngestService:
         plan = self._plan_ref_updates(repo_id, record, pack, generations)
         planned_at = time.perf_counter()
 
-        metrics.dynamodb_requests += self.stores.objects.put_many(
-            repo_id,
-            (ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects),
-        )
+        locations = [
+            ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects
+        ]
+        metrics.dynamodb_requests += self.stores.objects.put_many(repo_id, locations)
+        metrics.s3_requests += self.stores.pack_index.record(repo_id, upload.mpack_hex, locations)
         held = self.stores.snapshots.known(repo_id, [s.snapshot_id for s in pack.snapshots])
         new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in held]
         dynamo_requests, s3_requests = self.stores.snapshots.put_many(

@@ -11,6 +11,7 @@ instead of sending it all to one (1,000 writes a second per partition).
 | repo by slug | SLUG#<owner>/<name>             | SLUG            |
 | branch ref   | REPO#<repo_id>                  | REF#<branch>    |
 | collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
+| pack         | REPO#<repo_id>                  | PACK#<mpack>    |
 | commit       | COMMIT#<repo_id>#<commit_id>    | COMMIT          |
 | snapshot     | SNAP#<repo_id>#<snapshot_id>    | SNAP            |
 | object index | OBJ#<repo_id>#<object_id>       | OBJ             |
@@ -39,6 +40,7 @@ def repo_partition(repo_id: str) -> str:
 
 REF_PREFIX = "REF#"
 COLLAB_PREFIX = "COLLAB#"
+PACK_PREFIX = "PACK#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
@@ -47,6 +49,10 @@ def ref(repo_id: str, branch: str) -> Key:
 
 def collaborator(repo_id: str, handle: str) -> Key:
     return {"pk": repo_partition(repo_id), "sk": f"{COLLAB_PREFIX}{handle}"}
+
+
+def pack(repo_id: str, mpack_hex: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{PACK_PREFIX}{mpack_hex}"}
 
 
 def commit(repo_id: str, commit_id: str) -> Key:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.objects import ObjectIndex
+from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.snapshots import SnapshotStore
 
 
@@ -17,6 +18,7 @@ class RepoStores:
     commits: CommitStore = field(default_factory=CommitStore)
     snapshots: SnapshotStore = field(default_factory=SnapshotStore)
     objects: ObjectIndex = field(default_factory=ObjectIndex)
+    pack_index: PackIndex = field(default_factory=PackIndex)
 
 
 @dataclass
