@@ -128,7 +128,7 @@ class IngestService:
                 receiver,
                 expected_key=upload.mpack_key,
                 limits=self.limits,
-                keep_manifest=planner.keep_manifest,
+                keep_manifests=planner.keep_manifests,
             )
         except MuseError as error:
             raise ServiceError.from_core(error) from None
@@ -147,8 +147,7 @@ class IngestService:
         ]
         metrics.dynamodb_requests += self.stores.objects.put_many(repo_id, locations)
         metrics.s3_requests += self.stores.pack_index.record(repo_id, upload.mpack_hex, locations)
-        held = self.stores.snapshots.known(repo_id, [s.snapshot_id for s in pack.snapshots])
-        new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in held]
+        new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in planner.held]
         dynamo_requests, s3_requests = self.stores.snapshots.put_many(
             repo_id, new_snapshots, planner.chains
         )
@@ -294,23 +293,39 @@ class IngestService:
 
 @dataclass
 class _CheckpointPlanner:
-    """Decides, while verification runs, which snapshots become full checkpoints."""
+    """Decides, before verification rebuilds anything, which snapshots become checkpoints.
+
+    A snapshot the repository already holds keeps its stored representation, so its chain is
+    the stored one, whatever base the pack happens to encode it against.
+    """
 
     repo_id: str
     stores: RepoStores
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
 
-    def keep_manifest(self, snapshot_id: str, base_id: str | None, delta_size: int) -> bool:
-        base_chain: tuple[str, ...] | None = None
-        if base_id is not None and delta_size <= DELTA_ENTRY_LIMIT:
-            base_chain = self.chains.get(base_id)
-            if base_chain is None:
-                base_chain = self.stores.snapshots.chains(self.repo_id, [base_id]).get(base_id)
-        if base_id is None or base_chain is None or len(base_chain) + 1 > CHAIN_LIMIT:
-            self.chains[snapshot_id] = ()
-            return True
-        self.chains[snapshot_id] = (base_id, *base_chain)
-        return False
+    def keep_manifests(self, planned: list[tuple[str, str | None, int]]) -> set[str]:
+        ids = {sid for sid, _, _ in planned} | {base for _, base, _ in planned if base}
+        stored = self.stores.snapshots.chains(self.repo_id, ids) if ids else {}
+        self.held = {sid for sid, _, _ in planned if sid in stored}
+        known = dict(stored)
+        keep: set[str] = set()
+        for sid, base_id, delta_size in planned:
+            if sid in known:
+                continue
+            base_chain = known.get(base_id) if base_id is not None else None
+            if (
+                base_id is None
+                or base_chain is None
+                or delta_size > DELTA_ENTRY_LIMIT
+                or len(base_chain) + 1 > CHAIN_LIMIT
+            ):
+                chain: tuple[str, ...] = ()
+                keep.add(sid)
+            else:
+                chain = (base_id, *base_chain)
+            known[sid] = self.chains[sid] = chain
+        return keep
 
 
 def _ms(seconds: float) -> int:

@@ -20,7 +20,9 @@ from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.types import is_id, require_id
 
-KeepManifest = Callable[[str, str | None, int], bool]
+# Called once with (snapshot_id, base_id, delta_size) for every snapshot of the pack, in pack
+# order, before any is rebuilt; answers the ids whose full manifests should come back.
+KeepManifests = Callable[[list[tuple[str, str | None, int]]], Collection[str]]
 
 
 class ReceiverView(Protocol):
@@ -82,10 +84,10 @@ def verify_mpack(
     expected_key: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     object_sink: ObjectSink | None = None,
-    keep_manifest: KeepManifest | None = None,
+    keep_manifests: KeepManifests | None = None,
 ) -> VerifiedMpack:
-    """Check a pack against the receiver; ``keep_manifest(snapshot_id, base_id, delta_size)``
-    says which snapshots should come back with their full rebuilt manifest (checkpoints)."""
+    """Check a pack against the receiver; ``keep_manifests`` says which snapshots should come
+    back with their full rebuilt manifest (the receiver's checkpoints)."""
     parsed = parse_mpack(data, limits, object_sink)
     if expected_key is not None and parsed.key != expected_key:
         raise MuseError(
@@ -108,7 +110,7 @@ def verify_mpack(
         objects,
         receiver,
         limits,
-        keep_manifest,
+        keep_manifests,
     )
     commits = _verify_commits(
         _typed_list(fields, "commits", limits.max_commits),
@@ -155,9 +157,14 @@ def _verify_snapshots(
     objects: Mapping[str, ObjectEntry],
     receiver: ReceiverView,
     limits: Limits,
-    keep_manifest: KeepManifest | None,
+    keep_manifests: KeepManifests | None,
 ) -> list[VerifiedSnapshot]:
     deltas = [_snapshot_delta(item, i) for i, item in enumerate(raw)]
+    planned = [
+        (d.snapshot_id, d.parent_snapshot_id, len(d.delta_upsert) + len(d.delta_remove))
+        for d in deltas
+    ]
+    keep = set(keep_manifests(planned)) if keep_manifests else set()
     # Rebuilt manifests are kept only while a later delta in the pack still names them as base.
     uses = Counter(d.parent_snapshot_id for d in deltas if d.parent_snapshot_id)
     manifests: dict[str, dict[str, str]] = {}
@@ -200,8 +207,7 @@ def _verify_snapshots(
         if uses[sid] > 0:
             manifests[sid] = manifest
         if sid not in verified:
-            size = len(delta.delta_upsert) + len(delta.delta_remove)
-            kept = manifest if keep_manifest and keep_manifest(sid, base_id, size) else None
+            kept = manifest if sid in keep else None
             verified[sid] = VerifiedSnapshot(
                 sid, base_id, delta.delta_upsert, delta.delta_remove, len(manifest), kept
             )
