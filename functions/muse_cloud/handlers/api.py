@@ -185,10 +185,18 @@ def fetch_mpack(owner: str, repo: str, body: FetchRequest) -> dict[str, Any]:
 
 @cache
 def _bootstrap_admin() -> None:
-    """Once per process: the deploy-time first admin (a no-op once registered)."""
+    """Once per process: the deploy-time first admin (a no-op once registered).
+
+    A failure is logged, not raised, and not retried: a rotated key (409 handle_taken) or a bad
+    one would otherwise fail every request, and the first admin is not needed to serve them.
+    """
     key = os.environ.get("MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY", "")
-    if key:
+    if not key:
+        return
+    try:
         IdentityStore().ensure_bootstrap_admin(key)
+    except Exception as error:
+        logger.warning("bootstrap admin not registered", error=str(error), exc_info=True)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
