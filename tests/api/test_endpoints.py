@@ -18,12 +18,14 @@ import boto3
 import msgpack
 import pytest
 
+from muse_cloud import aws
 from muse_cloud.auth.identities import Identity, IdentityStore
 from muse_cloud.auth.msign import b64url_decode
 from muse_cloud.config import settings
 from muse_cloud.services.history import HistoryService
+from muse_cloud.services.repos import DELETED_PREFIXES
 from muse_cloud.storage.packs import UploadKey, fetch_key
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_cli.provision import Provisioned, load_template
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_core.commits import CommitRecord
 from muse_core.mpack import build_pack, decode_mpack, encode_mpack, mpack_key
@@ -306,6 +308,81 @@ def test_delete_removes_everything_for_everyone_and_frees_the_name(world: World)
     expect_error(call("GET", f"/olivia/songs/commits/{head}"), 404, "not_found")
     expect_error(call("GET", f"/olivia/songs/objects/{oid}"), 404, "not_found")
     assert call("GET", "/olivia/songs/log").json() == {"commits": [], "next_cursor": None}
+
+
+_BUCKET_ARN = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::AccountId}-${AWS::Region}-packs"
+
+
+def _api_statements() -> list[dict[str, Any]]:
+    policies = load_template()["Resources"]["ApiFunction"]["Properties"]["Policies"]
+    return [s for policy in policies for s in policy["Statement"]]
+
+
+@pytest.mark.parametrize("prefix", DELETED_PREFIXES)
+def test_the_api_function_may_delete_every_prefix_it_deletes(prefix: str) -> None:
+    wanted = f"{_BUCKET_ARN}/{prefix}*"
+    allowed = [
+        s
+        for s in _api_statements()
+        if s["Effect"] == "Allow"
+        and "s3:DeleteObject" in s["Action"]
+        and s["Resource"] == {"Sub": wanted}
+    ]
+    assert allowed, f"ApiFunction cannot delete {prefix}<repo_id>/"
+
+
+def _keys(stack: Provisioned, repo_id: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=stack.names.bucket)
+    return [o["Key"] for o in listed.get("Contents", []) if repo_id in o["Key"]]
+
+
+def _with_fetch_pack(world: World) -> None:
+    assert call("POST", f"/{world.slug}/fetch/mpack", {}).status == 200
+    prefixes = {key.split("/", 1)[0] + "/" for key in _keys(world.stack, world.repo["repoId"])}
+    # Every prefix holds something, so the test sees a failure on any of them.
+    assert {"incoming/", "fetch/"} <= prefixes, prefixes
+
+
+def test_keys_s3_refused_once_are_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_fetch_pack(world)
+    client = aws.s3()
+    real = client.delete_objects
+    refused: list[str] = []
+
+    def flaky(**kwargs: Any) -> Any:
+        objects = kwargs["Delete"]["Objects"]
+        if not refused:
+            refused.extend(o["Key"] for o in objects)
+            errors = [{"Key": o["Key"], "Code": "SlowDown", "Message": "Reduce"} for o in objects]
+            return {"Errors": errors}
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "delete_objects", flaky)
+    answer = call("DELETE", f"/api/repos/{world.repo['repoId']}", key=world.owner)
+    assert answer.status == 204, answer.body
+    assert refused and not _keys(world.stack, world.repo["repoId"])
+
+
+def test_keys_s3_keeps_refusing_are_an_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_fetch_pack(world)
+    repo_id = world.repo["repoId"]
+    client = aws.s3()
+    real = client.delete_objects
+
+    def denied_on_incoming(**kwargs: Any) -> Any:
+        objects = kwargs["Delete"]["Objects"]
+        if objects[0]["Key"].startswith("incoming/"):
+            errors = [{"Key": o["Key"], "Code": "AccessDenied", "Message": "no"} for o in objects]
+            return {"Errors": errors}
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "delete_objects", denied_on_incoming)
+    answer = call("DELETE", f"/api/repos/{repo_id}", key=world.owner)
+    body = expect_error(answer, 500, "delete_failed")
+    assert body["item"].startswith(f"incoming/{repo_id}/")
+    assert "AccessDenied" in body["message"]
+    # The other prefixes were still freed.
+    assert all(key.startswith("incoming/") for key in _keys(world.stack, repo_id))
 
 
 def test_collaborators_endpoints(world: World) -> None:

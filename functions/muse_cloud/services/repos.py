@@ -21,6 +21,10 @@ from muse_core.commits import CommitRecord
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.verify import VerifiedSnapshot
 
+# Every S3 prefix holding a repository's bytes, each followed by ``<repo_id>/``. ApiFunction's
+# policy in template.yaml must allow s3:DeleteObject on each of them.
+DELETED_PREFIXES = ("incoming/", "repos/", "fetch/")
+
 
 @dataclass
 class RepoService:
@@ -66,9 +70,16 @@ class RepoService:
     def delete(self, caller: Caller, repo_id: str) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")
         self.repos.delete(repo)
-        # Unreachable from here on (every key carries the repo_id); free the bytes as well.
-        for prefix in ("incoming/", "repos/", "fetch/"):
-            self.packs.delete_prefix(f"{prefix}{repo.repo_id}/")
+        # Unreachable from here on (every key carries the repo_id); free the bytes as well. One
+        # prefix failing must not keep the others' bytes: try them all, then report.
+        failures: list[ServiceError] = []
+        for prefix in DELETED_PREFIXES:
+            try:
+                self.packs.delete_prefix(f"{prefix}{repo.repo_id}/")
+            except ServiceError as error:
+                failures.append(error)
+        if failures:
+            raise failures[0]
 
     def set_collaborator(self, caller: Caller, repo_id: str, handle: str, role: Role) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from muse_cloud import aws
 from muse_cloud.config import PACK_PREFIX, UPLOAD_PREFIX, settings
+from muse_cloud.errors import ServiceError
 from muse_cloud.storage.objects import ObjectLocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ErrorTypeDef
 
 STATE_TAG = "muse-state"
 
@@ -145,9 +149,33 @@ class PackStore:
         )
 
     def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under ``prefix``.
+
+        DeleteObjects answers 200 even when some keys were not deleted (access denied, a
+        throttled partition): those are retried once, then raised, never silently left behind.
+        """
         client = aws.s3()
+
+        def delete(keys: list[str]) -> list[ErrorTypeDef]:
+            # A listing page holds at most 1,000 keys, DeleteObjects' limit.
+            answer = client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+            return list(answer.get("Errors", []))
+
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if batch:
-                client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})  # type: ignore[typeddict-item]
+            keys = [o["Key"] for o in page.get("Contents", [])]
+            failed = delete(keys) if keys else []
+            if failed:
+                failed = delete([error.get("Key", "") for error in failed])
+            if failed:
+                first = failed[0]
+                raise ServiceError(
+                    500,
+                    "delete_failed",
+                    f"storage kept {len(failed)} object(s) under {prefix}: "
+                    f"{first.get('Code', '')} {first.get('Message', '')}".strip(),
+                    first.get("Key"),
+                )
