@@ -661,7 +661,16 @@ def test_log_branches_limits_and_cursors(stack: Provisioned) -> None:
         answer = call("GET", "/olivia/songs/log", query={"limit": limit})
         expect_error(answer, 422, "invalid_limit")
     expect_error(call("GET", "/olivia/songs/log", query={"limit": "ten"}), 422, "invalid_request")
-    for cursor in ("!!!", "bm90IGpzb24", base64.urlsafe_b64encode(b"[]").decode(), "W10"):
+    nested = base64.urlsafe_b64encode(b"[" * 5000).decode()
+    oversized = base64.urlsafe_b64encode(json.dumps([c0] * 200).encode()).decode()
+    for cursor in (
+        "!!!",
+        "bm90IGpzb24",
+        base64.urlsafe_b64encode(b"[]").decode(),
+        "W10",
+        nested,
+        oversized,
+    ):
         answer = call("GET", "/olivia/songs/log", query={"cursor": cursor})
         expect_error(answer, 422, "invalid_cursor")
     expect_error(call("GET", "/olivia/songs/log", query={"branch": "nope"}), 404, "not_found")

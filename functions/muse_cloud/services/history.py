@@ -21,6 +21,7 @@ from muse_core.paths import validate_branch_name
 from muse_core.types import require_id
 
 MAX_LOG_LIMIT = 500
+MAX_CURSOR_CHARS = 8 * 1024
 
 
 def checked_id(value: str, what: str) -> str:
@@ -144,13 +145,19 @@ def _encode_cursor(frontier: list[str]) -> str:
 
 
 def _decode_cursor(cursor: str) -> list[str]:
+    invalid = ServiceError(
+        422, "invalid_cursor", "the cursor is not one this server issued", cursor[:100]
+    )
+    # API Gateway refuses request lines much longer than this anyway; and a bound keeps a
+    # crafted cursor from costing more than a legitimate one to decode.
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise invalid
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         frontier = json.loads(raw)
-        if not isinstance(frontier, list) or not frontier:
-            raise ValueError
-        return [checked_id(c, "cursor") for c in frontier]
-    except (ValueError, UnicodeDecodeError):
-        raise ServiceError(
-            422, "invalid_cursor", "the cursor is not one this server issued", cursor
-        ) from None
+    # Deeply nested JSON ("[[[[...") exhausts the decoder's recursion limit.
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise invalid from None
+    if not isinstance(frontier, list) or not frontier:
+        raise invalid
+    return [checked_id(c, "cursor") for c in frontier]
