@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,13 +13,19 @@ from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.history import checked_id
 from muse_cloud.storage import dynamo
 from muse_cloud.storage.commits import StoredCommit
+from muse_cloud.storage.objects import ObjectLocation
 from muse_cloud.storage.packs import PackStore, fetch_key
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_core.commits import CommitRecord
+from muse_core.limits import MIB
 from muse_core.mpack import build_pack, encode_mpack, mpack_key
 
 MAX_WANTS = 1_000
+# Reading a gap this small costs less than another GET's round trip.
+MERGE_GAP_BYTES = 1 * MIB
+# The most one GET brings into the function's memory (a single larger object still comes whole).
+MAX_SPAN_BYTES = 64 * MIB
 _RECENT_MANIFESTS = 8
 
 
@@ -68,25 +74,56 @@ class StoreHistory:
         return manifest
 
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
-        """One ranged GET per pack the objects sit in, not one per object."""
+        """One ranged GET per run of nearby objects in a pack, not one per object; and never
+        one spanning the far ends of a large pack."""
         locations = self.stores.pack_index.locate_all(self.repo_id, object_ids)
         missing = [o for o in object_ids if o not in locations]
         if missing:
             raise ServiceError(
                 500, "missing_object", "an indexed snapshot names a lost object", missing[0]
             )
-        by_pack: dict[str, list[str]] = {}
-        for oid in object_ids:
-            by_pack.setdefault(locations[oid].s3_key, []).append(oid)
         found: dict[str, bytes] = {}
-        for s3_key, oids in by_pack.items():
-            start = min(locations[o].offset for o in oids)
-            end = max(locations[o].offset + locations[o].length for o in oids)
-            span = self.packs.read_range(s3_key, start, end - start)
-            for oid in oids:
-                loc = locations[oid]
-                found[oid] = span[loc.offset - start : loc.offset - start + loc.length]
+        for span in read_spans(locations[o] for o in dict.fromkeys(object_ids)):
+            data = self.packs.read_range(span.s3_key, span.start, span.end - span.start)
+            for loc in span.members:
+                found[loc.object_id] = data[
+                    loc.offset - span.start : loc.offset - span.start + loc.length
+                ]
         return {oid: found[oid] for oid in object_ids}
+
+
+@dataclass
+class Span:
+    """One ranged GET: ``[start, end)`` of a pack, and the objects it holds."""
+
+    s3_key: str
+    start: int
+    end: int
+    members: list[ObjectLocation]
+
+
+def read_spans(locations: Iterable[ObjectLocation]) -> list[Span]:
+    """Objects of the same pack merged into one span while the bytes read in between stay
+    small (<= ``MERGE_GAP_BYTES``) and the span fits in memory (<= ``MAX_SPAN_BYTES``)."""
+    by_pack: dict[str, list[ObjectLocation]] = {}
+    for loc in locations:
+        by_pack.setdefault(loc.s3_key, []).append(loc)
+    spans: list[Span] = []
+    for s3_key, locs in by_pack.items():
+        current: Span | None = None
+        for loc in sorted(locs, key=lambda loc: loc.offset):
+            end = loc.offset + loc.length
+            if (
+                current is not None
+                and loc.offset - current.end <= MERGE_GAP_BYTES
+                and max(end, current.end) - current.start <= MAX_SPAN_BYTES
+            ):
+                current.end = max(end, current.end)
+                current.members.append(loc)
+            else:
+                current = Span(s3_key, loc.offset, end, [loc])
+                spans.append(current)
+    return spans
 
 
 @dataclass
