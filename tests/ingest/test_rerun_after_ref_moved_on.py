@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from muse_cloud.services.ingest import IngestService
-from muse_cloud.storage.packs import PackStore
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
@@ -37,15 +36,15 @@ def test_rerun_after_the_ref_moved_on(
     generate_history(tmp_path, SMALL, start=2)
     second_head = list_branches(tmp_path)["main"]
     second = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path, have=[first_head])))
-    real_mark = PackStore.mark_ingested
+    real_finish = PushStore.finish
 
-    def crash_after_the_ref_moved(self: PackStore, s3_key: str) -> None:
-        raise RuntimeError("crash between the ref move and the end of the run")
+    def crash_after_the_ref_moved(self: PushStore, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("crash between the ref move and recording the outcome")
 
-    monkeypatch.setattr(PackStore, "mark_ingested", crash_after_the_ref_moved)
+    monkeypatch.setattr(PushStore, "finish", crash_after_the_ref_moved)
     with pytest.raises(RuntimeError):
         service.ingest(second)
-    monkeypatch.setattr(PackStore, "mark_ingested", real_mark)
+    monkeypatch.setattr(PushStore, "finish", real_finish)
     assert RefStore().get(repo.repo_id, "main") == second_head
 
     generate_history(tmp_path, SMALL, start=4)

@@ -17,7 +17,7 @@ from muse_cloud.errors import ServiceError
 from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
 from muse_cloud.storage.objects import ObjectLocation
 from muse_cloud.storage.packs import PackStore, UploadKey
-from muse_cloud.storage.pushes import FINAL_STATES, PushRecord, PushStore
+from muse_cloud.storage.pushes import FINAL_STATES, LeaseLost, PushRecord, PushStore
 from muse_cloud.storage.receiver import RepoReceiver, RepoStores
 from muse_cloud.storage.refs import RefStore, RefUpdate
 from muse_cloud.storage.repos import RepoStore
@@ -28,6 +28,10 @@ from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.paths import validate_branch_name
 from muse_core.types import require_id
 from muse_core.verify import VerifiedMpack, verify_mpack
+
+# Twice the queue's maxReceiveCount: a dead-lettered push can be redriven once before a pack that
+# always kills its run (a timeout, memory) is recorded as failed instead of retried forever.
+MAX_ATTEMPTS = 10
 
 
 class IngestBusy(Exception):
@@ -66,30 +70,63 @@ class IngestService:
         """Run (or report) the ingestion of one uploaded pack; final results are recorded once.
 
         Raises ``IngestBusy`` while another run holds the lease, ``ServiceError`` 404 when
-        nothing was uploaded under the key, and lets transient errors through for a retry.
+        nothing was uploaded under the key, 409 when the pack was already ingested for another
+        branch or head than ``request`` asks, and lets transient errors through for a retry.
         """
         push_id = upload.mpack_hex
+        wanted = (
+            (request.branch, request.head, request.force) if request and request.branch else None
+        )
         existing = self.pushes.get(upload.repo_id, push_id)
-        if existing is not None and existing.state in FINAL_STATES:
-            return existing
-        record = self.pushes.claim(upload.repo_id, push_id, upload.mpack_key, self.lease_seconds)
-        if record is None:
-            found = self.pushes.get(upload.repo_id, push_id)
-            if found is not None and found.state in FINAL_STATES:
-                return found
-            raise IngestBusy(push_id)
-        if request is not None:
-            record.branch, record.head, record.force = request.branch, request.head, request.force
+        if existing is None or existing.state not in FINAL_STATES:
+            record = self.pushes.claim(
+                upload.repo_id, push_id, upload.mpack_key, self.lease_seconds, wanted
+            )
+            if record is not None:
+                return self._run(upload, record)
+            existing = self.pushes.get(upload.repo_id, push_id)
+            if existing is None or existing.state not in FINAL_STATES:
+                raise IngestBusy(push_id)
+        return self._recorded(upload, existing, wanted)
+
+    def _recorded(
+        self, upload: UploadKey, record: PushRecord, wanted: tuple[str, str | None, bool] | None
+    ) -> PushRecord:
+        if record.state == "ok" and wanted is not None:
+            branch, head, _ = wanted
+            applied = {u["branch"]: u["head"] for u in record.result.get("updates", [])}
+            if branch not in applied or head not in (None, applied[branch]):
+                raise ServiceError(
+                    409,
+                    "push_mismatch",
+                    f"this pack was already ingested for {sorted(applied)}, not for "
+                    f"{branch!r} at {head}; presign a new push for another target",
+                    record.push_id,
+                )
+        if record.state == "ok":
+            # A second upload of the same bytes re-tags the pack for expiry: it is home to
+            # objects, so tag it back.
+            self.packs.mark_ingested(upload.s3_key)
+        return record
+
+    def _run(self, upload: UploadKey, record: PushRecord) -> PushRecord:
+        if record.attempts > MAX_ATTEMPTS:
+            error = ServiceError(
+                500,
+                "ingest_attempts_exhausted",
+                f"ingestion failed {MAX_ATTEMPTS} times; presign the push again to retry",
+                record.push_id,
+            )
+            return self._finish(record, "failed", {}, error)
         try:
-            metrics = IngestMetrics()
-            result = self._ingest(upload, record, metrics)
+            result = self._ingest(upload, record, IngestMetrics())
         except ServiceError as error:
             if error.code in ("pack_not_found", "repo_not_found") and error.status == 404:
-                self.pushes.release(upload.repo_id, push_id)
+                self.pushes.release(record)
                 raise
-            return self._finish(record, "failed", {}, {**error.as_dict(), "status": error.status})
+            return self._finish(record, "failed", {}, error)
         except BaseException:
-            self.pushes.release(upload.repo_id, push_id)
+            self.pushes.release(record)
             raise
         return self._finish(record, "ok", result)
 
@@ -98,13 +135,17 @@ class IngestService:
         record: PushRecord,
         state: Literal["ok", "failed"],
         result: dict[str, Any],
-        error: dict[str, Any] | None = None,
+        error: ServiceError | None = None,
     ) -> PushRecord:
+        recorded = {**error.as_dict(), "status": error.status} if error else None
         try:
-            return self.pushes.finish(record, state, result, error)
+            return self.pushes.finish(record, state, result, recorded)
+        except LeaseLost:
+            # This run outlived its lease and another took over: that one's outcome counts.
+            raise IngestBusy(record.push_id) from None
         except BaseException:
             # The outcome was not recorded: give the lease back so a retry records it at once.
-            self.pushes.release(record.repo_id, record.push_id)
+            self.pushes.release(record)
             raise
 
     def _ingest(
@@ -142,6 +183,10 @@ class IngestService:
         plan = self._plan_ref_updates(repo_id, record, pack, generations)
         planned_at = time.perf_counter()
 
+        # Before anything points into the pack: from here on it is home to indexed objects,
+        # so the lifecycle rule that expires abandoned uploads must leave it alone.
+        self.packs.mark_ingested(upload.s3_key)
+        metrics.s3_requests += 1
         locations = [
             ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects
         ]
@@ -163,8 +208,6 @@ class IngestService:
         written_at = time.perf_counter()
 
         updates = self._move_refs(repo_id, record, plan)
-        self.packs.mark_ingested(upload.s3_key)
-        metrics.s3_requests += 1
         done = time.perf_counter()
 
         # Counted from the pack, like commits and objects, so that a rerun after a crash (which

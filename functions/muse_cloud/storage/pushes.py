@@ -8,6 +8,7 @@ redelivered event or a repeated call returns the recorded result.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +38,8 @@ class PushRecord:
     result: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     plan: dict[str, str | None] | None = None
+    attempts: int = 0
+    lease_token: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -113,37 +116,58 @@ class PushStore:
         return record
 
     def claim(
-        self, repo_id: str, push_id: str, mpack_key: str, lease_seconds: int
+        self,
+        repo_id: str,
+        push_id: str,
+        mpack_key: str,
+        lease_seconds: int,
+        request: tuple[str, str | None, bool] | None = None,
     ) -> PushRecord | None:
-        """Take the lease, or None when another run holds it or the push is already final."""
+        """Take the lease, or None when another run holds it or the push is already final.
+
+        ``request`` (branch, head, force) replaces what the presign recorded, so a rerun after a
+        crash targets what this run targeted. The lease token makes sure only the holder of the
+        lease can give it back or record the outcome.
+        """
         now = time.time()
+        update = (
+            "SET #s = :processing, lease_until = :lease, lease_token = :token, updated_at = :now, "
+            "attempts = if_not_exists(attempts, :zero) + :one, "
+            "repo_id = :repo, push_id = :push, mpack_key = :key, "
+            "created_at = if_not_exists(created_at, :now)"
+        )
+        values: dict[str, Any] = {
+            ":processing": {"S": "processing"},
+            ":pending": {"S": "pending"},
+            ":lease": {"N": str(int(now + lease_seconds))},
+            ":token": {"S": uuid.uuid4().hex},
+            ":epoch": {"N": str(int(now))},
+            ":now": {"S": _now()},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":repo": {"S": repo_id},
+            ":push": {"S": push_id},
+            ":key": {"S": mpack_key},
+        }
+        names = {"#s": "state"}
+        if request is not None:
+            branch, head, force = request
+            update += ", #branch = :branch, #head = :head, #force = :force"
+            names.update({"#branch": "branch", "#head": "head", "#force": "force"})
+            values[":branch"] = {"S": branch}
+            values[":head"] = {"S": head} if head else {"NULL": True}
+            values[":force"] = {"BOOL": force}
         try:
             answer = aws.dynamodb().update_item(
                 TableName=dynamo.table(),
                 Key=dynamo.to_wire(keys.push(repo_id, push_id)),
-                UpdateExpression=(
-                    "SET #s = :processing, lease_until = :lease, updated_at = :now, "
-                    "attempts = if_not_exists(attempts, :zero) + :one, "
-                    "repo_id = :repo, push_id = :push, mpack_key = :key, "
-                    "created_at = if_not_exists(created_at, :now)"
-                ),
+                UpdateExpression=update,
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR #s = :pending "
                     "OR (#s = :processing AND lease_until < :epoch)"
                 ),
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":processing": {"S": "processing"},
-                    ":pending": {"S": "pending"},
-                    ":lease": {"N": str(int(now + lease_seconds))},
-                    ":epoch": {"N": str(int(now))},
-                    ":now": {"S": _now()},
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":repo": {"S": repo_id},
-                    ":push": {"S": push_id},
-                    ":key": {"S": mpack_key},
-                },
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
@@ -163,18 +187,19 @@ class PushStore:
             ExpressionAttributeValues={":plan": dynamo.to_wire({"v": plan})["v"]},
         )
 
-    def release(self, repo_id: str, push_id: str) -> None:
+    def release(self, record: PushRecord) -> None:
         """Give the lease back after a transient failure, so a retry can claim it at once."""
         try:
             aws.dynamodb().update_item(
                 TableName=dynamo.table(),
-                Key=dynamo.to_wire(keys.push(repo_id, push_id)),
-                UpdateExpression="SET #s = :pending REMOVE lease_until",
-                ConditionExpression="#s = :processing",
+                Key=dynamo.to_wire(keys.push(record.repo_id, record.push_id)),
+                UpdateExpression="SET #s = :pending REMOVE lease_until, lease_token",
+                ConditionExpression="#s = :processing AND lease_token = :token",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
                     ":pending": {"S": "pending"},
                     ":processing": {"S": "processing"},
+                    ":token": {"S": record.lease_token or ""},
                 },
             )
         except ClientError as error:
@@ -188,13 +213,34 @@ class PushStore:
         result: dict[str, Any],
         error: dict[str, Any] | None = None,
     ) -> PushRecord:
+        """Record the outcome, once: only while this run still holds the lease."""
+        token = record.lease_token or ""
         record.state = state
         record.result = result
         record.error = error
         record.updated_at = _now()
+        record.lease_token = None
         item = {**keys.push(record.repo_id, record.push_id), **_to_item(record)}
-        dynamo.put_item(item)
+        try:
+            aws.dynamodb().put_item(
+                TableName=dynamo.table(),
+                Item=dynamo.to_wire(item),
+                ConditionExpression="#s = :processing AND lease_token = :token",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":processing": {"S": "processing"},
+                    ":token": {"S": token},
+                },
+            )
+        except ClientError as failure:
+            if dynamo.is_conditional_failure(failure):
+                raise LeaseLost(record.push_id) from None
+            raise
         return record
+
+
+class LeaseLost(Exception):
+    """Another run took the push over (this one outlived its lease): its outcome will count."""
 
 
 def _to_item(record: PushRecord) -> dict[str, Any]:
@@ -212,6 +258,7 @@ def _to_item(record: PushRecord) -> dict[str, Any]:
         "result": record.result or None,
         "error": record.error,
         "plan": record.plan,
+        "attempts": record.attempts,
     }
 
 
@@ -230,6 +277,8 @@ def _from_item(item: dynamo.Item) -> PushRecord:
         result=_plain(item.get("result") or {}),
         error=_plain(item["error"]) if item.get("error") else None,
         plan=item.get("plan"),
+        attempts=int(item.get("attempts", 0)),
+        lease_token=item.get("lease_token"),
     )
 
 

@@ -1,0 +1,172 @@
+"""Packs that are home to objects never expire, a push record is finished only by the lease
+holder, a held snapshot keeps its stored chain, and endless retries end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from core.conftest import commit_tree
+
+from muse_cloud.errors import ServiceError
+from muse_cloud.services.ingest import MAX_ATTEMPTS, IngestService, PushRequest
+from muse_cloud.storage.objects import ObjectIndex
+from muse_cloud.storage.pushes import LeaseLost, PushStore
+from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.storage.refs import RefStore
+from muse_cloud.storage.repos import RepoStore
+from muse_cloud_cli.provision import Provisioned
+from muse_cloud_cli.workload import Workload, generate_history
+from muse_core.commits import write_commit
+from muse_core.mpack import build_mpack, encode_mpack
+from muse_core.refs import list_branches, write_branch_ref
+from muse_core.repo import init_repo
+
+from .test_event_path import upload
+from .test_races_and_retries import throttled
+
+SMALL = Workload(commits=2, files=3, changed_per_commit=1)
+
+
+def tag_of(stack: Provisioned, s3_key: str) -> str:
+    tags = boto3.client("s3").get_object_tagging(Bucket=stack.names.bucket, Key=s3_key)
+    return {t["Key"]: t["Value"] for t in tags["TagSet"]}["muse-state"]
+
+
+def put_tagged(stack: Provisioned, s3_key: str, data: bytes) -> None:
+    boto3.client("s3").put_object(
+        Bucket=stack.names.bucket, Key=s3_key, Body=data, Tagging="muse-state=incoming"
+    )
+
+
+def test_a_second_upload_of_an_ingested_pack_is_tagged_back(
+    stack: Provisioned, tmp_path: Path
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    data = encode_mpack(build_mpack(tmp_path))
+    key = upload(stack, repo.repo_id, data)
+    assert IngestService().ingest(key).state == "ok"
+    assert tag_of(stack, key.s3_key) == "ingested"
+
+    put_tagged(stack, key.s3_key, data)
+    assert tag_of(stack, key.s3_key) == "incoming"
+    assert IngestService().ingest(key).state == "ok"
+    assert tag_of(stack, key.s3_key) == "ingested"
+
+
+def test_a_push_that_loses_the_race_after_writing_keeps_its_pack(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    data = encode_mpack(build_mpack(tmp_path))
+    key = upload(stack, repo.repo_id, data)
+    put_tagged(stack, key.s3_key, data)
+    monkeypatch.setattr(RefStore, "compare_and_swap", lambda *args, **kwargs: False)
+
+    record = IngestService().ingest(key)
+
+    assert record.state == "failed" and record.error is not None
+    assert record.error["code"] == "ref_conflict"
+    # Its objects were indexed into this pack before the ref move failed: it must not expire.
+    assert tag_of(stack, key.s3_key) == "ingested"
+
+
+def test_a_pack_ingested_for_one_branch_is_not_reported_for_another(
+    stack: Provisioned, tmp_path: Path
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    head = list_branches(tmp_path)["main"]
+    key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    assert IngestService().ingest(key).state == "ok"
+
+    assert IngestService().ingest(key, PushRequest("main", head)).state == "ok"
+    with pytest.raises(ServiceError) as refused:
+        IngestService().ingest(key, PushRequest("release", head))
+    assert (refused.value.status, refused.value.code) == (409, "push_mismatch")
+    assert RefStore().heads(repo.repo_id) == {"main": head}
+
+
+def test_only_the_lease_holder_records_the_outcome(stack: Provisioned) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    pushes = PushStore()
+    stale = pushes.claim(repo.repo_id, "a" * 64, "sha256:" + "a" * 64, lease_seconds=-1)
+    assert stale is not None
+    fresh = pushes.claim(repo.repo_id, "a" * 64, "sha256:" + "a" * 64, lease_seconds=60)
+    assert fresh is not None and fresh.lease_token != stale.lease_token
+
+    pushes.release(stale)
+    with pytest.raises(LeaseLost):
+        pushes.finish(stale, "failed", {}, {"code": "x", "message": "late", "item": None})
+    assert pushes.get(repo.repo_id, "a" * 64) == fresh
+
+    pushes.finish(fresh, "ok", {"commits_written": 0})
+    record = pushes.get(repo.repo_id, "a" * 64)
+    assert record is not None and record.state == "ok"
+
+
+def test_a_push_that_keeps_failing_is_recorded_as_failed(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    monkeypatch.setattr(ObjectIndex, "put_many", throttled)
+    for _ in range(MAX_ATTEMPTS):
+        with pytest.raises(Exception, match="ProvisionedThroughputExceeded"):
+            IngestService().ingest(key)
+
+    record = IngestService().ingest(key)
+
+    assert record.state == "failed" and record.error is not None
+    assert record.error["code"] == "ingest_attempts_exhausted"
+
+
+def test_a_held_snapshot_sent_against_another_base_keeps_its_stored_chain(
+    stack: Provisioned, tmp_path: Path
+) -> None:
+    """Two branches reach the same tree; the second push does not know the first."""
+    repo = RepoStore().create("alice", "songs", "public")
+    init_repo(tmp_path)
+    at = "2026-03-16T12:00:0{}+00:00"
+    root = commit_tree(tmp_path, {"a": b"1"}, message="root", committed_at=at.format(0))
+    main = commit_tree(
+        tmp_path, {"a": b"1", "b": b"2"}, message="m", committed_at=at.format(1),
+        parents=(root.commit_id,),
+    )  # fmt: skip
+    write_branch_ref(tmp_path, "main", main.commit_id)
+    assert (
+        IngestService()
+        .ingest(upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path, ["main"]))))
+        .state
+        == "ok"
+    )
+
+    side = commit_tree(
+        tmp_path, {"a": b"1", "c": b"3"}, message="s", committed_at=at.format(2),
+        parents=(root.commit_id,), branch="side",
+    )  # fmt: skip
+    same_as_main = commit_tree(
+        tmp_path, {"a": b"1", "b": b"2"}, message="back", committed_at=at.format(3),
+        parents=(side.commit_id,), branch="side",
+    )  # fmt: skip
+    child = commit_tree(
+        tmp_path, {"a": b"1", "b": b"2", "d": b"4"}, message="on", committed_at=at.format(4),
+        parents=(same_as_main.commit_id,), branch="side",
+    )  # fmt: skip
+    assert same_as_main.snapshot_id == main.snapshot_id
+    write_commit(tmp_path, child)
+    write_branch_ref(tmp_path, "side", child.commit_id)
+    pack = build_mpack(tmp_path, ["side"], have=[root.commit_id])
+    resent = {s["snapshot_id"]: s for s in pack["snapshots"]}[main.snapshot_id]
+    assert resent["parent_snapshot_id"] == side.snapshot_id  # not the base the server stored
+
+    record = IngestService().ingest(upload(stack, repo.repo_id, encode_mpack(pack)))
+
+    assert record.state == "ok", record.error
+    snapshots = RepoStores().snapshots
+    assert snapshots.manifest(repo.repo_id, child.snapshot_id) is not None
+    assert snapshots.manifest(repo.repo_id, main.snapshot_id) is not None
