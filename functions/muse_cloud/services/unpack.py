@@ -21,14 +21,19 @@ from aws_lambda_powertools.utilities.idempotency import (
 from muse_cloud import aws
 from muse_cloud.config import settings
 from muse_cloud.errors import ServiceError
-from muse_cloud.services.ingest import IngestService
+from muse_cloud.services.ingest import IngestBusy, IngestService
+from muse_cloud.services.push import SYNC_LEASE_SECONDS
 from muse_cloud.storage.packs import UploadKey
 
 logger = Logger(service="muse-cloud")
 metrics = Metrics(namespace="MuseCloud", service="muse-cloud")
 tracer = Tracer(service="muse-cloud")
 idempotency_config = IdempotencyConfig(
-    event_key_jmespath="[bucket, key, etag]", expires_after_seconds=24 * 3600
+    # The sequencer and event time tell two uploads of the same bytes apart (they share the
+    # ETag), so a pack uploaded again after a refused push is ingested again, while a
+    # redelivered event (same sequencer, same time) is not.
+    event_key_jmespath="[bucket, key, etag, sequencer, event_time]",
+    expires_after_seconds=24 * 3600,
 )
 
 
@@ -90,8 +95,15 @@ def handle_sqs_record(record: SQSRecord) -> None:
                     "bucket": s3_record.s3.bucket.name,
                     "key": key,
                     "etag": s3_record.s3.get_object.get("eTag", ""),
+                    "sequencer": s3_record.s3.get_object.get("sequencer", ""),
+                    "event_time": s3_record.event_time,
                 }
             )
+        except IngestBusy:
+            # unpack-mpack holds the lease (for at most SYNC_LEASE_SECONDS): come back after it
+            # rather than after the queue's whole visibility timeout.
+            retry_after(record, SYNC_LEASE_SECONDS)
+            raise
         except ServiceError as error:
             if error.status == 404:
                 # The pack or its repository is gone (deleted): nothing will ever ingest it.
@@ -99,3 +111,12 @@ def handle_sqs_record(record: SQSRecord) -> None:
                 continue
             raise
         logger.info("ingested", extra={"push": result})
+
+
+def retry_after(record: SQSRecord, seconds: int) -> None:
+    """Make a message that will be reported as failed visible again in ``seconds``."""
+    *_, region, account, name = record.event_source_arn.split(":")
+    queue_url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+    aws.sqs().change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+    )
