@@ -3,16 +3,19 @@ can reach a repository's data without it, and an unreadable repository looks lik
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from muse_cloud.auth.identities import Caller
 from muse_cloud.auth.permissions import RepoAccess, require_admin, require_read, require_write
-from muse_cloud.errors import not_found
+from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.storage.collaborators import CollaboratorStore
-from muse_cloud.storage.repos import Repo, RepoStore
+from muse_cloud.storage.repos import Repo, RepoStore, validate_repo_name
 
 Need = Literal["read", "write", "admin"]
+# Repository ids are str(uuid.uuid4()): canonical, lowercase.
+_REPO_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CHECKS = {"read": require_read, "write": require_write, "admin": require_admin}
 
 
@@ -22,10 +25,19 @@ class RepoAccessService:
     collaborators: CollaboratorStore = field(default_factory=CollaboratorStore)
 
     def by_slug(self, caller: Caller, owner: str, name: str, need: Need) -> Repo:
-        return self._checked(caller, self.repos.by_slug(owner, name), f"{owner}/{name}", need)
+        # A slug no repository could have is never looked up: an unchecked path segment in a
+        # key can exceed DynamoDB's key size and fail the request with a 500.
+        try:
+            validate_repo_name(owner, name)
+        except ServiceError:
+            repo = None
+        else:
+            repo = self.repos.by_slug(owner, name)
+        return self._checked(caller, repo, f"{owner}/{name}", need)
 
     def by_id(self, caller: Caller, repo_id: str, need: Need) -> Repo:
-        return self._checked(caller, self.repos.get(repo_id), repo_id, need)
+        repo = self.repos.get(repo_id) if _REPO_ID.fullmatch(repo_id) else None
+        return self._checked(caller, repo, repo_id, need)
 
     def _checked(self, caller: Caller, repo: Repo | None, item: str, need: Need) -> Repo:
         if repo is None:

@@ -92,6 +92,8 @@ class RepoService:
 
     def remove_collaborator(self, caller: Caller, repo_id: str, handle: str) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")
+        # Checked before it goes into a key, as set_collaborator does.
+        validate_handle(handle)
         if not self.collaborators.remove(repo.repo_id, handle):
             raise not_found("collaborator", handle)
 
