@@ -232,6 +232,21 @@ def test_create_repo_answers_201_with_the_repo(stack: Provisioned) -> None:
     assert create_repo(owner, "other")["visibility"] == "public"
 
 
+def test_create_repo_accepts_every_valid_handle_length(stack: Provisioned) -> None:
+    for handle in ("a", "b" * 40):
+        owner = identity(handle)
+        answer = call("POST", "/api/repos", {"owner": handle, "name": "songs"}, owner)
+        assert answer.status == 201, answer.body
+        assert answer.json()["owner"] == handle
+    admin = bootstrap_admin()
+    body = expect_error(
+        call("POST", "/api/repos", {"owner": "c" * 41, "name": "songs"}, admin),
+        422,
+        "invalid_request",
+    )
+    assert body["item"] == "body.owner"
+
+
 def test_create_repo_refusals(stack: Provisioned) -> None:
     owner = identity("olivia")
     create_repo(owner, "songs")

@@ -12,7 +12,8 @@ class _Body(BaseModel):
 
 
 class CreateRepo(_Body):
-    owner: str = Field(min_length=1, max_length=39)
+    # As auth.identities.validate_handle allows: 1-40 characters.
+    owner: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=100)
     visibility: Literal["public", "private"] = "public"
     initialize: bool = False
