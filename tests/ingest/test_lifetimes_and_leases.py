@@ -4,13 +4,16 @@ holder, a held snapshot keeps its stored chain, and endless retries end."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from core.conftest import commit_tree
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.ingest import MAX_ATTEMPTS, IngestService, PushRequest
+from muse_cloud.storage import dynamo
 from muse_cloud.storage.objects import ObjectIndex
 from muse_cloud.storage.pushes import LeaseLost, PushStore
 from muse_cloud.storage.receiver import RepoStores
@@ -170,3 +173,76 @@ def test_a_held_snapshot_sent_against_another_base_keeps_its_stored_chain(
     snapshots = RepoStores().snapshots
     assert snapshots.manifest(repo.repo_id, child.snapshot_id) is not None
     assert snapshots.manifest(repo.repo_id, main.snapshot_id) is not None
+
+
+def test_a_branch_cannot_nest_under_an_existing_one(stack: Provisioned, tmp_path: Path) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    head = list_branches(tmp_path)["main"]
+    assert (
+        IngestService()
+        .ingest(upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path))))
+        .state
+        == "ok"
+    )
+    write_branch_ref(tmp_path, "main2", head)  # another pack, same commits
+    nested = build_mpack(tmp_path, {"main/x": head}, have=[head])
+
+    record = IngestService().ingest(upload(stack, repo.repo_id, encode_mpack(nested)))
+
+    assert record.state == "failed" and record.error is not None
+    assert record.error["code"] == "branch_name_conflict"
+    assert RefStore().heads(repo.repo_id) == {"main": head}
+
+
+def test_a_forced_rerun_does_not_undo_a_push_made_while_it_was_interrupted(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    generate_history(ours, SMALL)
+    generate_history(theirs, Workload(commits=3, files=2, changed_per_commit=1))
+    base = upload(stack, repo.repo_id, encode_mpack(build_mpack(ours)))
+    assert IngestService().ingest(base).state == "ok"
+    forced = upload(stack, repo.repo_id, encode_mpack(build_mpack(theirs)))
+    request = PushRequest("main", list_branches(theirs)["main"], force=True)
+    monkeypatch.setattr(RefStore, "compare_and_swap", crash)
+    with pytest.raises(RuntimeError):
+        IngestService().ingest(forced, request)
+    monkeypatch.undo()
+    generate_history(ours, SMALL, start=2)
+    assert (
+        IngestService().ingest(upload(stack, repo.repo_id, encode_mpack(build_mpack(ours)))).state
+        == "ok"
+    )
+
+    rerun = IngestService().ingest(forced, request)
+
+    assert rerun.state == "failed" and rerun.error is not None
+    assert rerun.error["code"] == "ref_conflict"
+    assert RefStore().heads(repo.repo_id) == list_branches(ours)
+
+
+def crash(*args: object, **kwargs: object) -> bool:
+    raise RuntimeError("crash before the ref moved")
+
+
+@pytest.mark.parametrize(
+    ("reasons", "is_condition"),
+    [
+        ([{"Code": "ConditionalCheckFailed"}], True),
+        ([{"Code": "None"}, {"Code": "ConditionalCheckFailed"}], True),
+        ([{"Code": "TransactionConflict"}], False),
+        ([{"Code": "ConditionalCheckFailed"}, {"Code": "TransactionConflict"}], False),
+        ([{"Code": "ThrottlingError"}], False),
+    ],
+)
+def test_only_failed_conditions_count_as_lost_compare_and_swap(
+    reasons: list[dict[str, str]], is_condition: bool
+) -> None:
+    response: Any = {
+        "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+        "CancellationReasons": reasons,
+    }
+    error = ClientError(response, "TransactWriteItems")
+    assert dynamo.is_conditional_failure(error) is is_condition

@@ -306,6 +306,21 @@ class IngestService:
                 # A rerun whose earlier run moved the ref, which others have moved on from since.
                 updates.append(RefUpdate(branch, previous[branch], head, done=True))
                 continue
+            moved_meanwhile = branch in previous and current != previous[branch]
+            if (
+                moved_meanwhile
+                and record.force
+                and current is not None
+                and not is_ancestor(current, head, lookup)
+            ):
+                # A forced rerun after others moved the ref would undo their push.
+                raise ServiceError(
+                    409,
+                    "ref_conflict",
+                    f"branch {branch!r} moved while this push was interrupted; push again",
+                    branch,
+                )
+            _refuse_nested_names(branch, heads)
             if current is not None and not record.force and not is_ancestor(current, head, lookup):
                 raise ServiceError(
                     409,
@@ -369,6 +384,18 @@ class _CheckpointPlanner:
                 chain = (base_id, *base_chain)
             known[sid] = self.chains[sid] = chain
         return keep
+
+
+def _refuse_nested_names(branch: str, heads: Mapping[str, str]) -> None:
+    """``a`` and ``a/b`` cannot both be branches: a client keeps refs as files in directories."""
+    for other in heads:
+        if other != branch and (other.startswith(branch + "/") or branch.startswith(other + "/")):
+            raise ServiceError(
+                409,
+                "branch_name_conflict",
+                f"branch {branch!r} cannot live beside the existing branch {other!r}",
+                branch,
+            )
 
 
 def _ms(seconds: float) -> int:

@@ -137,5 +137,16 @@ def query_prefix(pk: str, sk_prefix: str) -> list[Item]:
 
 
 def is_conditional_failure(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    """A condition did not hold (as opposed to a transient conflict, which is worth a retry)."""
+    response = getattr(error, "response", {})
+    code = response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
+    # Without reasons (moto omits them at times) the cancellation can only be a condition.
+    return not reasons or (
+        "ConditionalCheckFailed" in reasons
+        and not any(r not in ("ConditionalCheckFailed", "None") for r in reasons)
+    )
