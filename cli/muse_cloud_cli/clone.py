@@ -63,12 +63,13 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
     default_branch: str = refs.get("default_branch") or DEFAULT_BRANCH
     dest.mkdir(parents=True, exist_ok=True)
     init_repo(dest, repo_id=refs["repo_id"], domain=refs.get("domain") or "code")
-    wanted = sorted(set(refs["branch_heads"].values()))
     pack_bytes = 0
     pack: VerifiedMpack | None = None
     started = fetched = downloaded = verified = time.perf_counter()
-    if wanted:
-        ticket = client.fetch(remote.owner, remote.name, want=wanted, have=[])
+    if refs["branch_heads"]:
+        # No wants: the server packs every branch at its heads as it reads them then, and names
+        # them in the pack. Wanting the heads read above would lose any branch that moved since.
+        ticket = client.fetch(remote.owner, remote.name, want=[], have=[])
         fetched = time.perf_counter()
         data = client.download(ticket["download_url"], progress=progress)
         downloaded = time.perf_counter()
@@ -91,11 +92,19 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
         verified = time.perf_counter()
         _write_history(dest, pack)
     heads = pack.branch_heads if pack is not None else {}
-    for branch, head in heads.items():
-        write_branch_ref(dest, branch, head)
-    if DEFAULT_BRANCH not in heads and default_branch != DEFAULT_BRANCH:
-        # init_repo's empty main ref would claim a branch the server does not have.
+    if heads or default_branch != DEFAULT_BRANCH:
+        # init_repo's empty main ref only stands for the branch of an empty repository: it
+        # would claim a branch the server may not have, and as a file it would keep a branch
+        # named main/<x> from being written. An empty clone keeps it, as `muse init` does.
         (heads_dir(dest) / DEFAULT_BRANCH).unlink(missing_ok=True)
+    for branch, head in sorted(heads.items()):
+        try:
+            write_branch_ref(dest, branch, head)
+        except OSError:
+            # Refs are files: a branch "a" and a branch "a/b" cannot both be written.
+            raise CliError(
+                "branch_conflict", f"branch {branch} clashes with another branch's ref file"
+            ) from None
     write_head(dest, default_branch)
     files = _check_out(dest, heads[default_branch]) if default_branch in heads else 0
     done = time.perf_counter()
