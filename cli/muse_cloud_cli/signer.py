@@ -167,14 +167,15 @@ def new_identity(handle: str, is_admin: bool = False, is_agent: bool = False) ->
 
 
 def default_identity_path() -> Path:
-    """``$MUSE_CLOUD_IDENTITY``, else ``identity.json`` under the XDG config directory."""
+    """``$MUSE_CLOUD_IDENTITY``, else ``~/.config/muse-cloud/identity.json``.
+
+    Exactly the protocol's section 5 (no ``$XDG_CONFIG_HOME``): every client following the
+    contract must find the same file.
+    """
     explicit = os.environ.get(IDENTITY_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    # The XDG spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
-    config_home = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(config_home) if os.path.isabs(config_home) else Path.home() / ".config"
-    return base / "muse-cloud" / "identity.json"
+    return Path.home() / ".config" / "muse-cloud" / "identity.json"
 
 
 def canonical_string(method: str, path_with_query: str, ts: str, nonce: str, body: bytes) -> bytes:

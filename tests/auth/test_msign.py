@@ -211,9 +211,9 @@ def test_default_identity_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     expected = tmp_path / "home" / ".config" / "muse-cloud" / "identity.json"
     assert signer.default_identity_path() == expected
-    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/ignored")
-    assert signer.default_identity_path() == expected
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert signer.default_identity_path() == tmp_path / "xdg" / "muse-cloud" / "identity.json"
+    # Protocol section 5 names no other place: $XDG_CONFIG_HOME does not move the file.
+    for config_home in ("relative/ignored", str(tmp_path / "xdg")):
+        monkeypatch.setenv("XDG_CONFIG_HOME", config_home)
+        assert signer.default_identity_path() == expected
     monkeypatch.setenv("MUSE_CLOUD_IDENTITY", os.fspath(tmp_path / "mine.json"))
     assert signer.default_identity_path() == tmp_path / "mine.json"
