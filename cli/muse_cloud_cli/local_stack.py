@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -22,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -49,6 +50,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 # Hop-by-hop and framing headers are the HTTP server's business, not the function's.
 _FRAMING_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+# RFC 9110: Content-Length = 1*DIGIT (int() would also take "-1", "+5" and "1_0").
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 
 def _forget_cached_clients() -> None:
@@ -67,22 +70,29 @@ def http_api_event(
     domain: str = HOST,
 ) -> dict[str, Any]:
     """The event API Gateway hands a function for one request (HTTP API, payload format 2.0)."""
-    parts = urlsplit(target)
+    # The request target is a path and a query, never a URL: urlsplit would read the start of
+    # "//owner/repo/refs" as a host.
+    path, _, raw_query = target.partition("?")
     merged: dict[str, str] = {}
+    cookies: list[str] = []
     for name, value in headers:
         key = name.lower()
+        if key == "cookie":
+            # API Gateway hands cookies over one by one in their own field, not as a header.
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
         merged[key] = f"{merged[key]},{value}" if key in merged else value
     query: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
     # template.yaml routes GET /openapi.json on its own and everything else to ANY /{proxy+}.
-    route = "GET /openapi.json" if (method, parts.path) == ("GET", "/openapi.json") else None
+    route = "GET /openapi.json" if (method, path) == ("GET", "/openapi.json") else None
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route or "ANY /{proxy+}",
-        "rawPath": parts.path,
-        "rawQueryString": parts.query,
+        "rawPath": path,
+        "rawQueryString": raw_query,
         "headers": merged,
         "requestContext": {
             "accountId": "000000000000",
@@ -91,7 +101,7 @@ def http_api_event(
             "domainPrefix": domain.split(".", 1)[0],
             "http": {
                 "method": method,
-                "path": parts.path,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": merged.get("user-agent", ""),
@@ -104,10 +114,12 @@ def http_api_event(
         },
         "isBase64Encoded": False,
     }
+    if cookies:
+        event["cookies"] = cookies
     if query:
         event["queryStringParameters"] = query
     if route is None:
-        event["pathParameters"] = {"proxy": parts.path.lstrip("/")}
+        event["pathParameters"] = {"proxy": path.lstrip("/")}
     if body:
         content_type = merged.get("content-type", "").lower()
         text = None
@@ -159,7 +171,12 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self._refuse(411, "Length Required")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        lengths = set(self.headers.get_all("Content-Length") or [])
+        if len(lengths) > 1 or not all(_CONTENT_LENGTH.fullmatch(v) for v in lengths):
+            # Unreadable framing: reading on could block or mistake where the next request starts.
+            self._refuse(400, "Bad Request")
+            return
+        length = int(lengths.pop()) if lengths else 0
         if length > MAX_REQUEST_BYTES:
             # Read it all anyway: a client still sending would see a reset, not the answer.
             while length > 0:

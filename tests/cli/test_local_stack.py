@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,6 +343,35 @@ def test_http_api_events_follow_payload_v2() -> None:
         }
     )
     assert (status, headers, body) == (302, [("Location", "http://x")], b"hi")
+
+
+def test_a_request_target_is_a_path_and_a_query_never_a_host() -> None:
+    event = http_api_event("GET", "//admin/demo/refs", [], b"")
+    assert (event["rawPath"], event["rawQueryString"]) == ("//admin/demo/refs", "")
+    assert event["requestContext"]["http"]["path"] == "//admin/demo/refs"
+    event = http_api_event("GET", "//admin/demo/log?cursor=a?b&limit=1", [], b"")
+    assert (event["rawPath"], event["rawQueryString"]) == ("//admin/demo/log", "cursor=a?b&limit=1")
+    assert event["queryStringParameters"] == {"cursor": "a?b", "limit": "1"}
+
+
+def test_cookies_arrive_in_their_own_field() -> None:
+    event = http_api_event(
+        "GET", "/x", [("Cookie", "a=1; b=2"), ("Accept", "*/*"), ("cookie", "c=3")], b""
+    )
+    assert event["cookies"] == ["a=1", "b=2", "c=3"]
+    assert event["headers"] == {"accept": "*/*"}
+    assert "cookies" not in http_api_event("GET", "/x", [("Accept", "*/*")], b"")
+
+
+@pytest.mark.parametrize("lengths", [["-1"], ["abc"], ["+5"], ["1_0"], ["5", "6"]], ids=repr)
+def test_unreadable_content_lengths_are_400(stack: LocalStack, lengths: list[str]) -> None:
+    host, port = stack.api_url.removeprefix("http://").split(":")
+    framing = "".join(f"Content-Length: {value}\r\n" for value in lengths)
+    request = f"POST /admin/songs/fetch/mpack HTTP/1.1\r\nHost: {host}\r\n{framing}\r\nhello"
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request.encode())
+        answer = connection.makefile("rb").readline()
+    assert answer.split()[1] == b"400", answer
 
 
 def test_bodies_past_api_gateways_limit_are_refused(stack: LocalStack) -> None:
