@@ -13,7 +13,7 @@ from core.conftest import commit_tree
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.ingest import MAX_ATTEMPTS, IngestService, PushRequest
-from muse_cloud.storage import dynamo
+from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage.objects import ObjectIndex
 from muse_cloud.storage.pushes import LeaseLost, PushStore
 from muse_cloud.storage.receiver import RepoStores
@@ -246,3 +246,32 @@ def test_only_failed_conditions_count_as_lost_compare_and_swap(
     }
     error = ClientError(response, "TransactWriteItems")
     assert dynamo.is_conditional_failure(error) is is_condition
+
+
+def test_values_too_large_for_an_item_live_in_s3(stack: Provisioned, tmp_path: Path) -> None:
+    """A 400 KB commit message and a 1,500-path delta with long paths exceed DynamoDB's item
+    size: both are stored in S3 and read back whole."""
+    repo = RepoStore().create("alice", "songs", "public")
+    init_repo(tmp_path)
+    at = "2026-03-16T12:00:0{}+00:00"
+    root = commit_tree(tmp_path, {"a": b"1"}, message="root", committed_at=at.format(0))
+    wide = {"a": b"1"} | {f"{'d' * 240}/{n:05d}": str(n).encode() for n in range(1500)}
+    big = commit_tree(
+        tmp_path, wide, message="m" * 400_000, committed_at=at.format(1),
+        parents=(root.commit_id,),
+    )  # fmt: skip
+    write_branch_ref(tmp_path, "main", big.commit_id)
+
+    record = IngestService().ingest(
+        upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    )
+
+    assert record.state == "ok", record.error
+    assert record.result["s3_requests"] >= 5  # get, index, tag, the record, the delta
+    stores = RepoStores()
+    stored = stores.commits.get(repo.repo_id, big.commit_id)
+    assert stored is not None and stored.record.to_dict() == big.to_dict()
+    item = dynamo.get_item(keys.snapshot(repo.repo_id, big.snapshot_id))
+    assert item is not None and "delta_key" in item and "delta" not in item
+    manifest = stores.snapshots.manifest(repo.repo_id, big.snapshot_id)
+    assert manifest is not None and len(manifest) == 1501

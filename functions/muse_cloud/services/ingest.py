@@ -198,13 +198,15 @@ class IngestService:
         )
         metrics.dynamodb_requests += dynamo_requests
         metrics.s3_requests += s3_requests
-        metrics.dynamodb_requests += self.stores.commits.put_many(
+        dynamo_requests, s3_requests = self.stores.commits.put_many(
             repo_id,
             (
                 StoredCommit(c, generations[c.commit_id], ancestors[c.commit_id])
                 for c in pack.commits
             ),
         )
+        metrics.dynamodb_requests += dynamo_requests
+        metrics.s3_requests += s3_requests
         written_at = time.perf_counter()
 
         updates = self._move_refs(repo_id, record, plan)

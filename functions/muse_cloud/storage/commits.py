@@ -9,11 +9,12 @@ one request per commit.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgpack
 
 from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage.packs import PackStore, large_value_key
 from muse_core.commits import CommitRecord
 
 ANCESTOR_HINTS = 32
@@ -26,29 +27,37 @@ class StoredCommit:
     ancestors: tuple[str, ...] = ()
 
 
+@dataclass
 class CommitStore:
-    def put_many(self, repo_id: str, commits: Iterable[StoredCommit]) -> int:
-        items = [
-            {
+    packs: PackStore = field(default_factory=PackStore)
+
+    def put_many(self, repo_id: str, commits: Iterable[StoredCommit]) -> tuple[int, int]:
+        """Write commits parents first, so a commit that can be read has all its ancestors;
+        returns the (DynamoDB, S3) requests made."""
+        s3_requests = 0
+        items = []
+        for c in commits:
+            item: dynamo.Item = {
                 **keys.commit(repo_id, c.record.commit_id),
-                "record": msgpack.packb(c.record.to_dict(), use_bin_type=True),
                 "generation": c.generation,
                 "parents": list(c.record.parent_ids) or None,
                 "snapshot_id": c.record.snapshot_id,
                 "committed_at": c.record.committed_at,
                 "ancestors": dynamo.pack_ids(c.ancestors),
             }
-            for c in commits
-        ]
-        return dynamo.batch_write(items)
+            record = msgpack.packb(c.record.to_dict(), use_bin_type=True)
+            key = large_value_key(repo_id, "commits", c.record.commit_id)
+            s3_requests += self.packs.store_value(item, "record", record, key)
+            items.append(item)
+        return dynamo.batch_write(items, ordered=True), s3_requests
 
     def get(self, repo_id: str, commit_id: str) -> StoredCommit | None:
         item = dynamo.get_item(keys.commit(repo_id, commit_id))
-        return _stored(item) if item else None
+        return self._stored(item) if item else None
 
     def get_many(self, repo_id: str, commit_ids: Collection[str]) -> dict[str, StoredCommit]:
         items = dynamo.batch_get(keys.commit(repo_id, c) for c in commit_ids)
-        stored = (_stored(i) for i in items)
+        stored = (self._stored(i) for i in items)
         return {s.record.commit_id: s for s in stored}
 
     def generations(
@@ -72,11 +81,10 @@ class CommitStore:
     def known(self, repo_id: str, commit_ids: Collection[str]) -> set[str]:
         return set(self.generations(repo_id, commit_ids))
 
-
-def _stored(item: dynamo.Item) -> StoredCommit:
-    record = CommitRecord.from_dict(msgpack.unpackb(item["record"], raw=False))
-    return StoredCommit(
-        record=record,
-        generation=int(item["generation"]),
-        ancestors=dynamo.unpack_ids(item.get("ancestors")),
-    )
+    def _stored(self, item: dynamo.Item) -> StoredCommit:
+        record = msgpack.unpackb(self.packs.load_value(item, "record"), raw=False)
+        return StoredCommit(
+            record=CommitRecord.from_dict(record),
+            generation=int(item["generation"]),
+            ancestors=dynamo.unpack_ids(item.get("ancestors")),
+        )

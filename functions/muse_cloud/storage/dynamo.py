@@ -74,10 +74,11 @@ def put_item(item: Mapping[str, Any]) -> None:
     aws.dynamodb().put_item(TableName=table(), Item=to_wire(item))
 
 
-def batch_write(items: Sequence[Mapping[str, Any]]) -> int:
-    """Write items in 25-item batches, several batches at once; returns the requests made."""
+def batch_write(items: Sequence[Mapping[str, Any]], ordered: bool = False) -> int:
+    """Write items in 25-item batches, several batches at once unless ``ordered`` asks for
+    each batch to land before the next starts; returns the requests made."""
     batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
-    if len(batches) <= 1:
+    if ordered or len(batches) <= 1:
         return sum(_write_batch(batch) for batch in batches)
     with ThreadPoolExecutor(max_workers=_PARALLEL_WRITERS) as pool:
         return sum(pool.map(_write_batch, batches))

@@ -45,8 +45,12 @@ class UploadKey:
         return cls(repo_id=parts[0], mpack_hex=parts[1])
 
 
-def checkpoint_key(repo_id: str, snapshot_id: str) -> str:
-    return f"{PACK_PREFIX}{repo_id}/checkpoints/{snapshot_id}.msgpack"
+def large_value_key(repo_id: str, kind: str, item_id: str) -> str:
+    return f"{PACK_PREFIX}{repo_id}/{kind}/{item_id}.msgpack"
+
+
+# DynamoDB items hold 400 KB: a larger value goes to S3 and the item keeps its key.
+INLINE_VALUE_BYTES = 300_000
 
 
 def fetch_key(repo_id: str, mpack_hex: str) -> str:
@@ -136,6 +140,21 @@ class PackStore:
 
     def put(self, s3_key: str, data: bytes) -> None:
         aws.s3().put_object(Bucket=self.bucket, Key=s3_key, Body=data)
+
+    def store_value(self, item: dict[str, Any], name: str, body: bytes, s3_key: str) -> int:
+        """Put ``body`` in the item as ``name``, or in S3 under ``s3_key`` (as ``name_key``) when
+        it would not fit; returns the S3 requests made."""
+        if len(body) <= INLINE_VALUE_BYTES:
+            item[name] = body
+            return 0
+        item[f"{name}_key"] = s3_key
+        self.put(s3_key, body)
+        return 1
+
+    def load_value(self, item: dict[str, Any], name: str) -> bytes:
+        if name in item:
+            return bytes(item[name])
+        return self.get(item[f"{name}_key"])
 
     def get(self, s3_key: str) -> bytes:
         return aws.s3().get_object(Bucket=self.bucket, Key=s3_key)["Body"].read()

@@ -15,14 +15,13 @@ import msgpack
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.packs import PackStore, checkpoint_key
+from muse_cloud.storage.packs import PackStore, large_value_key
 from muse_core.delta import apply_delta
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.verify import VerifiedSnapshot
 
 CHAIN_LIMIT = 50
 DELTA_ENTRY_LIMIT = 2_000
-INLINE_CHECKPOINT_BYTES = 300_000
 
 
 @dataclass(frozen=True)
@@ -56,29 +55,22 @@ class SnapshotStore:
         s3_requests = 0
         items = []
         for snap in snapshots:
-            chain = chains[snap.snapshot_id]
-            item: dynamo.Item = {
-                **keys.snapshot(repo_id, snap.snapshot_id),
-                "entries": snap.entry_count,
-            }
+            sid = snap.snapshot_id
+            chain = chains[sid]
+            item: dynamo.Item = {**keys.snapshot(repo_id, sid), "entries": snap.entry_count}
             if chain:
-                item.update(
-                    parent=snap.parent_snapshot_id,
-                    chain=dynamo.pack_ids(chain),
-                    upsert=msgpack.packb(snap.delta_upsert, use_bin_type=True),
-                    remove=msgpack.packb(snap.delta_remove, use_bin_type=True),
-                )
+                item.update(parent=snap.parent_snapshot_id, chain=dynamo.pack_ids(chain))
+                delta = msgpack.packb([snap.delta_upsert, snap.delta_remove], use_bin_type=True)
+                key = large_value_key(repo_id, "deltas", sid)
+                s3_requests += self.packs.store_value(item, "delta", delta, key)
             else:
                 assert snap.manifest is not None, "checkpoints are verified with their manifest"
                 body = msgpack.packb(snap.manifest, use_bin_type=True)
-                if len(body) <= INLINE_CHECKPOINT_BYTES:
-                    item["manifest"] = body
-                else:
-                    item["manifest_key"] = checkpoint_key(repo_id, snap.snapshot_id)
-                    self.packs.put(item["manifest_key"], body)
-                    s3_requests += 1
+                key = large_value_key(repo_id, "checkpoints", sid)
+                s3_requests += self.packs.store_value(item, "manifest", body, key)
             items.append(item)
-        return dynamo.batch_write(items), s3_requests
+        # In order, bases before the deltas on them: a snapshot that can be read can be rebuilt.
+        return dynamo.batch_write(items, ordered=True), s3_requests
 
     def manifest(
         self,
@@ -107,7 +99,7 @@ class SnapshotStore:
         oldest first, so its previous snapshot is usually the base)."""
         parent = head.get("parent")
         if bases and parent is not None and parent in bases:
-            return self._checked(snapshot_id, apply_delta(bases[parent], *_delta_of(head)))
+            return self._checked(snapshot_id, apply_delta(bases[parent], *self._delta_of(head)))
         chain = dynamo.unpack_ids(head.get("chain"))
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
@@ -120,7 +112,7 @@ class SnapshotStore:
             items.append(item)
         manifest = self._checkpoint_manifest(items[-1])
         for item in reversed(items[:-1]):
-            manifest = apply_delta(manifest, *_delta_of(item))
+            manifest = apply_delta(manifest, *self._delta_of(item))
         return self._checked(snapshot_id, manifest)
 
     @staticmethod
@@ -132,17 +124,15 @@ class SnapshotStore:
         return manifest
 
     def _checkpoint_manifest(self, item: dynamo.Item) -> dict[str, str]:
-        if "manifest" in item:
-            body = item["manifest"]
-        elif "manifest_key" in item:
-            body = self.packs.get(item["manifest_key"])
-        else:
+        if "manifest" not in item and "manifest_key" not in item:
             raise ServiceError(
                 500, "corrupt_snapshot", "chain does not end at a checkpoint", item["pk"]
             )
-        manifest: dict[str, str] = msgpack.unpackb(body, raw=False)
+        manifest: dict[str, str] = msgpack.unpackb(
+            self.packs.load_value(item, "manifest"), raw=False
+        )
         return manifest
 
-
-def _delta_of(item: dynamo.Item) -> tuple[dict[str, str], list[str]]:
-    return msgpack.unpackb(item["upsert"], raw=False), msgpack.unpackb(item["remove"], raw=False)
+    def _delta_of(self, item: dynamo.Item) -> tuple[dict[str, str], list[str]]:
+        upsert, remove = msgpack.unpackb(self.packs.load_value(item, "delta"), raw=False)
+        return upsert, remove
