@@ -99,7 +99,8 @@ def send_push(
         head=prepared.head,
         force=force,
     )
-    client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
+    if ticket["upload_url"]:
+        client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
     uploaded = time.perf_counter()
     try:
         answer = client.unpack(

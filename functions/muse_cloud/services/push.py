@@ -16,7 +16,7 @@ from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, PushRecord, PushStore
 from muse_core.errors import MuseError
 from muse_core.paths import validate_branch_name
-from muse_core.types import require_id, require_mpack_key
+from muse_core.types import is_id, require_id, require_mpack_key
 
 WAIT_FOR_OTHER_RUN_SECONDS = 20.0
 SYNC_LEASE_SECONDS = 60
@@ -72,8 +72,14 @@ class PushService:
         record = self.pushes.open_pending(
             repo.repo_id, mpack_hex, mpack_key, size_bytes, branch, head, force
         )
-        url, headers = self.packs.presign_upload(key, size_bytes)
         expires = datetime.now(UTC) + timedelta(seconds=settings().presign_expiry_seconds)
+        if record.state in ("ok", "processing"):
+            # The pack is in place (and being or already ingested): a second upload would only
+            # mark it for expiry again. Nothing to upload; unpack-mpack reports the outcome.
+            url: str | None = None
+            headers: dict[str, str] = {}
+        else:
+            url, headers = self.packs.presign_upload(key, size_bytes)
         return {
             "upload_url": url,
             "push_id": record.push_id,
@@ -116,7 +122,7 @@ class PushService:
 
     def status(self, caller: Caller, owner: str, name: str, push_id: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
-        record = self.pushes.get(repo.repo_id, push_id)
+        record = self.pushes.get(repo.repo_id, push_id) if is_id(push_id) else None
         if record is None:
             raise not_found("push", push_id)
         return record.as_dict()

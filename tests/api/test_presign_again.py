@@ -1,0 +1,36 @@
+"""Presigning a pack that is already in place hands out no second upload."""
+
+from __future__ import annotations
+
+from muse_cloud_cli.provision import Provisioned
+from muse_core.mpack import encode_mpack, mpack_key
+
+from .client import call
+from .test_endpoints import create_repo, expect_error, identity, linear_history, push
+
+
+def test_a_pushed_pack_is_not_uploaded_again(stack: Provisioned) -> None:
+    owner = identity("olivia")
+    repo = create_repo(owner, "songs")
+    data = encode_mpack(linear_history(2).pack({}))
+    first = push(stack, owner, repo, data)
+    assert first.status == 200, first.body
+
+    again = call(
+        "POST",
+        "/olivia/songs/push/mpack-presign",
+        {"mpack_key": mpack_key(data), "size_bytes": len(data)},
+        owner,
+    )
+
+    assert again.status == 200, again.body
+    grant = again.json()
+    assert grant["status"] == "ok" and grant["upload_url"] is None and grant["headers"] == {}
+    assert grant["push_id"] == first.json()["push_id"]
+
+
+def test_push_status_of_an_id_that_cannot_exist_is_404(stack: Provisioned) -> None:
+    owner = identity("olivia")
+    create_repo(owner, "songs")
+    for push_id in ("nope", "x" * 3000, "A" * 64):
+        expect_error(call("GET", f"/olivia/songs/push/{push_id}"), 404, "not_found")
