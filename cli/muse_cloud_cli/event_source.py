@@ -60,9 +60,35 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
+def batch_failures(response: Any, message_ids: list[str]) -> set[str]:
+    """The messages a partial batch response fails, read as Lambda reads it: no response, or
+    no or an empty ``batchItemFailures``, is a success; a response that is not an object, a
+    list that is not one, or an item whose ``itemIdentifier`` is missing, empty or names no
+    message of the batch fails the whole batch."""
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        return set(message_ids)
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return set(message_ids)
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in message_ids:
+            return set(message_ids)
+        failed.add(identifier)
+    return failed
+
+
 @dataclass
 class SqsEventSource:
-    """One event source mapping: queue -> handler, with partial batch responses."""
+    """One event source mapping: queue -> handler. With ``report_batch_item_failures`` (the
+    mapping's FunctionResponseTypes holds ReportBatchItemFailures) the handler's partial batch
+    response says which messages failed; without it, as with Lambda, the response is ignored
+    and only an exception fails the batch."""
 
     sqs: Any
     queue_url: str
@@ -72,6 +98,7 @@ class SqsEventSource:
     wait_seconds: int = 0
     region: str = "us-east-1"
     queue_arn: str = ""
+    report_batch_item_failures: bool = False
 
     def __post_init__(self) -> None:
         if not self.queue_arn:
@@ -92,12 +119,15 @@ class SqsEventSource:
         if not messages:
             return 0, 0
         event = sqs_event(messages, self.queue_arn, self.region)
+        message_ids = [m["MessageId"] for m in messages]
         try:
             response = self.handler(event, LocalLambdaContext(self.function_name))
-            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
             # A function error fails the whole batch, as with Lambda.
-            failed = {m["MessageId"] for m in messages}
+            failed = set(message_ids)
+        else:
+            reported = self.report_batch_item_failures
+            failed = batch_failures(response, message_ids) if reported else set()
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(

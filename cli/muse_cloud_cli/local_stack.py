@@ -304,6 +304,7 @@ class LocalStack:
             batch_size=self.provisioned.batch_size,
             wait_seconds=POLL_WAIT_SECONDS,
             region=REGION,
+            report_batch_item_failures=self.provisioned.report_batch_item_failures,
         )
         self._serving = threading.Thread(
             target=self._api.serve_forever, name="muse-api", daemon=True

@@ -69,6 +69,8 @@ class Provisioned:
     batch_size: int
     visibility_timeout: int
     max_receive_count: int
+    # The unpack function's SQS mapping lists ReportBatchItemFailures in FunctionResponseTypes.
+    report_batch_item_failures: bool
 
 
 def provision(
@@ -142,6 +144,7 @@ def provision(
         NotificationConfiguration={"QueueConfigurations": queue_configs},
     )
     sqs_event = resources["UnpackFunction"]["Properties"]["Events"]["IngestQueueEvent"]
+    response_types = sqs_event["Properties"].get("FunctionResponseTypes") or []
     return Provisioned(
         names=names,
         queue_url=queue_url,
@@ -149,4 +152,5 @@ def provision(
         batch_size=int(sqs_event["Properties"]["BatchSize"]),
         visibility_timeout=visibility,
         max_receive_count=max_receive,
+        report_batch_item_failures="ReportBatchItemFailures" in response_types,
     )
