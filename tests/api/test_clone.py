@@ -14,7 +14,7 @@ from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
 from muse_cloud_cli.errors import CliError
 from muse_cloud_cli.provision import Provisioned
-from muse_core.mpack import encode_mpack
+from muse_core.mpack import encode_mpack, mpack_key
 from muse_core.refs import list_branches, read_head
 
 from .client import call
@@ -123,13 +123,29 @@ def test_an_empty_repository_clones_like_a_fresh_init(stack: Provisioned, tmp_pa
     assert (tmp_path / "copy" / ".muse" / "refs" / "heads" / "main").read_text() == ""
 
 
-def test_branches_whose_refs_cannot_both_be_files(stack: Provisioned, tmp_path: Path) -> None:
-    owner = identity("olivia")
-    repo = create_repo(owner, "songs")
+@dataclass
+class PackServer:
+    """Serves one pack as a server holding exactly its branches would."""
+
+    data: bytes
+    heads: dict[str, str]
+
+    def refs(self, owner: str, name: str) -> dict[str, Any]:
+        return {"repo_id": None, "default_branch": "main", "branch_heads": self.heads}
+
+    def fetch(self, owner: str, name: str, want: list[str], have: list[str]) -> dict[str, Any]:
+        return {"download_url": "http://server.invalid/pack", "mpack_key": mpack_key(self.data)}
+
+    def download(self, url: str, progress: bool = False) -> bytes:
+        return self.data
+
+
+def test_branches_whose_refs_cannot_both_be_files(tmp_path: Path) -> None:
     history = linear_history(1)
-    data = encode_mpack(history.pack({"a": history.head, "a/b": history.head}))
-    assert push(stack, owner, repo, data, branch=None).status == 200
+    heads = {"a": history.head, "a/b": history.head}
+    server = PackServer(encode_mpack(history.pack(heads)), heads)
+    remote = Remote.parse("http://server.invalid/olivia/songs")
     with pytest.raises(CliError) as refused:
-        clone(ApiClient(stack, repo["repoId"]), tmp_path / "copy")
+        clone_repo(cast(MuseCloudClient, server), remote, tmp_path / "copy")
     assert refused.value.code == "branch_conflict"
     assert not (tmp_path / "copy").exists()
