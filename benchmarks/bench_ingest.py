@@ -111,7 +111,10 @@ def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
         Bucket=stack.names.bucket, Key=key.s3_key, Body=data
     )
     source = SqsEventSource(
-        boto3.client("sqs", region_name=REGION), stack.queue_url, lambda_handler
+        boto3.client("sqs", region_name=REGION),
+        stack.queue_url,
+        lambda_handler,
+        report_batch_item_failures=stack.report_batch_item_failures,
     )
 
     s3, dynamodb = RequestCounter(), RequestCounter()
@@ -281,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         stack = fresh_stack()
         test_event = SqsEventSource(
-            boto3.client("sqs", region_name=REGION), stack.queue_url, lambda_handler
+            boto3.client("sqs", region_name=REGION),
+            stack.queue_url,
+            lambda_handler,
+            report_batch_item_failures=stack.report_batch_item_failures,
         )
         with contextlib.redirect_stdout(io.StringIO()):
             test_event.drain()  # the s3:TestEvent sent when the notification was configured

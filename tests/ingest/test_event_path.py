@@ -44,7 +44,12 @@ def upload(
 
 
 def event_source(stack: Provisioned) -> SqsEventSource:
-    return SqsEventSource(boto3.client("sqs"), stack.queue_url, lambda_handler)
+    return SqsEventSource(
+        boto3.client("sqs"),
+        stack.queue_url,
+        lambda_handler,
+        report_batch_item_failures=stack.report_batch_item_failures,
+    )
 
 
 def skip_test_event(stack: Provisioned) -> None:
