@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import heapq
-import json
+import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,9 @@ from muse_cloud.auth.identities import Caller
 from muse_cloud.config import settings
 from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.services.access import RepoAccessService
+from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage.commits import StoredCommit
-from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.packs import PackStore, large_value_key
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_core.errors import MuseError
@@ -21,7 +23,8 @@ from muse_core.paths import validate_branch_name
 from muse_core.types import require_id
 
 MAX_LOG_LIMIT = 500
-MAX_CURSOR_CHARS = 8 * 1024
+CURSOR_TTL_SECONDS = 24 * 3600
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def checked_id(value: str, what: str) -> str:
@@ -82,7 +85,7 @@ class HistoryService:
                 422, "invalid_limit", f"limit must be 1 to {MAX_LOG_LIMIT}", str(limit)
             )
         if cursor:
-            frontier = _decode_cursor(cursor)
+            frontier = self._load_cursor(repo.repo_id, cursor)
         else:
             asked = branch
             branch = branch or repo.default_branch
@@ -99,13 +102,34 @@ class HistoryService:
         self._push(repo.repo_id, heap, frontier)
         commits: list[dict[str, Any]] = []
         while heap and len(commits) < limit:
-            _, _, cid, stored = heapq.heappop(heap)
-            if heap and heap[0][2] == cid:
-                continue
+            _, _, _, stored = heapq.heappop(heap)
             commits.append(stored.record.to_dict())
             self._push(repo.repo_id, heap, stored.record.parent_ids)
-        remaining = sorted({entry[2] for entry in heap})
-        return {"commits": commits, "next_cursor": _encode_cursor(remaining) if remaining else None}
+        remaining = sorted(entry[2] for entry in heap)
+        next_cursor = self._save_cursor(repo.repo_id, remaining) if remaining else None
+        return {"commits": commits, "next_cursor": next_cursor}
+
+    def _save_cursor(self, repo_id: str, frontier: list[str]) -> str:
+        """The walk's frontier kept server-side (it can outgrow any URL on a wide history);
+        the cursor is only its name."""
+        token = uuid.uuid4().hex
+        item: dynamo.Item = {
+            **keys.log_cursor(token),
+            "repo_id": repo_id,
+            "ttl": int(time.time()) + CURSOR_TTL_SECONDS,
+        }
+        key = large_value_key(repo_id, "cursors", token)
+        self.packs.store_value(item, "frontier", dynamo.pack_ids(frontier) or b"", key)
+        dynamo.put_item(item)
+        return token
+
+    def _load_cursor(self, repo_id: str, cursor: str) -> list[str]:
+        item = dynamo.get_item(keys.log_cursor(cursor)) if _TOKEN.fullmatch(cursor) else None
+        if item is None or item["repo_id"] != repo_id or int(item["ttl"]) < time.time():
+            raise ServiceError(
+                422, "invalid_cursor", "the cursor is not one this server issued", cursor[:100]
+            )
+        return list(dynamo.unpack_ids(self.packs.load_value(item, "frontier")))
 
     def _push(self, repo_id: str, heap: list[tuple[int, str, str, StoredCommit]], ids: Any) -> None:
         queued = {entry[2] for entry in heap}
@@ -138,26 +162,3 @@ class HistoryService:
 
 def _negate(text: str) -> str:
     return "".join(chr(0x10FFFF - ord(ch)) for ch in text)
-
-
-def _encode_cursor(frontier: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(frontier).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> list[str]:
-    invalid = ServiceError(
-        422, "invalid_cursor", "the cursor is not one this server issued", cursor[:100]
-    )
-    # API Gateway refuses request lines much longer than this anyway; and a bound keeps a
-    # crafted cursor from costing more than a legitimate one to decode.
-    if len(cursor) > MAX_CURSOR_CHARS:
-        raise invalid
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        frontier = json.loads(raw)
-    # Deeply nested JSON ("[[[[...") exhausts the decoder's recursion limit.
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise invalid from None
-    if not isinstance(frontier, list) or not frontier:
-        raise invalid
-    return [checked_id(c, "cursor") for c in frontier]

@@ -19,6 +19,7 @@ instead of sending it all to one (1,000 writes a second per partition).
 | identity     | IDENT#<identity_id>             | IDENT           |
 | handle       | HANDLE#<handle>                 | HANDLE          |
 | nonce        | NONCE#<identity_id>#<nonce>     | NONCE           |
+| log cursor   | CURSOR#<token>                  | CURSOR          |
 """
 
 from __future__ import annotations
@@ -81,3 +82,7 @@ def handle(name: str) -> Key:
 
 def nonce(identity_id: str, value: str) -> Key:
     return {"pk": f"NONCE#{identity_id}#{value}", "sk": "NONCE"}
+
+
+def log_cursor(token: str) -> Key:
+    return {"pk": f"CURSOR#{token}", "sk": "CURSOR"}
