@@ -8,6 +8,7 @@ that nothing came back for writing.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,16 @@ from typing import Any
 import msgpack
 import pytest
 
+from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import Limits
 from muse_core.mpack import build_mpack, mpack_key
+from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_commit_id
 from muse_core.types import blob_id, require_id, require_mpack_key
-from muse_core.verify import EmptyReceiver, verify_mpack
+from muse_core.verify import MAX_JSON_DEPTH, EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree, encode, refuse
 
@@ -30,6 +33,8 @@ Pack = dict[str, Any]
 HI = blob_id(b"hi")
 README = blob_id(b"# readme\n")
 UNKNOWN = blob_id(b"nobody has this")
+T1 = "2026-03-16T12:00:00+00:00"
+T2 = "2026-03-16T12:01:00+00:00"
 
 
 def mutate(small_repo: dict[str, Any], change: Callable[[Pack], object]) -> bytes:
@@ -122,6 +127,14 @@ def _const(text: str) -> Callable[[Pack], str]:
     return lambda pack: text
 
 
+def _nested(levels: int) -> Any:
+    """``levels`` containers, maps and arrays in turn, one inside the other."""
+    value: Any = "leaf"
+    for level in range(levels):
+        value = {"d": value} if level % 2 else [value]
+    return value
+
+
 INVALID_TYPE_CASES: list[tuple[str, Callable[[Pack], None], Callable[[Pack], str]]] = [
     ("commits not a list", _set(["commits"], {"a": 1}), _const("commits")),
     ("commits nil", _set(["commits"], None), _const("commits")),
@@ -153,6 +166,35 @@ INVALID_TYPE_CASES: list[tuple[str, Callable[[Pack], None], Callable[[Pack], str
     ("branch not str", _set(["commits", 0, "branch"], 3), _commit_id(0)),
     ("author nil", _set(["commits", 0, "author"], None), _commit_id(0)),
     ("repo_id int", _set(["repo_id"], 12), _const("12")),
+    # What the client's JSON commit file cannot hold, anywhere in the record:
+    (
+        "structured_delta bytes",
+        _set(["commits", 0, "structured_delta"], {"ops": [1, {"raw": b"\x00"}]}),
+        _commit_id(0),
+    ),
+    (
+        "structured_delta bytes key",
+        _set(["commits", 0, "structured_delta"], {b"k": 1}),
+        _commit_id(0),
+    ),
+    ("metadata bytes key", _set(["commits", 0, "metadata"], {b"k": "v"}), _commit_id(0)),
+    ("metadata bytes value", _set(["commits", 0, "metadata"], {"k": b"v"}), _commit_id(0)),
+    ("unknown field bytes", _set(["commits", 2, "future_field"], b"\x00"), _commit_id(2)),
+    (
+        "unknown field bytes key",
+        _set(["commits", 2, "future_field"], {"a": [{b"k": "v"}]}),
+        _commit_id(2),
+    ),
+    (
+        "structured_delta too deep",
+        _set(["commits", 1, "structured_delta"], {"d": _nested(MAX_JSON_DEPTH - 1)}),
+        _commit_id(1),
+    ),
+    (
+        "unknown field too deep",
+        _set(["commits", 1, "future"], _nested(MAX_JSON_DEPTH)),
+        _commit_id(1),
+    ),
     ("branch_heads a list", _set(["branch_heads"], ["main"]), _const("branch_heads")),
 ]
 
@@ -169,6 +211,15 @@ def test_invalid_type(
 ) -> None:
     expected = item(small_repo["pack"])
     refuse(mutate(small_repo, change), "invalid_type", expected)
+
+
+def test_commit_nested_up_to_the_depth_cap_verifies(small_repo: dict[str, Any]) -> None:
+    """The record is one level: its fields may nest MAX_JSON_DEPTH - 1 containers deep."""
+    deep = _nested(MAX_JSON_DEPTH - 1)
+    data = mutate(small_repo, _set(["commits", 1, "future"], deep))
+    record = verify_mpack(data, EmptyReceiver()).commits[1]
+    assert record.fields["future"] == deep
+    assert json.loads(json.dumps(record.to_dict(), indent=2)) == record.to_dict()
 
 
 def test_invalid_type_non_string_top_level_key(small_repo: dict[str, Any]) -> None:
@@ -267,6 +318,25 @@ def test_unknown_delta_base_sent_after_its_delta(small_repo: dict[str, Any]) -> 
 
     base = small_repo["pack"]["snapshots"][0]["snapshot_id"]
     refuse(mutate(small_repo, reorder), "unknown_delta_base", base)
+
+
+def test_a_held_base_is_fetched_once(tmp_path: Path) -> None:
+    """Two deltas of the pack against one snapshot the receiver holds: one manifest read."""
+    init_repo(tmp_path)
+    c1 = commit_tree(tmp_path, {"a": b"hi"}, message="one", committed_at=T1)
+    c2 = commit_tree(
+        tmp_path, {"a": b"yo"}, message="two", committed_at=T2, parents=(c1.commit_id,)
+    )
+    c3 = commit_tree(
+        tmp_path, {"b": b"hi"}, message="three", committed_at=T2, parents=(c1.commit_id,)
+    )
+    receiver = MemoryReceiver()
+    first = encode(build_mpack(tmp_path, {"main": c1.commit_id}))
+    receiver.absorb(verify_mpack(first, receiver), first)
+    pack = build_mpack(tmp_path, {"main": c2.commit_id, "side": c3.commit_id}, have=[c1.commit_id])
+    assert [s["parent_snapshot_id"] for s in pack["snapshots"]] == [c1.snapshot_id] * 2
+    verify_mpack(encode(pack), receiver)
+    assert receiver.manifest_requests == [c1.snapshot_id]
 
 
 # --- invalid_delta -----------------------------------------------------------------------------
@@ -377,6 +447,40 @@ def test_merge_parents_in_either_order_verify(small_repo: dict[str, Any]) -> Non
     assert verified.commits[3].commit_id == small_repo["commits"][3].commit_id
 
 
+# --- duplicate_entry ---------------------------------------------------------------------------
+
+
+def test_duplicate_snapshot(small_repo: dict[str, Any]) -> None:
+    def repeat(pack: Pack) -> None:
+        pack["snapshots"].append(copy.deepcopy(pack["snapshots"][1]))
+
+    refuse(mutate(small_repo, repeat), "duplicate_entry", small_repo["commits"][1].snapshot_id)
+
+
+def test_duplicate_commit_with_different_fields(small_repo: dict[str, Any]) -> None:
+    def repeat(pack: Pack) -> None:
+        # Unhashed fields differ: the same commit id, but not the same record.
+        pack["commits"].append({**pack["commits"][1], "author": "mallory"})
+
+    refuse(mutate(small_repo, repeat), "duplicate_entry", small_repo["commits"][1].commit_id)
+
+
+def test_duplicate_commit_with_an_unknown_field_of_another_type(small_repo: dict[str, Any]) -> None:
+    def repeat(pack: Pack) -> None:
+        pack["commits"][1]["future"] = 1
+        pack["commits"].append({**pack["commits"][1], "future": True})  # 1 == True in Python
+
+    refuse(mutate(small_repo, repeat), "duplicate_entry", small_repo["commits"][1].commit_id)
+
+
+def test_identical_duplicate_commit_is_tolerated(small_repo: dict[str, Any]) -> None:
+    def repeat(pack: Pack) -> None:
+        pack["commits"].append(copy.deepcopy(pack["commits"][1]))
+
+    verified = verify_mpack(mutate(small_repo, repeat), EmptyReceiver())
+    assert [c.commit_id for c in verified.commits] == [c.commit_id for c in small_repo["commits"]]
+
+
 # --- missing_snapshot --------------------------------------------------------------------------
 
 
@@ -466,6 +570,58 @@ def test_invalid_path_in_remove(small_repo: dict[str, Any], path: str) -> None:
     refuse(mutate(small_repo, _set(["snapshots", 1, "delta_remove"], [path])), "invalid_path", path)
 
 
+@pytest.mark.parametrize(
+    "path", [".muse/HEAD", ".muse", ".MUSE/refs/heads/main", ".Muse/x", ".muse./x", ".muse /x"]
+)
+def test_invalid_path_inside_the_muse_directory(small_repo: dict[str, Any], path: str) -> None:
+    refuse(
+        mutate(small_repo, _set(["snapshots", 0, "delta_upsert", path], HI)), "invalid_path", path
+    )
+
+
+@pytest.mark.parametrize("path", ["docs/.muse/HEAD", ".muse-notes/a", "x.muse", ".mus"])
+def test_muse_lookalike_paths_are_fine(small_repo: dict[str, Any], path: str) -> None:
+    assert validate_manifest_path(path) == path
+
+
+@pytest.mark.parametrize(
+    ("index", "path", "clash"),
+    [
+        (0, "a.txt/inner", "a.txt"),  # a new path under an existing file
+        (0, "docs", "docs"),  # a new file where the base has a directory: readme added below
+        (1, "docs/readme.md/x", "docs/readme.md"),
+        (1, "a.txt/deep/er", "a.txt"),
+        (3, "musique", "musique"),  # against a base the delta does not touch there
+    ],
+)
+def test_invalid_path_file_and_directory(
+    small_repo: dict[str, Any], index: int, path: str, clash: str
+) -> None:
+    def add(pack: Pack) -> None:
+        snapshot = pack["snapshots"][index]
+        snapshot["delta_upsert"][path] = HI
+        if path == "docs":
+            snapshot["delta_upsert"]["docs/readme.md"] = README
+
+    refuse(mutate(small_repo, add), "invalid_path", clash)
+
+
+def test_a_file_may_replace_a_removed_directory(tmp_path: Path) -> None:
+    init_repo(tmp_path)
+    c1 = commit_tree(tmp_path, {"a/b": b"hi", "c": b"yo"}, message="one", committed_at=T1)
+    c2 = commit_tree(
+        tmp_path,
+        {"a": b"hi", "c/d": b"yo"},
+        message="two",
+        committed_at=T2,
+        parents=(c1.commit_id,),
+    )
+    write_branch_ref(tmp_path, "main", c2.commit_id)
+    pack = build_mpack(tmp_path, ["main"])
+    assert pack["snapshots"][1]["delta_remove"] == ["a/b", "c"]
+    assert len(verify_mpack(encode(pack), EmptyReceiver()).snapshots) == 2
+
+
 def test_invalid_path_not_a_string(small_repo: dict[str, Any]) -> None:
     refuse(mutate(small_repo, _set(["snapshots", 1, "delta_remove"], [7])), "invalid_path", "7")
 
@@ -486,6 +642,8 @@ BAD_BRANCHES = [
     "line\nfeed",
     "back\\slash",
     "x" * 256,
+    "a/./b",
+    "feature/./x",
 ]
 
 
@@ -497,6 +655,33 @@ def test_invalid_branch_name(small_repo: dict[str, Any], name: str) -> None:
         "invalid_branch_name",
         name or "''",
     )
+
+
+def test_branch_and_a_branch_under_it(small_repo: dict[str, Any]) -> None:
+    head = small_repo["commits"][3].commit_id
+    heads = {"release/1.0/hotfix": head, "main": head, "release/1.0": head}
+    refuse(mutate(small_repo, _set(["branch_heads"], heads)), "invalid_branch_name", "release/1.0")
+
+
+@pytest.mark.parametrize("name", ["a/b.lock", "x.lock/y", "v1.0/.x", "a/.b/c", "a.b/c"])
+def test_dotted_branch_names_are_fine(name: str) -> None:
+    assert validate_branch_name(name) == name
+
+
+def test_branch_heads_are_at_most_one_transaction(small_repo: dict[str, Any]) -> None:
+    assert Limits().max_branch_heads == 100
+    head = small_repo["commits"][3].commit_id
+    heads = {f"b{i:03d}": head for i in range(100)}
+    assert (
+        len(
+            verify_mpack(
+                mutate(small_repo, _set(["branch_heads"], heads)), EmptyReceiver()
+            ).branch_heads
+        )
+        == 100
+    )
+    heads["one-more"] = head
+    refuse(mutate(small_repo, _set(["branch_heads"], heads)), "limit_exceeded", "branch_heads")
 
 
 def test_longest_branch_name_is_fine(small_repo: dict[str, Any]) -> None:
@@ -556,6 +741,22 @@ def test_limit_exceeded_manifest_entries(tmp_path: Path) -> None:
     data = encode(build_mpack(tmp_path, ["main"]))
     verify_mpack(data, EmptyReceiver(), limits=Limits(max_manifest_entries=35))
     refuse(data, "limit_exceeded", c2.snapshot_id, limits=Limits(max_manifest_entries=30))
+
+
+def test_limit_exceeded_rebuilt_entries(small_repo: dict[str, Any]) -> None:
+    """Each snapshot costs its base's entries plus its upserts, summed over the pack."""
+    manifests: dict[str, dict[str, str]] = {}
+    work = 0
+    for snap in small_repo["pack"]["snapshots"]:
+        base = manifests[snap["parent_snapshot_id"]] if snap["parent_snapshot_id"] else {}
+        work += len(base) + len(snap["delta_upsert"])
+        manifests[snap["snapshot_id"]] = apply_delta(
+            base, snap["delta_upsert"], snap["delta_remove"]
+        )
+    data = small_repo["data"]
+    verify_mpack(data, EmptyReceiver(), limits=Limits(max_rebuilt_entries=work))
+    last = small_repo["pack"]["snapshots"][-1]["snapshot_id"]
+    refuse(data, "limit_exceeded", last, limits=Limits(max_rebuilt_entries=work - 1))
 
 
 def test_limit_exceeded_manifest_path_length(small_repo: dict[str, Any]) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from muse_core.commits import CommitRecord, commit_path, has_commit, read_commit, write_commit
+from muse_core.commits import (
+    COMMIT_FIELDS,
+    CommitRecord,
+    commit_path,
+    has_commit,
+    read_commit,
+    write_commit,
+)
 from muse_core.errors import MuseError
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.object_store import has_object, object_path, read_object, write_object
@@ -348,3 +355,77 @@ def test_build_mpack_of_an_empty_branch_is_refused(client_repo: dict[str, Any]) 
         build_mpack(client_repo["root"], ["draft"])
     assert info.value.code == "missing_commit"
     assert info.value.item == "draft"
+
+
+def test_a_newer_clients_field_order_is_written_back_byte_for_byte(
+    client_repo: dict[str, Any],
+) -> None:
+    """An unknown field between known ones stays where the client put it, through a pack too."""
+    root: Path = client_repo["root"]
+    old = client_repo["old"]
+    fields = list(old.items())
+    record = dict([*fields[:3], ("lineage", {"z": 1, "a": [2]}), *fields[3:]])
+    path = commit_path(root, old["commit_id"])
+    _write_json(path, record)
+    original = path.read_bytes()
+    back = read_commit(root, old["commit_id"])
+    assert list(back.to_dict()) == list(record)
+    write_commit(root, back)
+    assert path.read_bytes() == original
+    verified = verify_mpack(encode_mpack(build_mpack(root, ["main"])), EmptyReceiver())
+    assert list(verified.commits[0].to_dict()) == list(record)
+
+
+def test_create_orders_fields_as_the_client(tmp_path: Path) -> None:
+    record = CommitRecord.create(
+        snapshot_id=EMPTY, message="m", committed_at="t", future="x", test_runs=2, author="a"
+    )
+    names = list(record.to_dict())
+    assert names[:-1] == list(COMMIT_FIELDS) and names[-1] == "future"
+    assert record.fields["test_runs"] == 2 and record.fields["author"] == "a"
+
+
+def test_merge_of_a_held_branch_does_not_resend_its_objects(tmp_path: Path) -> None:
+    """The receiver holds a feature branch; the merge into main carries main's side only."""
+    init_repo(tmp_path)
+    base = commit_tree(
+        tmp_path, {"a": b"base"}, message="base", committed_at="2026-03-16T12:00:00+00:00"
+    )
+    feature = commit_tree(
+        tmp_path,
+        {"a": b"base", "feature.mid": b"feature bytes"},
+        message="feature",
+        committed_at="2026-03-16T12:01:00+00:00",
+        parents=(base.commit_id,),
+        branch="feature",
+    )
+    main = commit_tree(
+        tmp_path,
+        {"a": b"main change"},
+        message="main",
+        committed_at="2026-03-16T12:02:00+00:00",
+        parents=(base.commit_id,),
+    )
+    merge = commit_tree(
+        tmp_path,
+        {"a": b"main change", "feature.mid": b"feature bytes", "merge.txt": b"resolved"},
+        message="merge",
+        committed_at="2026-03-16T12:03:00+00:00",
+        parents=(main.commit_id, feature.commit_id),
+    )
+    receiver = MemoryReceiver()
+    first = encode_mpack(build_mpack(tmp_path, {"feature": feature.commit_id}))
+    receiver.absorb(verify_mpack(first, receiver), first)
+
+    pack = build_mpack(tmp_path, {"main": merge.commit_id}, have=[feature.commit_id])
+    assert [c["commit_id"] for c in pack["commits"]] == [main.commit_id, merge.commit_id]
+    merge_delta = pack["snapshots"][1]
+    assert merge_delta["parent_snapshot_id"] == main.snapshot_id
+    assert blob_id(b"feature bytes") in merge_delta["delta_upsert"].values()
+    sent = {o["object_id"] for o in pack["objects"]}
+    assert sent == {blob_id(b"main change"), blob_id(b"resolved")}
+    data = encode_mpack(pack)
+    receiver.absorb(verify_mpack(data, receiver), data)
+    assert (
+        receiver.manifests[merge.snapshot_id] == read_snapshot(tmp_path, merge.snapshot_id).manifest
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import tracemalloc
 from typing import Any
 
 import msgpack
@@ -164,3 +166,77 @@ def test_parse_reports_the_key_of_a_pack_with_every_top_level_order(
     assert [data[e.offset : e.offset + e.length] for e in verified.objects] == [
         o["content"] for o in pack["objects"]
     ]
+
+
+# --- what a hostile pack can make the decoder build ------------------------------------------
+
+
+def _distinct_strings(count: int) -> list[str]:
+    return [f"{i:06x}" for i in range(count)]
+
+
+def test_unknown_top_level_keys_are_skipped_not_built(small_repo: dict[str, Any]) -> None:
+    junk = [_distinct_strings(100_000) for _ in range(4)]  # ~2.8 MB of pack, ~30 MB if built
+    data = encode({**small_repo["pack"], "junk": junk, "more": {"x": junk[0]}})
+    tracemalloc.start()
+    try:
+        parsed = parse_mpack(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert set(parsed.fields) == {
+        "mpack_version",
+        "repo_id",
+        "branch_heads",
+        "commits",
+        "snapshots",
+    }
+    assert peak < 6 * 1024 * 1024  # about the unpacker's buffers, not the skipped values
+    assert verify_mpack(data, EmptyReceiver()).key == mpack_key(data)
+
+
+def test_commit_count_is_refused_from_the_array_header(small_repo: dict[str, Any]) -> None:
+    """The header alone is refused: no element is decoded (here, none even follows)."""
+    data = b"\x81" + msgpack.packb("commits") + b"\xdd" + (1_000_000).to_bytes(4, "big")
+    for limits in (Limits(), Limits(max_commits=3)):
+        with pytest.raises(MuseError) as info:
+            parse_mpack(data, limits)
+        assert (info.value.code, info.value.item) == ("limit_exceeded", "commits")
+
+
+@pytest.mark.parametrize(
+    ("where", "junk"),
+    [
+        ("commits", [[[] for _ in range(100)] for _ in range(20)]),  # empty arrays: 1 byte each
+        ("commits", [_distinct_strings(100) for _ in range(20)]),  # 7-byte strings
+        ("snapshots", [[{} for _ in range(100)] for _ in range(20)]),
+    ],
+)
+def test_decoded_items_must_be_paid_for_by_pack_bytes(
+    small_repo: dict[str, Any], where: str, junk: list[Any]
+) -> None:
+    limits = Limits(max_manifest_entries=100, pack_bytes_per_decoded_item=16)
+    assert verify_mpack(small_repo["data"], EmptyReceiver(), limits=limits).commits
+    pack = copy.deepcopy(small_repo["pack"])
+    pack[where][1]["future"] = junk
+    with pytest.raises(MuseError) as info:
+        parse_mpack(encode(pack), limits)
+    assert (info.value.code, info.value.item) == ("limit_exceeded", f"{where}[1]")
+
+
+def test_decoded_items_paid_for_by_their_bytes_pass(small_repo: dict[str, Any]) -> None:
+    limits = Limits(max_manifest_entries=100, pack_bytes_per_decoded_item=16)
+    pack = copy.deepcopy(small_repo["pack"])
+    pack["commits"][1]["future"] = [["x" * 40] * 100 for _ in range(20)]  # 41 bytes per item
+    assert parse_mpack(encode(pack), limits).fields["commits"][1]["future"][19][99] == "x" * 40
+
+
+def test_object_contents_do_not_pay_for_decoded_items(small_repo: dict[str, Any]) -> None:
+    limits = Limits(max_manifest_entries=100, pack_bytes_per_decoded_item=16)
+    pack = copy.deepcopy(small_repo["pack"])
+    big = b"\x00" * 200_000
+    pack = {"objects": [{"object_id": blob_id(big), "content": big}], **pack}
+    pack["commits"][1]["future"] = [[[] for _ in range(100)] for _ in range(20)]
+    with pytest.raises(MuseError) as info:
+        parse_mpack(encode(pack), limits)
+    assert (info.value.code, info.value.item) == ("limit_exceeded", "commits[1]")

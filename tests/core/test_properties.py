@@ -122,6 +122,12 @@ def _apply_ops(files: dict[str, bytes], ops: tuple[tuple[Any, ...], ...]) -> dic
     return files
 
 
+def _without_clashes(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The tree a checkout can hold: a file that is also a directory of another one is dropped."""
+    directories = {path.rsplit("/", n)[0] for path in files for n in range(1, path.count("/") + 1)}
+    return {path: data for path, data in files.items() if path not in directories}
+
+
 def write_history(root: Path, steps: list[Step], side: int) -> list[CommitRecord]:
     init_repo(root)
     trees: list[dict[str, bytes]] = []
@@ -130,7 +136,7 @@ def write_history(root: Path, steps: list[Step], side: int) -> list[CommitRecord
         base: dict[str, bytes] = {}
         for parent in reversed(step.parents):  # a merge takes the union, first parent wins
             base.update(trees[parent])
-        tree = _apply_ops(base, step.ops)
+        tree = _without_clashes(_apply_ops(base, step.ops))
         record = commit_tree(
             root,
             tree,

@@ -11,7 +11,7 @@ from muse_core.paths import muse_dir
 from muse_core.snapshot import compute_commit_id
 from muse_core.types import require_id
 
-# The record's fields in the order the client writes them; unknown fields follow.
+# The record's fields in the order the client writes a new record; unknown fields follow.
 COMMIT_FIELDS: tuple[str, ...] = (
     "commit_id",
     "repo_id",
@@ -69,9 +69,10 @@ class CommitRecord:
         branch: str = "main",
         **extra: Any,
     ) -> CommitRecord:
-        """A new record with the id derived from its fields and the client's defaults."""
+        """A new record with the id derived from its fields and the client's defaults, its
+        fields in the client's order."""
         parents = (*parent_ids, None, None)[:2]
-        record: dict[str, Any] = {
+        defaults: dict[str, Any] = {
             "commit_id": compute_commit_id(parent_ids, snapshot_id, message, committed_at),
             "repo_id": repo_id,
             "branch": branch,
@@ -95,7 +96,9 @@ class CommitRecord:
             "reviewed_by": [],
             "test_runs": 0,
         }
-        record.update(extra)
+        given = {**defaults, **extra}
+        record = {k: given.pop(k) for k in COMMIT_FIELDS}  # every known field has a default
+        record.update(given)
         return cls.from_dict(record)
 
     @classmethod
@@ -112,9 +115,8 @@ class CommitRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        ordered = {k: self.fields[k] for k in COMMIT_FIELDS if k in self.fields}
-        ordered.update((k, v) for k, v in self.fields.items() if k not in ordered)
-        return ordered
+        """Every field in the order it came: a record is written back byte for byte."""
+        return dict(self.fields)
 
 
 def commit_path(root: Path | str, commit_id: str) -> Path:

@@ -16,7 +16,16 @@ class Limits:
     max_snapshots: int = 200_000
     max_manifest_entries: int = 1_000_000
     max_string_bytes: int = 1 * MIB
-    max_branch_heads: int = 1_000
+    # The server moves every head of a pack in one DynamoDB transaction, capped at 100 actions.
+    max_branch_heads: int = 100
+    # Manifest entries copied and hashed while rebuilding the snapshots of one pack: a long chain
+    # of small deltas over a large manifest costs this much CPU however small the pack is.
+    max_rebuilt_entries: int = 50_000_000
+    # Decoded map and array entries (containers count one each) outside object contents: each
+    # must be paid for by this many bytes of the pack read so far, beyond a fixed allowance of
+    # ``max_manifest_entries``. A decoded item costs about 60 bytes of memory, so a pack of tiny
+    # items (empty arrays, 4-byte strings) cannot grow memory by more than a few times its size.
+    pack_bytes_per_decoded_item: int = 16
 
 
 DEFAULT_LIMITS = Limits()

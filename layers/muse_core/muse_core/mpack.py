@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 import msgpack
 
@@ -106,6 +106,30 @@ def topological_order(commits: Mapping[str, CommitRecord]) -> list[CommitRecord]
     return order
 
 
+class _ManifestCache:
+    """Manifests read from a source, each kept only while a later snapshot still needs it."""
+
+    def __init__(self, source: HistorySource, needs: Iterable[str]) -> None:
+        self._source = source
+        self._uses = Counter(needs)
+        self._kept: dict[str, dict[str, str]] = {}
+
+    def take(self, snapshot_id: str) -> dict[str, str]:
+        found = self._kept.get(snapshot_id)
+        if found is None:
+            found = self._source.manifest(snapshot_id)
+        self._uses[snapshot_id] -= 1
+        if self._uses[snapshot_id] > 0:
+            self._kept[snapshot_id] = found
+        else:
+            self._kept.pop(snapshot_id, None)
+        return found
+
+    def offer(self, snapshot_id: str, manifest: dict[str, str]) -> None:
+        if self._uses[snapshot_id] > 0:
+            self._kept[snapshot_id] = manifest
+
+
 def build_pack(
     source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str] = ()
 ) -> dict[str, Any]:
@@ -116,45 +140,41 @@ def build_pack(
         wanted.pop(cid, None)
     order = topological_order(wanted)
 
-    plan: list[tuple[str, str | None]] = []
+    # Each new snapshot: its delta base (the first parent's snapshot) and the snapshots of its
+    # other parents. The receiver holds, or gets from this pack, every object those name.
+    plan: list[tuple[str, str | None, list[str]]] = []
     planned = {c.snapshot_id for c in held.values()}
     for commit in order:
         if commit.snapshot_id in planned:
             continue
         planned.add(commit.snapshot_id)
-        parent = commit.parent_commit_id
-        base_commit = (wanted.get(parent) or held.get(parent)) if parent else None
-        plan.append((commit.snapshot_id, base_commit.snapshot_id if base_commit else None))
+        first = commit.parent_commit_id
+        base_commit = (wanted.get(first) or held.get(first)) if first else None
+        base_sid = base_commit.snapshot_id if base_commit else None
+        parents = (wanted.get(p) or held.get(p) for p in commit.parent_ids)
+        others = sorted({p.snapshot_id for p in parents if p is not None} - {base_sid})
+        plan.append((commit.snapshot_id, base_sid, others))
 
-    # Keep a manifest only while a later snapshot still needs it as its delta base.
-    uses = Counter(base for _, base in plan if base)
-    cache: dict[str, dict[str, str]] = {}
+    cache = _ManifestCache(source, (s for _, base, more in plan for s in (base, *more) if s))
     snapshots: list[dict[str, Any]] = []
     object_ids: dict[str, None] = {}
-    manifests = source.manifests([sid for sid, _ in plan])
-    for (sid, base_sid), manifest in zip(plan, manifests, strict=True):
-        if base_sid is None:
-            upsert, remove, known = dict(manifest), [], set[str]()
-        else:
-            base = cache[base_sid] if base_sid in cache else source.manifest(base_sid)
-            uses[base_sid] -= 1
-            if uses[base_sid] > 0:
-                cache[base_sid] = base
-            else:
-                cache.pop(base_sid, None)
-            delta = diff_manifests(base, manifest)
-            upsert, remove, known = delta.upsert, delta.remove, set(base.values())
-        if uses[sid] > 0:
-            cache[sid] = manifest
+    manifests = source.manifests([sid for sid, _, _ in plan])
+    for (sid, base_sid, other_sids), manifest in zip(plan, manifests, strict=True):
+        base = cache.take(base_sid) if base_sid else {}
+        known = set(base.values())
+        for other in other_sids:
+            known.update(cache.take(other).values())
+        cache.offer(sid, manifest)
+        delta = diff_manifests(base, manifest)
         snapshots.append(
             {
                 "snapshot_id": sid,
                 "parent_snapshot_id": base_sid,
-                "delta_upsert": upsert,
-                "delta_remove": remove,
+                "delta_upsert": delta.upsert,
+                "delta_remove": delta.remove,
             }
         )
-        object_ids.update((o, None) for o in upsert.values() if o not in known)
+        object_ids.update((o, None) for o in delta.upsert.values() if o not in known)
 
     return {
         "mpack_version": MPACK_VERSION,
@@ -250,16 +270,53 @@ _DECODE_ERRORS = (
     TypeError,
 )
 
+# Only these top-level keys are decoded; any other is skipped without building its value.
+_PROTOCOL_KEYS = frozenset(
+    {"mpack_version", "repo_id", "branch_heads", "commits", "snapshots", "objects"}
+)
+_SizedT = TypeVar("_SizedT", bound=Sized)
+
+
+class _DecodeBudget:
+    """Counts the map and array entries decoding builds, as the unpacker's container hooks.
+
+    A decoded item costs tens of bytes of memory however few bytes encode it, so items must be
+    paid for by the pack bytes read so far (object contents excepted: those are streamed, never
+    held), beyond a fixed allowance. Bytes read run at most one read ahead of the decoder.
+    """
+
+    def __init__(self, limits: Limits, reader: _HashingReader) -> None:
+        self._allowance = limits.max_manifest_entries
+        self._bytes_per_item = limits.pack_bytes_per_decoded_item
+        self._reader = reader
+        self.blob_bytes = 0
+        self.items = 0
+        self.where = "mpack"
+
+    def charge(self, container: _SizedT) -> _SizedT:
+        self.items += 1 + len(container)  # an empty container still costs an object
+        paid = (self._reader.size - self.blob_bytes) // self._bytes_per_item
+        if self.items > self._allowance + paid:
+            raise MuseError(
+                "limit_exceeded",
+                f"more than {self._allowance} decoded map and array entries beyond one per "
+                f"{self._bytes_per_item} pack bytes",
+                self.where,
+            )
+        return container
+
 
 def parse_mpack(
     data: bytes | IO[bytes], limits: Limits = DEFAULT_LIMITS, object_sink: ObjectSink | None = None
 ) -> ParsedMpack:
     """Decode a pack from bytes or a stream, one object's bytes in memory at a time.
 
-    Only the msgpack structure is checked here; the rules of the protocol are ``verify_mpack``'s.
+    Only the msgpack structure and the pack's size limits are checked here; the rules of the
+    protocol are ``verify_mpack``'s. Top-level keys outside the protocol are skipped.
     """
     stream: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     reader = _HashingReader(stream, limits.max_pack_bytes)
+    budget = _DecodeBudget(limits, reader)
     # msgpack refuses a read_size above max_buffer_size, which small limits would produce.
     max_buffer = limits.max_object_bytes + limits.max_string_bytes
     unpacker = msgpack.Unpacker(
@@ -270,22 +327,35 @@ def parse_mpack(
         max_buffer_size=max_buffer,
         max_bin_len=limits.max_object_bytes,
         max_str_len=limits.max_string_bytes,
-        max_array_len=max(limits.max_objects, limits.max_commits, limits.max_manifest_entries),
+        # The commits, snapshots and objects arrays are read header first and checked against
+        # their own limits; any other container is at most a manifest's size.
+        max_array_len=limits.max_manifest_entries,
         max_map_len=limits.max_manifest_entries,
         max_ext_len=0,
+        list_hook=budget.charge,
+        object_hook=budget.charge,
     )
     parsed = ParsedMpack(key="", size=0)
     seen: set[str] = set()
     try:
         for _ in range(unpacker.read_map_header()):
+            budget.where = "mpack"
             name = unpacker.unpack()
             if not isinstance(name, str):
                 raise MuseError("invalid_type", "top-level keys must be strings", repr(name))
+            if name not in _PROTOCOL_KEYS:
+                unpacker.skip()
+                continue
             if name in seen:
                 raise MuseError("malformed_mpack", "duplicate top-level key", name)
             seen.add(name)
+            budget.where = name
             if name == "objects":
-                _parse_objects(unpacker, parsed, limits, object_sink)
+                _parse_objects(unpacker, parsed, limits, object_sink, budget)
+            elif name == "commits":
+                parsed.fields[name] = _parse_records(unpacker, name, limits.max_commits, budget)
+            elif name == "snapshots":
+                parsed.fields[name] = _parse_records(unpacker, name, limits.max_snapshots, budget)
             else:
                 parsed.fields[name] = unpacker.unpack()
         consumed = unpacker.tell()
@@ -318,8 +388,26 @@ def _read_header(read: Callable[[], int], where: str, kind: str) -> int:
         raise MuseError("invalid_type", f"{where} must be {kind}", where) from None
 
 
+def _parse_records(
+    unpacker: msgpack.Unpacker, name: str, limit: int, budget: _DecodeBudget
+) -> list[Any]:
+    """The commits or snapshots array, refused on its length before any element is built."""
+    count = _read_header(unpacker.read_array_header, name, "an array")
+    if count > limit:
+        raise MuseError("limit_exceeded", f"more than {limit} {name}", name)
+    records: list[Any] = []
+    for index in range(count):
+        budget.where = f"{name}[{index}]"
+        records.append(unpacker.unpack())
+    return records
+
+
 def _parse_objects(
-    unpacker: msgpack.Unpacker, parsed: ParsedMpack, limits: Limits, sink: ObjectSink | None
+    unpacker: msgpack.Unpacker,
+    parsed: ParsedMpack,
+    limits: Limits,
+    sink: ObjectSink | None,
+    budget: _DecodeBudget,
 ) -> None:
     count = _read_header(unpacker.read_array_header, "objects", "an array")
     if count > limits.max_objects:
@@ -328,17 +416,20 @@ def _parse_objects(
         object_id: Any = None
         content: Any = None
         end = 0
+        budget.where = f"objects[{index}]"
         for _ in range(_read_header(unpacker.read_map_header, f"objects[{index}]", "a map")):
             key = unpacker.unpack()
-            value = unpacker.unpack()
             if key == "object_id":
-                object_id = value
+                object_id = unpacker.unpack()
             elif key == "content":
-                content, end = value, unpacker.tell()
+                content, end = unpacker.unpack(), unpacker.tell()
+            else:
+                unpacker.skip()
         if not isinstance(content, bytes):
             raise MuseError(
                 "invalid_type", f"objects[{index}].content must be bin", repr(object_id)
             )
+        budget.blob_bytes += len(content)
         digest = hashlib.sha256(content).hexdigest()
         parsed.objects.append(
             ObjectEntry(

@@ -28,6 +28,8 @@ def validate_branch_name(name: object) -> str:
         raise MuseError("invalid_branch_name", "branch name starts or ends with '.' or '/'", name)
     if ".." in name or "//" in name:
         raise MuseError("invalid_branch_name", "branch name contains '..' or '//'", name)
+    if "." in name.split("/"):
+        raise MuseError("invalid_branch_name", "branch name has a '.' segment", name)
     return name
 
 
@@ -44,8 +46,16 @@ def validate_manifest_path(path: object) -> str:
         raise MuseError(
             "invalid_path", "manifest path has an empty, '.' or '..' segment or a leading '/'", path
         )
+    if path[0] == "." and _is_muse_dir(path.partition("/")[0]):
+        raise MuseError("invalid_path", "manifest path lies in the repository's .muse", path)
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise MuseError("invalid_path", "manifest path is not valid UTF-8", repr(path)) from None
     return path
+
+
+def _is_muse_dir(segment: str) -> bool:
+    """Whether a checkout could write this top-level name into ``.muse``: case-insensitive
+    filesystems fold case, and Windows drops trailing dots and spaces."""
+    return segment.rstrip(". ").casefold() == ".muse"

@@ -7,7 +7,7 @@ or raises one ``MuseError`` naming the rule and the offending item, before anyth
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -15,7 +15,7 @@ from muse_core.commits import CommitRecord
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import DEFAULT_LIMITS, Limits
-from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, parse_mpack
+from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, encode_mpack, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.types import is_id, require_id
@@ -71,6 +71,10 @@ class VerifiedMpack:
     objects: list[ObjectEntry] = field(default_factory=list)
 
 
+# Containers nested in a commit record, the record itself included (json.dumps recurses per level).
+MAX_JSON_DEPTH = 64
+_JSON_SCALARS = (str, int, float, type(None))  # bool is an int
+
 _COMMIT_STR_FIELDS = (
     "repo_id", "branch", "author", "sem_ver_bump", "agent_id", "model_id",
     "toolchain_id", "prompt_hash", "signature", "signer_key_id",
@@ -104,18 +108,13 @@ def verify_mpack(
     if repo_id is not None and not isinstance(repo_id, str):
         raise MuseError("invalid_type", "repo_id must be a string or nil", repr(repo_id))
 
+    # parse_mpack has checked that commits and snapshots, when present, are bounded arrays.
     objects = _verify_objects(parsed.objects)
     snapshots = _verify_snapshots(
-        _typed_list(fields, "snapshots", limits.max_snapshots),
-        objects,
-        receiver,
-        limits,
-        keep_manifests,
+        fields.get("snapshots", []), objects, receiver, limits, keep_manifests
     )
     commits = _verify_commits(
-        _typed_list(fields, "commits", limits.max_commits),
-        {s.snapshot_id for s in snapshots},
-        receiver,
+        fields.get("commits", []), {s.snapshot_id for s in snapshots}, receiver
     )
     heads = _verify_branch_heads(fields.get("branch_heads", {}), commits, receiver, limits)
     return VerifiedMpack(
@@ -127,15 +126,6 @@ def verify_mpack(
         snapshots=snapshots,
         objects=list(objects.values()),
     )
-
-
-def _typed_list(fields: Mapping[str, Any], name: str, limit: int) -> list[Any]:
-    value = fields.get(name, [])
-    if not isinstance(value, list):
-        raise MuseError("invalid_type", f"{name} must be an array", name)
-    if len(value) > limit:
-        raise MuseError("limit_exceeded", f"more than {limit} {name}", name)
-    return value
 
 
 def _verify_objects(entries: list[ObjectEntry]) -> dict[str, ObjectEntry]:
@@ -159,69 +149,158 @@ def _verify_snapshots(
     limits: Limits,
     keep_manifests: KeepManifests | None,
 ) -> list[VerifiedSnapshot]:
-    deltas = [_snapshot_delta(item, i) for i, item in enumerate(raw)]
+    deltas = _snapshot_deltas(raw)
     planned = [
         (d.snapshot_id, d.parent_snapshot_id, len(d.delta_upsert) + len(d.delta_remove))
         for d in deltas
     ]
     keep = set(keep_manifests(planned)) if keep_manifests else set()
-    # Rebuilt manifests are kept only while a later delta in the pack still names them as base.
-    uses = Counter(d.parent_snapshot_id for d in deltas if d.parent_snapshot_id)
-    manifests: dict[str, dict[str, str]] = {}
-    verified: dict[str, VerifiedSnapshot] = {}
-    wanted_objects: dict[str, tuple[str, str]] = {}
+    bases = _Bases(deltas, receiver)
+    rebuilt = 0
+    verified: list[VerifiedSnapshot] = []
     for delta in deltas:
-        sid, base_id = delta.snapshot_id, delta.parent_snapshot_id
-        if base_id is None:
-            base: Mapping[str, str] = {}
-        else:
-            found = manifests.get(base_id)
-            if found is None and base_id not in verified:
-                found = receiver.snapshot_manifest(base_id)
-            if found is None:
-                raise MuseError(
-                    "unknown_delta_base",
-                    f"snapshot {sid} is a delta against a snapshot neither sent earlier nor held",
-                    base_id,
-                )
-            base = found
-            uses[base_id] -= 1
-            if uses[base_id] <= 0:
-                manifests.pop(base_id, None)
-        for path in delta.delta_remove:
-            if path not in base:
-                raise MuseError(
-                    "invalid_delta", f"snapshot {sid} removes a path its base does not have", path
-                )
-        manifest = apply_delta(base, delta.delta_upsert, delta.delta_remove)
-        if len(manifest) > limits.max_manifest_entries:
+        base = bases.take(delta)
+        # Copying the base and hashing the result is the CPU a delta costs, however small it is.
+        rebuilt += len(base) + len(delta.delta_upsert)
+        if rebuilt > limits.max_rebuilt_entries:
             raise MuseError(
-                "limit_exceeded", f"more than {limits.max_manifest_entries} manifest entries", sid
+                "limit_exceeded",
+                f"rebuilding the pack's snapshots takes more than {limits.max_rebuilt_entries} "
+                "manifest entries",
+                delta.snapshot_id,
             )
-        actual = compute_snapshot_id(manifest)
-        if actual != sid:
-            raise MuseError("snapshot_hash_mismatch", f"rebuilt manifest hashes to {actual}", sid)
+        manifest = _rebuild(delta, base, limits)
+        bases.offer(delta.snapshot_id, manifest)
+        verified.append(
+            VerifiedSnapshot(
+                snapshot_id=delta.snapshot_id,
+                parent_snapshot_id=delta.parent_snapshot_id,
+                delta_upsert=delta.delta_upsert,
+                delta_remove=delta.delta_remove,
+                entry_count=len(manifest),
+                manifest=manifest if delta.snapshot_id in keep else None,
+            )
+        )
+    _refuse_dangling_objects(deltas, objects, receiver)
+    return verified
+
+
+def _refuse_dangling_objects(
+    deltas: list[_Delta], objects: Mapping[str, ObjectEntry], receiver: ReceiverView
+) -> None:
+    """Every object a delta adds is carried by the pack or held by the receiver."""
+    wanted: dict[str, tuple[str, str]] = {}
+    for delta in deltas:
         for path, oid in delta.delta_upsert.items():
             if oid not in objects:
-                wanted_objects.setdefault(oid, (sid, path))
-        if uses[sid] > 0:
-            manifests[sid] = manifest
-        if sid not in verified:
-            kept = manifest if sid in keep else None
-            verified[sid] = VerifiedSnapshot(
-                sid, base_id, delta.delta_upsert, delta.delta_remove, len(manifest), kept
-            )
-    if wanted_objects:
-        missing = set(wanted_objects) - receiver.known_objects(list(wanted_objects))
-        if missing:
-            oid = min(missing)
-            sid, path = wanted_objects[oid]
+                wanted.setdefault(oid, (delta.snapshot_id, path))
+    missing = set(wanted) - receiver.known_objects(list(wanted)) if wanted else set()
+    if missing:
+        oid = min(missing)
+        sid, path = wanted[oid]
+        raise MuseError(
+            "dangling_object",
+            f"snapshot {sid} path {path!r} names an object neither carried nor held",
+            oid,
+        )
+
+
+class _Bases:
+    """The manifests later deltas of the pack name as base, each kept only while still named.
+
+    A base the receiver holds is fetched once, however many deltas of the pack name it.
+    """
+
+    def __init__(self, deltas: list[_Delta], receiver: ReceiverView) -> None:
+        self._uses = Counter(d.parent_snapshot_id for d in deltas if d.parent_snapshot_id)
+        self._kept: dict[str, Mapping[str, str]] = {}
+        self._receiver = receiver
+
+    def take(self, delta: _Delta) -> Mapping[str, str]:
+        base_id = delta.parent_snapshot_id
+        if base_id is None:
+            return {}
+        found = self._kept.get(base_id)
+        if found is None:
+            found = self._receiver.snapshot_manifest(base_id)
+        if found is None:
             raise MuseError(
-                "dangling_object",
-                f"snapshot {sid} path {path!r} names an object neither carried nor held",
-                oid,
+                "unknown_delta_base",
+                f"snapshot {delta.snapshot_id} is a delta against a snapshot neither sent "
+                "earlier nor held",
+                base_id,
             )
-    return list(verified.values())
+        self._uses[base_id] -= 1
+        if self._uses[base_id] > 0:
+            self._kept[base_id] = found
+        else:
+            self._kept.pop(base_id, None)
+        return found
+
+    def offer(self, snapshot_id: str, manifest: Mapping[str, str]) -> None:
+        if self._uses[snapshot_id] > 0:
+            self._kept[snapshot_id] = manifest
+
+
+def _rebuild(delta: _Delta, base: Mapping[str, str], limits: Limits) -> dict[str, str]:
+    """The delta applied to its base, checked to hash to its id."""
+    sid = delta.snapshot_id
+    for path in delta.delta_remove:
+        if path not in base:
+            raise MuseError(
+                "invalid_delta", f"snapshot {sid} removes a path its base does not have", path
+            )
+    manifest = apply_delta(base, delta.delta_upsert, delta.delta_remove)
+    if len(manifest) > limits.max_manifest_entries:
+        raise MuseError(
+            "limit_exceeded", f"more than {limits.max_manifest_entries} manifest entries", sid
+        )
+    _refuse_file_directory_clash(sid, base, delta.delta_upsert, manifest)
+    actual = compute_snapshot_id(manifest)
+    if actual != sid:
+        raise MuseError("snapshot_hash_mismatch", f"rebuilt manifest hashes to {actual}", sid)
+    return manifest
+
+
+def _refuse_file_directory_clash(
+    sid: str, base: Mapping[str, str], upsert: Mapping[str, str], manifest: Mapping[str, str]
+) -> None:
+    """No path may be both a file and a directory (``a`` and ``a/b``): no checkout holds both.
+
+    The base holds no clash (it was checked when it was rebuilt), and removing paths cannot
+    make one, so only the paths the delta adds are checked, and only when it adds any.
+    """
+    added = [path for path in upsert if path not in base]
+    if not added:
+        return
+    directories = _directories(manifest)
+    for path in added:
+        clash = path if path in directories else _file_parent(path, manifest)
+        if clash is not None:
+            raise MuseError(
+                "invalid_path",
+                f"snapshot {sid} holds {clash!r} both as a file and as a directory",
+                clash,
+            )
+
+
+def _directories(paths: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    # Files share few parents: take each file's parent at C speed, then walk up from those.
+    for parent in {path.rpartition("/")[0] for path in paths}:
+        while parent and parent not in found:
+            found.add(parent)
+            parent = parent.rpartition("/")[0]
+    return found
+
+
+def _file_parent(path: str, manifest: Mapping[str, str]) -> str | None:
+    cut = path.rfind("/")
+    while cut > 0:
+        if path[:cut] in manifest:
+            return path[:cut]
+        cut = path.rfind("/", 0, cut)
+    return None
 
 
 @dataclass(frozen=True)
@@ -230,6 +309,21 @@ class _Delta:
     parent_snapshot_id: str | None
     delta_upsert: dict[str, str]
     delta_remove: list[str]
+
+
+def _snapshot_deltas(raw: list[Any]) -> list[_Delta]:
+    deltas: list[_Delta] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        delta = _snapshot_delta(item, index)
+        # A repeated snapshot would be rebuilt and hashed again for nothing.
+        if delta.snapshot_id in seen:
+            raise MuseError(
+                "duplicate_entry", f"snapshots[{index}] repeats a snapshot", delta.snapshot_id
+            )
+        seen.add(delta.snapshot_id)
+        deltas.append(delta)
+    return deltas
 
 
 def _snapshot_delta(item: Any, index: int) -> _Delta:
@@ -296,7 +390,13 @@ def _verify_commits(
                     f"commit {record.commit_id} names a parent neither sent nor held",
                     parent,
                 )
-        in_pack.setdefault(record.commit_id, record)
+        first = in_pack.setdefault(record.commit_id, record)
+        if first is not record and encode_mpack(first.fields) != encode_mpack(record.fields):
+            raise MuseError(
+                "duplicate_entry",
+                f"commits[{index}] repeats a commit with different fields",
+                record.commit_id,
+            )
     return list(in_pack.values())
 
 
@@ -331,7 +431,33 @@ def _commit_record(item: Any, index: int) -> CommitRecord:
         value = item.get(name, 0)
         if not isinstance(value, int) or isinstance(value, bool):
             raise MuseError("invalid_type", f"{where}.{name} must be an integer", cid)
+    # The record is stored and served as the client's JSON file: every field, unknown ones
+    # included, must be something json.dumps writes and json.loads reads back unchanged.
+    problem = _json_problem(item, 0)
+    if problem is not None:
+        raise MuseError("invalid_type", f"{where} {problem}, which JSON cannot hold", cid)
     return CommitRecord.from_dict(item)
+
+
+def _json_problem(value: Any, depth: int) -> str | None:
+    """What in ``value`` the client's JSON commit file could not hold, or None."""
+    if isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH:
+            return f"nests more than {MAX_JSON_DEPTH} maps and arrays"
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"has a {type(key).__name__} map key"
+            if not isinstance(item, _JSON_SCALARS) and (found := _json_problem(item, depth + 1)):
+                return found
+    elif isinstance(value, list):
+        if depth >= MAX_JSON_DEPTH:
+            return f"nests more than {MAX_JSON_DEPTH} maps and arrays"
+        for item in value:
+            if not isinstance(item, _JSON_SCALARS) and (found := _json_problem(item, depth + 1)):
+                return found
+    elif not isinstance(value, _JSON_SCALARS):
+        return f"holds a {type(value).__name__} value"
+    return None
 
 
 def _verify_branch_heads(
@@ -349,6 +475,7 @@ def _verify_branch_heads(
         if not is_id(head):
             raise MuseError("invalid_id", f"head of branch {branch!r} is not an id", repr(head))
         heads[branch] = head
+    _refuse_nested_branches(heads)
     in_pack = {c.commit_id for c in commits}
     outside = set(heads.values()) - in_pack
     missing = outside - receiver.known_commits(outside) if outside else set()
@@ -358,3 +485,18 @@ def _verify_branch_heads(
                 "missing_commit", f"head of branch {branch!r} is neither sent nor held", head
             )
     return heads
+
+
+def _refuse_nested_branches(heads: Mapping[str, str]) -> None:
+    """``a`` and ``a/b`` cannot both be branches: ``refs/heads/a`` would be a file and a
+    directory."""
+    for branch in heads:
+        cut = branch.rfind("/")
+        while cut > 0:
+            if branch[:cut] in heads:
+                raise MuseError(
+                    "invalid_branch_name",
+                    f"branch {branch[:cut]!r} is also a directory of branch {branch!r}",
+                    branch[:cut],
+                )
+            cut = branch.rfind("/", 0, cut)
