@@ -97,14 +97,9 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
         # would claim a branch the server may not have, and as a file it would keep a branch
         # named main/<x> from being written. An empty clone keeps it, as `muse init` does.
         (heads_dir(dest) / DEFAULT_BRANCH).unlink(missing_ok=True)
+    # Verification refused heads that nest ("a" beside "a/b"), which could not both be files.
     for branch, head in sorted(heads.items()):
-        try:
-            write_branch_ref(dest, branch, head)
-        except OSError:
-            # Refs are files: a branch "a" and a branch "a/b" cannot both be written.
-            raise CliError(
-                "branch_conflict", f"branch {branch} clashes with another branch's ref file"
-            ) from None
+        write_branch_ref(dest, branch, head)
     write_head(dest, default_branch)
     files = _check_out(dest, heads[default_branch]) if default_branch in heads else 0
     done = time.perf_counter()

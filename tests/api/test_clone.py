@@ -147,5 +147,5 @@ def test_branches_whose_refs_cannot_both_be_files(tmp_path: Path) -> None:
     remote = Remote.parse("http://server.invalid/olivia/songs")
     with pytest.raises(CliError) as refused:
         clone_repo(cast(MuseCloudClient, server), remote, tmp_path / "copy")
-    assert refused.value.code == "branch_conflict"
+    assert refused.value.code == "invalid_branch_name"
     assert not (tmp_path / "copy").exists()
