@@ -95,17 +95,11 @@ class PushStore:
             created_at=existing.created_at if existing else now,
             updated_at=now,
         )
-        item = {**keys.push(repo_id, push_id), **_to_item(record)}
         try:
-            aws.dynamodb().put_item(
-                TableName=dynamo.table(),
-                Item=dynamo.to_wire(item),
-                ConditionExpression="attribute_not_exists(pk) OR #s IN (:pending, :failed)",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": "pending"},
-                    ":failed": {"S": "failed"},
-                },
+            _put_record(
+                record,
+                "attribute_not_exists(pk) OR #s IN (:pending, :failed)",
+                {":pending": {"S": "pending"}, ":failed": {"S": "failed"}},
             )
         except ClientError as error:
             if not dynamo.is_conditional_failure(error):
@@ -220,17 +214,11 @@ class PushStore:
         record.error = error
         record.updated_at = _now()
         record.lease_token = None
-        item = {**keys.push(record.repo_id, record.push_id), **_to_item(record)}
         try:
-            aws.dynamodb().put_item(
-                TableName=dynamo.table(),
-                Item=dynamo.to_wire(item),
-                ConditionExpression="#s = :processing AND lease_token = :token",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":processing": {"S": "processing"},
-                    ":token": {"S": token},
-                },
+            _put_record(
+                record,
+                "#s = :processing AND lease_token = :token",
+                {":processing": {"S": "processing"}, ":token": {"S": token}},
             )
         except ClientError as failure:
             if dynamo.is_conditional_failure(failure):
@@ -241,6 +229,18 @@ class PushStore:
 
 class LeaseLost(Exception):
     """Another run took the push over (this one outlived its lease): its outcome will count."""
+
+
+def _put_record(record: PushRecord, condition: str, values: dict[str, Any]) -> None:
+    """Write the whole record if ``condition`` holds (``#s`` names the state attribute)."""
+    item = {**keys.push(record.repo_id, record.push_id), **_to_item(record)}
+    aws.dynamodb().put_item(
+        TableName=dynamo.table(),
+        Item=dynamo.to_wire(item),
+        ConditionExpression=condition,
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues=values,
+    )
 
 
 def _to_item(record: PushRecord) -> dict[str, Any]:
