@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from muse_core.errors import MuseError
+from muse_core.errors import MAX_ITEM_CHARS, MAX_MESSAGE_CHARS, MuseError, clip
 
 # Status for each muse_core code; anything not listed is a 422 (the pack or body is invalid).
 _STATUS_BY_CORE_CODE = {"limit_exceeded": 413}
@@ -10,11 +10,11 @@ _STATUS_BY_CORE_CODE = {"limit_exceeded": 413}
 
 class ServiceError(Exception):
     def __init__(self, status: int, code: str, message: str, item: str | None = None) -> None:
-        super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
-        self.message = message
-        self.item = item
+        self.message = clip(message, MAX_MESSAGE_CHARS) or ""
+        self.item = clip(item, MAX_ITEM_CHARS)
+        super().__init__(f"{code}: {self.message}")
 
     @classmethod
     def from_core(cls, error: MuseError) -> ServiceError:

@@ -14,6 +14,8 @@ from core.conftest import commit_tree
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.ingest import MAX_ATTEMPTS, IngestService, PushRequest
 from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage import pushes as pushes_module
+from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.objects import ObjectIndex
 from muse_cloud.storage.pushes import LeaseLost, PushStore
 from muse_cloud.storage.receiver import RepoStores
@@ -118,7 +120,7 @@ def test_a_push_that_keeps_failing_is_recorded_as_failed(
     generate_history(tmp_path, SMALL)
     key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
     monkeypatch.setattr(ObjectIndex, "put_many", throttled)
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(MAX_ATTEMPTS - 1):
         with pytest.raises(Exception, match="ProvisionedThroughputExceeded"):
             IngestService().ingest(key)
 
@@ -275,3 +277,69 @@ def test_values_too_large_for_an_item_live_in_s3(stack: Provisioned, tmp_path: P
     assert item is not None and "delta_key" in item and "delta" not in item
     manifest = stores.snapshots.manifest(repo.repo_id, big.snapshot_id)
     assert manifest is not None and len(manifest) == 1501
+
+
+def test_a_failed_outcome_write_gives_the_lease_back(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    real_put = pushes_module._put_record
+
+    def throttled_once(record: Any, condition: str, values: dict[str, Any]) -> None:
+        if record.state == "ok":
+            monkeypatch.setattr(pushes_module, "_put_record", real_put)
+            throttled()
+        real_put(record, condition, values)
+
+    monkeypatch.setattr(pushes_module, "_put_record", throttled_once)
+    with pytest.raises(ClientError):
+        IngestService().ingest(key)
+    interrupted = PushStore().get(repo.repo_id, key.mpack_hex)
+    assert interrupted is not None and interrupted.state == "pending"
+
+    assert IngestService().ingest(key).state == "ok"
+
+
+def test_an_oversized_offending_item_is_recorded_clipped(
+    stack: Provisioned, tmp_path: Path
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    pack = build_mpack(tmp_path)
+    pack["mpack_version"] = "x" * 500_000
+
+    record = IngestService().ingest(upload(stack, repo.repo_id, encode_mpack(pack)))
+
+    assert record.state == "failed" and record.error is not None
+    assert record.error["code"] == "unsupported_version"
+    assert len(record.error["item"]) <= 200
+
+
+def test_a_rerun_refused_at_the_refs_still_completes_the_writes_it_began(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    data = encode_mpack(build_mpack(tmp_path))
+    key = upload(stack, repo.repo_id, data)
+    real_put_many = CommitStore.put_many
+    monkeypatch.setattr(CommitStore, "put_many", crash)
+    with pytest.raises(RuntimeError):
+        IngestService().ingest(key)
+    monkeypatch.setattr(CommitStore, "put_many", real_put_many)
+    # Meanwhile another history took the branch: the rerun's ref move is refused.
+    other = tmp_path / "other"
+    generate_history(other, Workload(commits=3, files=2, changed_per_commit=1))
+    assert (
+        IngestService().ingest(upload(stack, repo.repo_id, encode_mpack(build_mpack(other)))).state
+        == "ok"
+    )
+
+    rerun = IngestService().ingest(key)
+
+    assert rerun.error is not None and rerun.error["code"] == "non_fast_forward"
+    head = list_branches(tmp_path)["main"]
+    stored = RepoStores().commits.get(repo.repo_id, head)
+    assert stored is not None, "the rerun finished writing the commits its first run began"

@@ -35,7 +35,11 @@ MAX_ATTEMPTS = 10
 
 
 class IngestBusy(Exception):
-    """Another run holds this push's lease; the caller should retry later."""
+    """Another run holds this push's lease; the caller should retry in ``retry_in`` seconds."""
+
+    def __init__(self, push_id: str, retry_in: int = 1) -> None:
+        super().__init__(push_id)
+        self.retry_in = retry_in
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class IngestService:
                 return self._run(upload, record)
             existing = self.pushes.get(upload.repo_id, push_id)
             if existing is None or existing.state not in FINAL_STATES:
-                raise IngestBusy(push_id)
+                lease_until = existing.lease_until if existing else None
+                raise IngestBusy(push_id, max(1, int((lease_until or 0) - time.time())))
         return self._recorded(upload, existing, wanted)
 
     def _recorded(
@@ -103,14 +108,14 @@ class IngestService:
                     f"{branch!r} at {head}; presign a new push for another target",
                     record.push_id,
                 )
-        if record.state == "ok":
+        if self.stores.pack_index.holds(upload.repo_id, upload.mpack_hex):
             # A second upload of the same bytes re-tags the pack for expiry: it is home to
-            # objects, so tag it back.
+            # indexed objects, so tag it back.
             self.packs.mark_ingested(upload.s3_key)
         return record
 
     def _run(self, upload: UploadKey, record: PushRecord) -> PushRecord:
-        if record.attempts > MAX_ATTEMPTS:
+        if record.attempts >= MAX_ATTEMPTS:
             error = ServiceError(
                 500,
                 "ingest_attempts_exhausted",
@@ -180,8 +185,11 @@ class IngestService:
 
         generations = self._generations(repo_id, pack)
         ancestors = self._ancestor_hints(repo_id, pack)
-        plan = self._plan_ref_updates(repo_id, record, pack, generations)
-        planned_at = time.perf_counter()
+        # A first run refuses a push whose refs cannot move before writing anything; a rerun
+        # of a run that began writing (its pack is indexed, the first write) completes the
+        # writes first, so whatever can be read can always be rebuilt.
+        resuming = self.stores.pack_index.holds(repo_id, upload.mpack_hex)
+        plan = None if resuming else self._plan_ref_updates(repo_id, record, pack, generations)
 
         # Before anything points into the pack: from here on it is home to indexed objects,
         # so the lifecycle rule that expires abandoned uploads must leave it alone.
@@ -190,8 +198,10 @@ class IngestService:
         locations = [
             ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects
         ]
+        metrics.s3_requests += self.stores.pack_index.record(
+            repo_id, upload.s3_key, upload.mpack_hex, locations
+        )
         metrics.dynamodb_requests += self.stores.objects.put_many(repo_id, locations)
-        metrics.s3_requests += self.stores.pack_index.record(repo_id, upload.mpack_hex, locations)
         new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in planner.held]
         dynamo_requests, s3_requests = self.stores.snapshots.put_many(
             repo_id, new_snapshots, planner.chains
@@ -209,6 +219,9 @@ class IngestService:
         metrics.s3_requests += s3_requests
         written_at = time.perf_counter()
 
+        if plan is None:
+            plan = self._plan_ref_updates(repo_id, record, pack, generations)
+        planned_at = time.perf_counter()
         updates = self._move_refs(repo_id, record, plan)
         done = time.perf_counter()
 
@@ -218,9 +231,9 @@ class IngestService:
         metrics.objects = len(pack.objects)
         metrics.timings_ms = {
             "verify_ms": _ms(verified_at - started),
-            "plan_ms": _ms(planned_at - verified_at),
-            "write_ms": _ms(written_at - planned_at),
-            "refs_ms": _ms(done - written_at),
+            "write_ms": _ms(written_at - verified_at),
+            "plan_ms": _ms(planned_at - written_at),
+            "refs_ms": _ms(done - planned_at),
             "total_ms": _ms(done - started),
         }
         first = updates[0] if updates else {"branch": None, "head": None, "previous_head": None}

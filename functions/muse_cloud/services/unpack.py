@@ -22,7 +22,6 @@ from muse_cloud import aws
 from muse_cloud.config import settings
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.ingest import IngestBusy, IngestService
-from muse_cloud.services.push import SYNC_LEASE_SECONDS
 from muse_cloud.storage.packs import UploadKey
 
 logger = Logger(service="muse-cloud")
@@ -99,10 +98,10 @@ def handle_sqs_record(record: SQSRecord) -> None:
                     "event_time": s3_record.event_time,
                 }
             )
-        except IngestBusy:
-            # unpack-mpack holds the lease (for at most SYNC_LEASE_SECONDS): come back after it
-            # rather than after the queue's whole visibility timeout.
-            retry_after(record, SYNC_LEASE_SECONDS)
+        except IngestBusy as busy:
+            # Another run holds the lease: come back when it runs out rather than after the
+            # queue's whole visibility timeout.
+            retry_after(record, busy.retry_in)
             raise
         except ServiceError as error:
             if error.status == 404:
@@ -115,8 +114,8 @@ def handle_sqs_record(record: SQSRecord) -> None:
 
 def retry_after(record: SQSRecord, seconds: int) -> None:
     """Make a message that will be reported as failed visible again in ``seconds``."""
-    *_, region, account, name = record.event_source_arn.split(":")
-    queue_url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+    *_, account, name = record.event_source_arn.split(":")
+    queue_url = f"{aws.sqs().meta.endpoint_url}/{account}/{name}"
     aws.sqs().change_message_visibility(
         QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
     )

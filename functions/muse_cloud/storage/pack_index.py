@@ -45,21 +45,25 @@ class PackIndex:
     objects: ObjectIndex = field(default_factory=ObjectIndex)
     packs: PackStore = field(default_factory=PackStore)
 
-    def record(self, repo_id: str, mpack_hex: str, locations: Sequence[ObjectLocation]) -> int:
-        """Write the pack's index and its PACK item; returns the S3 requests made."""
-        if not locations:
-            return 0
-        index_key = pack_index_key(repo_id, mpack_hex)
-        self.packs.put(index_key, encode_index(locations))
-        dynamo.put_item(
-            {
-                **keys.pack(repo_id, mpack_hex),
-                "s3_key": locations[0].s3_key,
-                "index_key": index_key,
-                "objects": len(locations),
-            }
-        )
-        return 1
+    def record(
+        self, repo_id: str, s3_key: str, mpack_hex: str, locations: Sequence[ObjectLocation]
+    ) -> int:
+        """Write the pack's index (when it carries objects) and its PACK item, which also marks
+        that ingestion began writing this pack; returns the S3 requests made."""
+        item: dynamo.Item = {
+            **keys.pack(repo_id, mpack_hex),
+            "s3_key": s3_key,
+            "objects": len(locations),
+        }
+        if locations:
+            item["index_key"] = pack_index_key(repo_id, mpack_hex)
+            self.packs.put(item["index_key"], encode_index(locations))
+        dynamo.put_item(item)
+        return 1 if locations else 0
+
+    def holds(self, repo_id: str, mpack_hex: str) -> bool:
+        """Whether objects of this pack were indexed (so the pack must never expire)."""
+        return dynamo.get_item(keys.pack(repo_id, mpack_hex)) is not None
 
     def locate_all(self, repo_id: str, object_ids: Collection[str]) -> dict[str, ObjectLocation]:
         """Where each object is, read the cheaper way for the number asked."""
@@ -68,7 +72,7 @@ class PackIndex:
         if not packs or len(wanted) < OBJECTS_PER_PACK_INDEX * len(packs):
             return self.objects.locate_many(repo_id, wanted)
         found: dict[str, ObjectLocation] = {}
-        for pack in packs:
+        for pack in (p for p in packs if "index_key" in p):
             found.update(decode_index(self.packs.get(pack["index_key"]), pack["s3_key"], wanted))
         rest = wanted - found.keys()
         if rest:

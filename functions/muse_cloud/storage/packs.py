@@ -161,11 +161,16 @@ class PackStore:
 
     def mark_ingested(self, s3_key: str) -> None:
         """Retag so the lifecycle rule that expires abandoned uploads leaves this pack alone."""
-        aws.s3().put_object_tagging(
-            Bucket=self.bucket,
-            Key=s3_key,
-            Tagging={"TagSet": [{"Key": STATE_TAG, "Value": "ingested"}]},
-        )
+        try:
+            aws.s3().put_object_tagging(
+                Bucket=self.bucket,
+                Key=s3_key,
+                Tagging={"TagSet": [{"Key": STATE_TAG, "Value": "ingested"}]},
+            )
+        except ClientError as error:
+            # Gone with its deleted repository: nothing is left to keep.
+            if error.response.get("Error", {}).get("Code") != "NoSuchKey":
+                raise
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under ``prefix``.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -40,6 +40,7 @@ class PushRecord:
     plan: dict[str, str | None] | None = None
     attempts: int = 0
     lease_token: str | None = None
+    lease_until: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -208,23 +209,26 @@ class PushStore:
         error: dict[str, Any] | None = None,
     ) -> PushRecord:
         """Record the outcome, once: only while this run still holds the lease."""
-        token = record.lease_token or ""
-        record.state = state
-        record.result = result
-        record.error = error
-        record.updated_at = _now()
-        record.lease_token = None
+        final = replace(
+            record,
+            state=state,
+            result=result,
+            error=error,
+            updated_at=_now(),
+            lease_token=None,
+            lease_until=None,
+        )
         try:
             _put_record(
-                record,
+                final,
                 "#s = :processing AND lease_token = :token",
-                {":processing": {"S": "processing"}, ":token": {"S": token}},
+                {":processing": {"S": "processing"}, ":token": {"S": record.lease_token or ""}},
             )
         except ClientError as failure:
             if dynamo.is_conditional_failure(failure):
                 raise LeaseLost(record.push_id) from None
             raise
-        return record
+        return final
 
 
 class LeaseLost(Exception):
@@ -279,6 +283,7 @@ def _from_item(item: dynamo.Item) -> PushRecord:
         plan=item.get("plan"),
         attempts=int(item.get("attempts", 0)),
         lease_token=item.get("lease_token"),
+        lease_until=int(item["lease_until"]) if item.get("lease_until") is not None else None,
     )
 
 
