@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from muse_cloud_cli.client import MuseCloudClient, Remote
@@ -12,12 +12,17 @@ from muse_cloud_cli.errors import CliError
 from muse_core.commits import read_commit, write_commit
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
+from muse_core.limits import DEFAULT_LIMITS
 from muse_core.object_store import read_object, write_object
 from muse_core.paths import muse_dir
 from muse_core.refs import DEFAULT_BRANCH, heads_dir, write_branch_ref, write_head
 from muse_core.repo import init_repo
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
 from muse_core.verify import EmptyReceiver, VerifiedMpack, verify_mpack
+
+# A clone holds a whole repository, which the server may have received over many pushes: the
+# per-push bounds on branches and on rebuilding work do not apply to it.
+CLONE_LIMITS = replace(DEFAULT_LIMITS, max_branch_heads=1_000_000, max_rebuilt_entries=10**13)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
                 data,
                 EmptyReceiver(),
                 expected_key=ticket["mpack_key"],
+                limits=CLONE_LIMITS,
                 object_sink=keep,
             )
         except MuseError as error:

@@ -99,7 +99,7 @@ def send_push(
         head=prepared.head,
         force=force,
     )
-    if ticket["upload_url"]:
+    if ticket.get("status") not in ("ok", "processing"):
         client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
     uploaded = time.perf_counter()
     try:

@@ -149,3 +149,15 @@ def test_branches_whose_refs_cannot_both_be_files(tmp_path: Path) -> None:
         clone_repo(cast(MuseCloudClient, server), remote, tmp_path / "copy")
     assert refused.value.code == "invalid_branch_name"
     assert not (tmp_path / "copy").exists()
+
+
+def test_a_repository_with_more_branches_than_one_push_may_carry_clones(tmp_path: Path) -> None:
+    """Pushes move at most 100 branches each; a clone carries all of them at once."""
+    history = linear_history(3)
+    heads = {f"topic-{n:03d}": history.order[n % 3] for n in range(150)} | {"main": history.head}
+    server = PackServer(encode_mpack(history.pack(heads)), heads)
+    remote = Remote.parse("http://server.invalid/olivia/songs")
+
+    clone_repo(cast(MuseCloudClient, server), remote, tmp_path / "copy")
+
+    assert list_branches(tmp_path / "copy") == heads

@@ -1,4 +1,5 @@
-"""Presigning a pack that is already in place hands out no second upload."""
+"""Presigning a pack that is already in place says so; presigning it for another target
+starts a new ingestion that moves only the refs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .client import call
 from .test_endpoints import create_repo, expect_error, identity, linear_history, push
 
 
-def test_a_pushed_pack_is_not_uploaded_again(stack: Provisioned) -> None:
+def test_a_pushed_pack_is_reported_in_place(stack: Provisioned) -> None:
     owner = identity("olivia")
     repo = create_repo(owner, "songs")
     data = encode_mpack(linear_history(2).pack({}))
@@ -25,7 +26,7 @@ def test_a_pushed_pack_is_not_uploaded_again(stack: Provisioned) -> None:
 
     assert again.status == 200, again.body
     grant = again.json()
-    assert grant["status"] == "ok" and grant["upload_url"] is None and grant["headers"] == {}
+    assert grant["status"] == "ok" and grant["upload_url"].startswith("http")
     assert grant["push_id"] == first.json()["push_id"]
 
 
@@ -34,3 +35,30 @@ def test_push_status_of_an_id_that_cannot_exist_is_404(stack: Provisioned) -> No
     create_repo(owner, "songs")
     for push_id in ("nope", "x" * 3000, "A" * 64):
         expect_error(call("GET", f"/olivia/songs/push/{push_id}"), 404, "not_found")
+
+
+def test_a_pack_presigned_again_for_another_branch_moves_that_branch(
+    stack: Provisioned,
+) -> None:
+    owner = identity("olivia")
+    repo = create_repo(owner, "songs")
+    history = linear_history(2)
+    data = encode_mpack(history.pack({}))
+    assert push(stack, owner, repo, data).status == 200
+    body = {"mpack_key": mpack_key(data), "branch": "release", "head": history.head}
+
+    stale = call("POST", "/olivia/songs/push/unpack-mpack", body, owner)
+    expect_error(stale, 409, "push_mismatch")
+    grant = call(
+        "POST",
+        "/olivia/songs/push/mpack-presign",
+        {**body, "size_bytes": len(data)},
+        owner,
+    ).json()
+    assert grant["status"] == "pending"
+    moved = call("POST", "/olivia/songs/push/unpack-mpack", body, owner)
+
+    assert moved.status == 200, moved.body
+    assert moved.json()["branch"] == "release" and moved.json()["previous_head"] is None
+    heads = call("GET", "/olivia/songs/refs").json()["branch_heads"]
+    assert heads == {"main": history.head, "release": history.head}

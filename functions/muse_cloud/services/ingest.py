@@ -97,17 +97,15 @@ class IngestService:
     def _recorded(
         self, upload: UploadKey, record: PushRecord, wanted: tuple[str, str | None, bool] | None
     ) -> PushRecord:
-        if record.state == "ok" and wanted is not None:
-            branch, head, _ = wanted
-            applied = {u["branch"]: u["head"] for u in record.result.get("updates", [])}
-            if branch not in applied or head not in (None, applied[branch]):
-                raise ServiceError(
-                    409,
-                    "push_mismatch",
-                    f"this pack was already ingested for {sorted(applied)}, not for "
-                    f"{branch!r} at {head}; presign a new push for another target",
-                    record.push_id,
-                )
+        if record.state == "ok" and wanted is not None and record.targets_other(*wanted[:2]):
+            applied = sorted(u["branch"] for u in record.result.get("updates", []))
+            raise ServiceError(
+                409,
+                "push_mismatch",
+                f"this pack was already ingested for {applied}, not for {wanted[0]!r} "
+                f"at {wanted[1]}; presign it again for that target",
+                record.push_id,
+            )
         if self.stores.pack_index.holds(upload.repo_id, upload.mpack_hex):
             # A second upload of the same bytes re-tags the pack for expiry: it is home to
             # indexed objects, so tag it back.

@@ -73,13 +73,9 @@ class PushService:
             repo.repo_id, mpack_hex, mpack_key, size_bytes, branch, head, force
         )
         expires = datetime.now(UTC) + timedelta(seconds=settings().presign_expiry_seconds)
-        if record.state in ("ok", "processing"):
-            # The pack is in place (and being or already ingested): a second upload would only
-            # mark it for expiry again. Nothing to upload; unpack-mpack reports the outcome.
-            url: str | None = None
-            headers: dict[str, str] = {}
-        else:
-            url, headers = self.packs.presign_upload(key, size_bytes)
+        # A pack already in place needs no second upload (status says so); one that happens
+        # anyway is tagged back by the ingestion its event triggers.
+        url, headers = self.packs.presign_upload(key, size_bytes)
         return {
             "upload_url": url,
             "push_id": record.push_id,

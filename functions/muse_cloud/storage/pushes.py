@@ -42,6 +42,13 @@ class PushRecord:
     lease_token: str | None = None
     lease_until: int | None = None
 
+    def targets_other(self, branch: str | None, head: str | None) -> bool:
+        """Whether (branch, head) asks for a ref move this ingested push did not make."""
+        if branch is None:
+            return False
+        applied = {u["branch"]: u["head"] for u in self.result.get("updates", [])}
+        return branch not in applied or head not in (None, applied[branch])
+
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "push_id": self.push_id,
@@ -79,9 +86,14 @@ class PushStore:
         head: str | None,
         force: bool,
     ) -> PushRecord:
-        """Record what a presigned upload is for; a push already final keeps its result."""
+        """Record what a presigned upload is for. A push being ingested, or ingested for this
+        same target, keeps its record; one ingested for another branch or head starts again
+        (the pack's data is held already, so only the refs remain to move)."""
         existing = self.get(repo_id, push_id)
-        if existing is not None and existing.state in ("ok", "processing"):
+        if existing is not None and (
+            existing.state == "processing"
+            or (existing.state == "ok" and not existing.targets_other(branch, head))
+        ):
             return existing
         now = _now()
         record = PushRecord(
@@ -99,8 +111,12 @@ class PushStore:
         try:
             _put_record(
                 record,
-                "attribute_not_exists(pk) OR #s IN (:pending, :failed)",
-                {":pending": {"S": "pending"}, ":failed": {"S": "failed"}},
+                "attribute_not_exists(pk) OR #s IN (:pending, :failed, :ok)",
+                {
+                    ":pending": {"S": "pending"},
+                    ":failed": {"S": "failed"},
+                    ":ok": {"S": "ok"},
+                },
             )
         except ClientError as error:
             if not dynamo.is_conditional_failure(error):
