@@ -17,10 +17,11 @@ from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage import pushes as pushes_module
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.objects import ObjectIndex
+from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.pushes import LeaseLost, PushStore
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.repos import Repo, RepoStore
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import write_commit
@@ -32,6 +33,14 @@ from .test_event_path import upload
 from .test_races_and_retries import throttled
 
 SMALL = Workload(commits=2, files=3, changed_per_commit=1)
+
+
+def small_upload(stack: Provisioned, tmp_path: Path) -> tuple[Repo, UploadKey, bytes]:
+    """A new repository and a small history's pack uploaded for it, not yet ingested."""
+    repo = RepoStore().create("alice", "songs", "public")
+    generate_history(tmp_path, SMALL)
+    data = encode_mpack(build_mpack(tmp_path))
+    return repo, upload(stack, repo.repo_id, data), data
 
 
 def tag_of(stack: Provisioned, s3_key: str) -> str:
@@ -48,10 +57,7 @@ def put_tagged(stack: Provisioned, s3_key: str, data: bytes) -> None:
 def test_a_second_upload_of_an_ingested_pack_is_tagged_back(
     stack: Provisioned, tmp_path: Path
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    generate_history(tmp_path, SMALL)
-    data = encode_mpack(build_mpack(tmp_path))
-    key = upload(stack, repo.repo_id, data)
+    _repo, key, data = small_upload(stack, tmp_path)
     assert IngestService().ingest(key).state == "ok"
     assert tag_of(stack, key.s3_key) == "ingested"
 
@@ -64,10 +70,7 @@ def test_a_second_upload_of_an_ingested_pack_is_tagged_back(
 def test_a_push_that_loses_the_race_after_writing_keeps_its_pack(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    generate_history(tmp_path, SMALL)
-    data = encode_mpack(build_mpack(tmp_path))
-    key = upload(stack, repo.repo_id, data)
+    _repo, key, data = small_upload(stack, tmp_path)
     put_tagged(stack, key.s3_key, data)
     monkeypatch.setattr(RefStore, "compare_and_swap", lambda *args, **kwargs: False)
 
@@ -116,9 +119,7 @@ def test_only_the_lease_holder_records_the_outcome(stack: Provisioned) -> None:
 def test_a_push_that_keeps_failing_is_recorded_as_failed(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    generate_history(tmp_path, SMALL)
-    key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    _repo, key, _ = small_upload(stack, tmp_path)
     monkeypatch.setattr(ObjectIndex, "put_many", throttled)
     for _ in range(MAX_ATTEMPTS - 1):
         with pytest.raises(Exception, match="ProvisionedThroughputExceeded"):
@@ -282,9 +283,7 @@ def test_values_too_large_for_an_item_live_in_s3(stack: Provisioned, tmp_path: P
 def test_a_failed_outcome_write_gives_the_lease_back(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    generate_history(tmp_path, SMALL)
-    key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
+    repo, key, _ = small_upload(stack, tmp_path)
     real_put = pushes_module._put_record
 
     def throttled_once(record: Any, condition: str, values: dict[str, Any]) -> None:
@@ -320,10 +319,7 @@ def test_an_oversized_offending_item_is_recorded_clipped(
 def test_a_rerun_refused_at_the_refs_still_completes_the_writes_it_began(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    generate_history(tmp_path, SMALL)
-    data = encode_mpack(build_mpack(tmp_path))
-    key = upload(stack, repo.repo_id, data)
+    repo, key, _data = small_upload(stack, tmp_path)
     real_put_many = CommitStore.put_many
     monkeypatch.setattr(CommitStore, "put_many", crash)
     with pytest.raises(RuntimeError):
