@@ -9,7 +9,6 @@ whose manifest is too large for a 400 KB item lives in S3 instead.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 
 import msgpack
 
@@ -22,16 +21,6 @@ from muse_core.verify import VerifiedSnapshot
 
 CHAIN_LIMIT = 50
 DELTA_ENTRY_LIMIT = 2_000
-
-
-@dataclass(frozen=True)
-class StoredSnapshot:
-    snapshot_id: str
-    item: dynamo.Item
-
-    @property
-    def is_checkpoint(self) -> bool:
-        return not self.item.get("parent")
 
 
 class SnapshotStore:
