@@ -294,10 +294,11 @@ def _directories(paths: Iterable[str]) -> set[str]:
     return found
 
 
-def _file_parent(path: str, manifest: Mapping[str, str]) -> str | None:
+def _file_parent(path: str, names: Collection[str]) -> str | None:
+    """The nearest directory of ``path`` that is itself one of ``names`` (a file, a branch)."""
     cut = path.rfind("/")
     while cut > 0:
-        if path[:cut] in manifest:
+        if path[:cut] in names:
             return path[:cut]
         cut = path.rfind("/", 0, cut)
     return None
@@ -491,12 +492,10 @@ def _refuse_nested_branches(heads: Mapping[str, str]) -> None:
     """``a`` and ``a/b`` cannot both be branches: ``refs/heads/a`` would be a file and a
     directory."""
     for branch in heads:
-        cut = branch.rfind("/")
-        while cut > 0:
-            if branch[:cut] in heads:
-                raise MuseError(
-                    "invalid_branch_name",
-                    f"branch {branch[:cut]!r} is also a directory of branch {branch!r}",
-                    branch[:cut],
-                )
-            cut = branch.rfind("/", 0, cut)
+        parent = _file_parent(branch, heads)
+        if parent is not None:
+            raise MuseError(
+                "invalid_branch_name",
+                f"branch {parent!r} is also a directory of branch {branch!r}",
+                parent,
+            )
