@@ -128,15 +128,20 @@ def test_a_commit_over_the_budget_is_served_by_url(stack: Provisioned) -> None:
     assert rest.json() == {"commits": [history.records[small].to_dict()], "next_cursor": None}
 
 
-def test_a_snapshot_of_80000_entries_is_served_by_url_and_verifies(stack: Provisioned) -> None:
+def pushed_tree(stack: Provisioned, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
+    """olivia/songs with one commit of ``files``: its snapshot id and manifest."""
     owner = identity("olivia")
     repo = create_repo(owner, "songs")
     history = History()
-    files = {f"tracks/album-{n % 40:02d}/song-{n:05d}.mid": b"same" for n in range(80_000)}
-    head = history.add(files)
-    snapshot_id = history.records[head].snapshot_id
+    snapshot_id = history.records[history.add(files)].snapshot_id
     assert push(stack, owner, repo, encode_mpack(history.pack())).status == 200
-    document = {"snapshot_id": snapshot_id, "manifest": history.snapshots[snapshot_id]}
+    return snapshot_id, history.snapshots[snapshot_id]
+
+
+def test_a_snapshot_of_80000_entries_is_served_by_url_and_verifies(stack: Provisioned) -> None:
+    files = {f"tracks/album-{n % 40:02d}/song-{n:05d}.mid": b"same" for n in range(80_000)}
+    snapshot_id, manifest = pushed_tree(stack, files)
+    document = {"snapshot_id": snapshot_id, "manifest": manifest}
     assert wire_bytes(document) > RESPONSE_BUDGET_BYTES
 
     for headers in ({}, MSGPACK):
@@ -148,19 +153,11 @@ def test_a_snapshot_of_80000_entries_is_served_by_url_and_verifies(stack: Provis
 
 
 def test_small_answers_stay_inline(stack: Provisioned) -> None:
-    owner = identity("olivia")
-    repo = create_repo(owner, "songs")
-    history = History()
-    files = {f"tracks/song-{n:05d}.mid": b"same" for n in range(30_000)}
-    head = history.add(files)
-    snapshot_id = history.records[head].snapshot_id
-    assert push(stack, owner, repo, encode_mpack(history.pack())).status == 200
+    snapshot_id, manifest = pushed_tree(
+        stack, {f"tracks/s-{n:05d}.mid": b"s" for n in range(30_000)}
+    )
 
     answer = call("GET", f"/olivia/songs/snapshots/{snapshot_id}")
     assert answer.status == 200
-    assert answer.json() == {"snapshot_id": snapshot_id, "manifest": files_manifest(history, head)}
+    assert answer.json() == {"snapshot_id": snapshot_id, "manifest": manifest}
     assert lambda_payload_bytes(answer, {}) < RESPONSE_BUDGET_BYTES < LAMBDA_RESPONSE_LIMIT
-
-
-def files_manifest(history: History, commit_id: str) -> dict[str, str]:
-    return history.snapshots[history.records[commit_id].snapshot_id]
