@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import msgpack
 import pytest
 import requests
@@ -126,6 +127,17 @@ def test_a_commit_over_the_budget_is_served_by_url(stack: Provisioned) -> None:
     rest = call("GET", "/olivia/songs/log", query={"cursor": page["next_cursor"]})
     assert rest.status == 200
     assert rest.json() == {"commits": [history.records[small].to_dict()], "next_cursor": None}
+
+    # One document per distinct answer (both asks for the record share one), kept where the
+    # repository's deletion reaches it.
+    def kept() -> list[str]:
+        prefix = f"fetch/{repo['repoId']}/answers/"
+        listed = boto3.client("s3").list_objects_v2(Bucket=stack.names.bucket, Prefix=prefix)
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+    assert len(kept()) == 2
+    assert call("DELETE", f"/api/repos/{repo['repoId']}", key=owner).status == 204
+    assert kept() == []
 
 
 def pushed_tree(stack: Provisioned, files: dict[str, bytes]) -> tuple[str, dict[str, str]]:
