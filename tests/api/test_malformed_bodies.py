@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -262,6 +263,7 @@ def test_a_surrogate_branch_is_refused_at_presign_and_never_leaves_a_push_proces
     key = mpack_key(data)
     presign_path = "/olivia/songs/push/mpack-presign"
     unpack_path = "/olivia/songs/push/unpack-mpack"
+    caller, service = Caller("olivia", owner.identity_id), PushService()
     for branch in SURROGATES:
         fields = {"mpack_key": key, "size_bytes": len(data)}
         raw = json.dumps({**fields, "branch": branch, "head": history.head}).encode()
@@ -275,29 +277,14 @@ def test_a_surrogate_branch_is_refused_at_presign_and_never_leaves_a_push_proces
         raw = json.dumps({"mpack_key": key, "branch": branch, "head": history.head}).encode()
         expect_error(call("POST", unpack_path, raw=raw, key=owner), 400, "malformed_body")
         # Past the decoder (another adapter, a direct call), the service refuses it as well.
-        with pytest.raises(ServiceError) as caught:
-            PushService().unpack(
-                Caller("olivia", owner.identity_id),
-                "olivia",
-                "songs",
-                key,
-                branch,
-                history.head,
-                False,
-            )
-        assert (caught.value.status, caught.value.code) == (422, "invalid_branch_name")
-        with pytest.raises(ServiceError) as refused:
-            PushService().presign(
-                Caller("olivia", owner.identity_id),
-                "olivia",
-                "songs",
-                key,
-                len(data),
-                branch,
-                history.head,
-                False,
-            )
-        assert refused.value.code == "invalid_branch_name"
+        request = (key, branch, history.head, False)
+        for attempt in (
+            partial(service.unpack, caller, "olivia", "songs", *request),
+            partial(service.presign, caller, "olivia", "songs", key, len(data), *request[1:]),
+        ):
+            with pytest.raises(ServiceError) as caught:
+                attempt()
+            assert (caught.value.status, caught.value.code) == (422, "invalid_branch_name")
     record = PushStore().get(repo["repoId"], key.removeprefix("sha256:"))
     assert record is not None and record.state != "processing"
     answer = call(

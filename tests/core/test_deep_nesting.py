@@ -15,6 +15,7 @@ from muse_core.paths import validate_branch_name
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .conftest import encode, refuse
+from .test_bad_input import _set
 
 Pack = dict[str, Any]
 # Replaced, in the encoded pack, by the raw bytes of the nested value.
@@ -28,13 +29,7 @@ def nested_bytes(depth: int) -> bytes:
 
 
 def _at(*path: str | int) -> Callable[[Pack], None]:
-    def place(pack: Pack) -> None:
-        target: Any = pack
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = _SENTINEL
-
-    return place
+    return _set(list(path), _SENTINEL)
 
 
 def _in_list(*path: str | int) -> Callable[[Pack], None]:
