@@ -125,9 +125,9 @@ def check_timestamp(header: SignedHeader, now: float | None = None) -> None:
 def verify_signature(
     public_key_raw: bytes, header: SignedHeader, method: str, path_with_query: str, body: bytes
 ) -> None:
-    """Check the signature; OpenSSL refuses S >= L, and the points it would take are refused
-    here: a small-order R or key (a key stored before registration refused them) verifies
-    without any private key."""
+    """OpenSSL refuses S >= L itself, but takes a small-order R or key, with which a signature
+    verifies without any private key: those are refused first, for keys stored before
+    registration refused them too."""
     refused = ServiceError(
         401, "auth_bad_signature", "signature does not match the request", header.key_id
     )
