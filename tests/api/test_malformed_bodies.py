@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from muse_cloud.api.http import MAX_BODY_VALUES
 from muse_cloud.auth.identities import Caller
 from muse_cloud.errors import ServiceError
 from muse_cloud.handlers.api import lambda_handler
@@ -301,3 +302,24 @@ def test_a_signed_body_is_checked_against_the_bytes_sent(
     admin, _ = world
     raw = b'{ "owner" : "olivia",\n "name": "spaced" }'
     assert call("POST", "/api/repos", raw=raw, key=admin).status == 201
+
+
+def test_a_body_of_more_values_than_the_budget_is_refused_before_it_is_checked(
+    world: tuple[KeyFile, dict[str, str]],
+) -> None:
+    admin, _ = world
+
+    def repo_body(name: str, extra: int) -> dict[str, Any]:
+        # The map, its three fields, and ``extra`` elements: MAX_BODY_VALUES values at most.
+        return {"owner": "olivia", "name": name, "extra": [0] * extra}
+
+    fits = MAX_BODY_VALUES - 4
+    assert call("POST", "/api/repos", repo_body("full", fits), admin).status == 201
+    for raw, headers in (
+        (json.dumps(repo_body("over", fits + 1)).encode(), JSON),
+        (msgpack.packb(repo_body("over", fits + 1)), MSGPACK),
+        # Empty arrays are counted before json.loads builds them.
+        (b"[" + b"[]," * MAX_BODY_VALUES + b"[]]", JSON),
+    ):
+        answer = call("POST", "/api/repos", raw=raw, key=admin, headers=headers)
+        assert_coded(answer, 413, "limit_exceeded")

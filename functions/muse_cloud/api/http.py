@@ -25,8 +25,11 @@ JSON = "application/json"
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # The request models are two levels deep; fields they ignore get as much again, and more.
 MAX_BODY_DEPTH = 32
+# Maps, arrays and scalars of one body: checking each costs a microsecond, and the longest
+# list a route takes (fetch's ``have``) is one id per branch.
+MAX_BODY_VALUES = 100_000
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # As signed bytes: an opening bracket is +1, a closing one -1.
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
@@ -112,8 +115,12 @@ def _decode_json(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _malformed(f"the body is not UTF-8 (byte {error.start})", "body") from None
-    if _json_depth(text) > MAX_BODY_DEPTH:
+    depth, containers = _json_shape(text)
+    if depth > MAX_BODY_DEPTH:
         raise _malformed(f"the body nests more than {MAX_BODY_DEPTH} objects and arrays", "body")
+    if containers > MAX_BODY_VALUES:
+        # Refused before parsing: json.loads spends a microsecond on each empty array.
+        raise _too_many_values()
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
@@ -129,12 +136,18 @@ def _refuse_constant(name: str) -> NoReturn:
     raise _malformed(f"{name} is not a JSON number", "body")
 
 
-def _json_depth(text: str) -> int:
-    """How deep the body's arrays and objects nest, counted without parsing (json.loads would
-    recurse once per level)."""
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    steps = array("b", brackets.encode("ascii").translate(_BRACKET_STEPS))
-    return max(accumulate(steps), default=0)
+def _json_shape(text: str) -> tuple[int, int]:
+    """How deep the body's arrays and objects nest, and how many there are, counted without
+    parsing (json.loads would recurse once per level)."""
+    outside_strings = _JSON_STRING.sub("", text).encode("utf-8")
+    steps = array("b", outside_strings.translate(_BRACKET_STEPS, _NOT_A_BRACKET))
+    return max(accumulate(steps), default=0), steps.count(1)
+
+
+def _too_many_values() -> ServiceError:
+    return ServiceError(
+        413, "limit_exceeded", f"the body holds more than {MAX_BODY_VALUES} values", "body"
+    )
 
 
 # Where in the body a value sits: (parent, key), kept as links so none is rendered unless needed.
@@ -166,9 +179,13 @@ def _refuse_what_json_cannot_carry(value: Any) -> None:
     """Too deep, a string that is not UTF-8 (a lone surrogate), an integer outside 64 bits, a
     float that is not finite, or a type JSON has not: each named by where it sits."""
     pending: list[tuple[Any, int, _Where]] = [(value, 0, None)]
+    unchecked = MAX_BODY_VALUES - 1
     while pending:
         item, depth, where = pending.pop()
         if isinstance(item, dict | list):
+            unchecked -= len(item)
+            if unchecked < 0:
+                raise _too_many_values()
             if depth >= MAX_BODY_DEPTH:
                 raise _malformed(
                     f"the body nests more than {MAX_BODY_DEPTH} objects and arrays", _field(where)
