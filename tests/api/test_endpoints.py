@@ -260,7 +260,7 @@ def test_create_repo_refusals(stack: Provisioned) -> None:
         422,
         "invalid_request",
     )
-    expect_error(call("POST", "/api/repos", raw=b"{not json", key=owner), 422, "invalid_request")
+    expect_error(call("POST", "/api/repos", raw=b"{not json", key=owner), 400, "malformed_body")
     for bad in ("bad name", "..", "a..b", "x.git", "-x", "é"):
         answer = call("POST", "/api/repos", {"owner": "olivia", "name": bad}, owner)
         assert expect_error(answer, 400, "invalid_repo_name")["item"] == bad

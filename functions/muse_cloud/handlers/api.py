@@ -212,7 +212,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         _bootstrap_admin()
         who = http.identify(event, IdentityStore())
-        routed = http.msgpack_body_as_json(event)
+        routed = http.body_as_json(event)
         app.append_context(caller=who)  # type: ignore[no-untyped-call]
         answer = app.resolve(routed, context)
     except ServiceError as error:

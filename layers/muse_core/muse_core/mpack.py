@@ -19,7 +19,7 @@ import msgpack
 
 from muse_core.commits import CommitRecord, has_commit, read_commit
 from muse_core.delta import diff_manifests
-from muse_core.errors import MuseError
+from muse_core.errors import MuseError, describe
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.object_store import read_object
 from muse_core.refs import list_branches, read_branch_ref
@@ -342,7 +342,7 @@ def parse_mpack(
             budget.where = "mpack"
             name = unpacker.unpack()
             if not isinstance(name, str):
-                raise MuseError("invalid_type", "top-level keys must be strings", repr(name))
+                raise MuseError("invalid_type", "top-level keys must be strings", describe(name))
             if name not in _PROTOCOL_KEYS:
                 unpacker.skip()
                 continue
@@ -363,6 +363,11 @@ def parse_mpack(
         raise
     except msgpack.OutOfData:
         raise MuseError("malformed_mpack", "pack is truncated", "mpack") from None
+    except msgpack.StackError:
+        # StackError carries no message of its own.
+        raise MuseError(
+            "malformed_mpack", "nests more maps and arrays than msgpack decodes", budget.where
+        ) from None
     except msgpack.BufferFull:
         raise MuseError("limit_exceeded", "a pack item exceeds the size limits", "mpack") from None
     except _DECODE_ERRORS as exc:
@@ -427,7 +432,7 @@ def _parse_objects(
                 unpacker.skip()
         if not isinstance(content, bytes):
             raise MuseError(
-                "invalid_type", f"objects[{index}].content must be bin", repr(object_id)
+                "invalid_type", f"objects[{index}].content must be bin", describe(object_id)
             )
         budget.blob_bytes += len(content)
         digest = hashlib.sha256(content).hexdigest()

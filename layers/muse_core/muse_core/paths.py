@@ -6,7 +6,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from muse_core.errors import MuseError
+from muse_core.errors import MuseError, describe
 
 MAX_BRANCH_LENGTH = 255
 MAX_PATH_LENGTH = 4096
@@ -38,8 +38,14 @@ def muse_dir(root: Path | str) -> Path:
 def validate_branch_name(name: object) -> str:
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_BRANCH_LENGTH:
         raise MuseError(
-            "invalid_branch_name", "branch name must be 1 to 255 characters", repr(name)
+            "invalid_branch_name", "branch name must be 1 to 255 characters", describe(name)
         )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MuseError(
+            "invalid_branch_name", "branch name is not valid UTF-8", describe(name)
+        ) from None
     if any(ch in name for ch in _BRANCH_FORBIDDEN):
         raise MuseError(
             "invalid_branch_name", "branch name contains NUL, CR, LF, TAB or backslash", name
