@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
+from muse_cloud.storage.dynamo import TRANSACTION_MAX
 from muse_cloud.storage.objects import ObjectLocation
 from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, LeaseLost, PushRecord, PushStore
 from muse_cloud.storage.receiver import RepoReceiver, RepoStores
-from muse_cloud.storage.refs import RefStore, RefUpdate
+from muse_cloud.storage.refs import RefStore, RefUpdate, transaction_size
 from muse_cloud.storage.repos import RepoStore
 from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
 from muse_core.ancestry import generation_numbers, is_ancestor
@@ -125,7 +126,9 @@ class IngestService:
             result = self._ingest(upload, record, IngestMetrics())
         except ServiceError as error:
             if error.code in ("pack_not_found", "repo_not_found") and error.status == 404:
-                self.pushes.release(record)
+                # Nothing to ingest (yet): the pack may still be uploaded, so this counts as no
+                # attempt and a call before the upload never uses up the push.
+                self.pushes.release(record, attempted=False)
                 raise
             return self._finish(record, "failed", {}, error)
         except BaseException:
@@ -343,16 +346,21 @@ class IngestService:
                     branch,
                 )
             updates.append(RefUpdate(branch, current, head))
+        _refuse_oversized_transaction(_moving(updates))
         self.pushes.note_plan(repo_id, record.push_id, {u.branch: u.expected for u in updates})
         return updates
 
     def _move_refs(
         self, repo_id: str, record: PushRecord, plan: list[RefUpdate]
     ) -> list[dict[str, str | None]]:
-        moving = [u for u in plan if not u.done and u.expected != u.new]
+        moving = _moving(plan)
         if moving and not self.refs.compare_and_swap(repo_id, moving, record.push_id):
             heads = self.refs.heads(repo_id)
             if any(heads.get(u.branch) != u.new for u in moving):
+                for update in moving:
+                    if update.expected is None:
+                        # Another push created a branch nested with this new one first.
+                        _refuse_nested_names(update.branch, heads)
                 raise ServiceError(
                     409,
                     "ref_conflict",
@@ -397,6 +405,25 @@ class _CheckpointPlanner:
                 chain = (base_id, *base_chain)
             known[sid] = self.chains[sid] = chain
         return keep
+
+
+def _moving(plan: list[RefUpdate]) -> list[RefUpdate]:
+    return [u for u in plan if not u.done and u.expected != u.new]
+
+
+def _refuse_oversized_transaction(moving: list[RefUpdate]) -> None:
+    """Refused before anything is written: the refs of a push move in one transaction."""
+    size = transaction_size(moving)
+    if size > TRANSACTION_MAX:
+        deepest = max(moving, key=lambda u: (u.expected is None, u.branch.count("/")))
+        raise ServiceError(
+            413,
+            "limit_exceeded",
+            f"moving these {len(moving)} branches takes {size} conditional writes, more than "
+            f"the {TRANSACTION_MAX} of one transaction (a new branch takes one more per "
+            "directory of its name): push fewer new branches at once",
+            deepest.branch,
+        )
 
 
 def _refuse_nested_names(branch: str, heads: Mapping[str, str]) -> None:
