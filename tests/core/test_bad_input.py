@@ -777,7 +777,7 @@ def test_limit_exceeded_hashed_manifest_bytes(small_repo: dict[str, Any]) -> Non
             manifests[parent] if parent else {}, snap["delta_upsert"], snap["delta_remove"]
         )
         manifests[snap["snapshot_id"]] = manifest
-        hashed += sum(len(path) + len(oid) + 2 for path, oid in manifest.items())
+        hashed += sum(len(path.encode()) + len(oid) + 2 for path, oid in manifest.items())
     data = small_repo["data"]
     verify_mpack(data, EmptyReceiver(), limits=Limits(max_hashed_manifest_bytes=hashed))
     last = small_repo["pack"]["snapshots"][-1]["snapshot_id"]

@@ -27,28 +27,28 @@ def compute_commit_id(
 
 @dataclass
 class SortedManifest:
-    """A manifest with its entries (``path NUL oid``) kept in id order, so a snapshot's id is
-    hashed from its base's entries with only a delta's changes merged in: no re-sort, and no
-    entry string built again for an unchanged path.
+    """A manifest with its entries (``path NUL oid``, encoded) kept in id order, so a
+    snapshot's id is hashed from its base's entries with only a delta's changes merged in: no
+    re-sort, and no entry built or encoded again for an unchanged path.
 
     Paths hold no NUL, so entries sort as their paths do, and ``paths[i]`` names ``entries[i]``.
     """
 
     manifest: dict[str, str]
     paths: list[str]
-    entries: list[str]
+    entries: list[bytes]
 
     @classmethod
     def of(cls, manifest: Mapping[str, str]) -> SortedManifest:
         paths = sorted(manifest)
-        return cls(dict(manifest), paths, [path + NUL + manifest[path] for path in paths])
+        return cls(dict(manifest), paths, [_entry(path, manifest[path]) for path in paths])
 
     def snapshot_id(self) -> str:
-        return hashlib.sha256(NUL.join(self.entries).encode()).hexdigest()
+        return hashlib.sha256(b"\x00".join(self.entries)).hexdigest()
 
     @property
     def payload_bytes(self) -> int:
-        """What hashing costs: the payload's characters, counting one separator per entry."""
+        """What hashing costs: the payload's bytes, counting one separator per entry."""
         return sum(map(len, self.entries)) + len(self.entries)
 
     def apply(
@@ -64,7 +64,7 @@ class SortedManifest:
         if changes * _MERGE_FACTOR > len(self.paths):
             # Changes this many cost less as one C-speed sort than as list insertions.
             target.paths = sorted(manifest)
-            target.entries = [path + NUL + manifest[path] for path in target.paths]
+            target.entries = [_entry(path, manifest[path]) for path in target.paths]
             return target
         if not in_place:
             target.paths, target.entries = list(self.paths), list(self.entries)
@@ -75,11 +75,15 @@ class SortedManifest:
         for path, oid in upsert.items():
             at = bisect.bisect_left(paths, path)
             if at < len(paths) and paths[at] == path:
-                entries[at] = path + NUL + oid
+                entries[at] = _entry(path, oid)
             else:
                 paths.insert(at, path)
-                entries.insert(at, path + NUL + oid)
+                entries.insert(at, _entry(path, oid))
         return target
+
+
+def _entry(path: str, oid: str) -> bytes:
+    return (path + NUL + oid).encode()
 
 
 # A delta touching more than 1/_MERGE_FACTOR of its base is applied by sorting afresh.
