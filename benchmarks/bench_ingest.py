@@ -7,7 +7,7 @@ Lambda's event source mapping would. Counts the S3 and DynamoDB requests the ser
 make during ingestion only, and measures memory in a second, identical ingestion (into another
 repository) so that tracemalloc's overhead does not distort the timed run.
 
-Run: ``python benchmarks/bench_ingest.py``. Prints the figures against the targets and exits with
+Run: ``python benchmarks/bench_ingest.py [--profile FILE]``. Prints the figures against the targets and exits with
 status 1 when a target is missed or the push does not end ``ok``.
 """
 
@@ -261,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=SEED.files)
     parser.add_argument("--changed", type=int, default=SEED.changed_per_commit)
     parser.add_argument("--blob-bytes", type=int, default=SEED.blob_bytes)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a pyinstrument profile of the timed run"
+    )
     args = parser.parse_args(argv)
     workload = Workload(args.commits, args.files, args.changed, args.blob_bytes)
 
@@ -291,7 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         with contextlib.redirect_stdout(io.StringIO()):
             test_event.drain()  # the s3:TestEvent sent when the notification was configured
-        timed = ingest(stack, data, "timed", trace=False)
+        if args.profile:
+            from pyinstrument import Profiler
+
+            with Profiler(interval=0.001) as profiler:
+                timed = ingest(stack, data, "timed", trace=False)
+            Path(args.profile).write_text(profiler.output_text(show_all=False))
+        else:
+            timed = ingest(stack, data, "timed", trace=False)
         traced = ingest(stack, data, "traced", trace=True)
         ok = report(workload, data, head, timed, traced)
     return 0 if ok else 1
