@@ -7,8 +7,8 @@ Lambda's event source mapping would. Counts the S3 and DynamoDB requests the ser
 make during ingestion only, and measures memory in a second, identical ingestion (into another
 repository) so that tracemalloc's overhead does not distort the timed run.
 
-Run: ``python benchmarks/bench_ingest.py [--profile FILE]``. Prints the figures against the targets and exits with
-status 1 when a target is missed or the push does not end ``ok``.
+Run: ``python benchmarks/bench_ingest.py [--profile FILE]``. Prints the figures against the
+targets and exits with status 1 when a target is missed or the push does not end ``ok``.
 """
 
 from __future__ import annotations
