@@ -12,6 +12,7 @@ instead of sending it all to one (1,000 writes a second per partition).
 | branch ref   | REPO#<repo_id>                  | REF#<branch>    |
 | collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
 | pack         | REPO#<repo_id>                  | PACK#<mpack>    |
+| MIDX pointer | REPO#<repo_id>                  | PACK#MIDX       |
 | commit       | COMMIT#<repo_id>#<commit_id>    | COMMIT          |
 | snapshot     | SNAP#<repo_id>#<snapshot_id>    | SNAP            |
 | push record  | PUSH#<repo_id>#<push_id>        | PUSH            |
