@@ -163,6 +163,32 @@ def fresh_stack() -> Provisioned:
     return provision(boto3.Session(region_name=REGION), names)
 
 
+def use_in_process_moto() -> None:
+    """Fake credentials and no endpoint or profile from the environment; quiet logs."""
+    os.environ.update(
+        AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+    )
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    logger.setLevel("WARNING")
+    # Consuming S3's test event publishes no metric, which Powertools warns about.
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+
+
+def drained_stack() -> Provisioned:
+    """A fresh stack whose s3:TestEvent (sent when the notification was configured) is consumed."""
+    stack = fresh_stack()
+    test_event = SqsEventSource(
+        boto3.client("sqs", region_name=REGION),
+        stack.queue_url,
+        lambda_handler,
+        report_batch_item_failures=stack.report_batch_item_failures,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        test_event.drain()
+    return stack
+
+
 def mib(value: float) -> str:
     return f"{value / MIB:.1f} MiB"
 
@@ -267,15 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workload = Workload(args.commits, args.files, args.changed, args.blob_bytes)
 
-    # In-process moto only: fake credentials, and no endpoint or profile from the environment.
-    os.environ.update(
-        AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
-    )
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    logger.setLevel("WARNING")
-    # Consuming S3's test event publishes no metric, which Powertools warns about.
-    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+    use_in_process_moto()
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
@@ -285,15 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed generated and packed in {time.perf_counter() - started:.1f} s")
 
     with mock_aws():
-        stack = fresh_stack()
-        test_event = SqsEventSource(
-            boto3.client("sqs", region_name=REGION),
-            stack.queue_url,
-            lambda_handler,
-            report_batch_item_failures=stack.report_batch_item_failures,
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            test_event.drain()  # the s3:TestEvent sent when the notification was configured
+        stack = drained_stack()
         if args.profile:
             from pyinstrument import Profiler
 

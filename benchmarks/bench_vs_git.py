@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
@@ -33,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -472,39 +470,22 @@ def write_chart(scaling: list[dict[str, Any]], path: Path) -> None:
 
     commits = [p["commits"] for p in scaling]
     figure, (times, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
-    times.plot(
+    lines = [
+        (times, "muse_ingest_s", 1, "o-", MUSE, "Muse Cloud ingestion"),
+        (times, "muse_verify_s", 1, "o:", MUSE, "of which verification"),
+        (times, "git_push_s", 1, "s-", GIT, "git push (bare repo)"),
+        (memory, "muse_ingest_rss_growth", MIB, "o-", MUSE, "Muse Cloud ingestion (RSS growth)"),
+        (memory, "git_push_peak_rss", MIB, "s-", GIT, "git push (peak RSS)"),
+    ]
+    for axes, key, scale, style, color, label in lines:
+        axes.plot(commits, [p[key] / scale for p in scaling], style, color=color, label=label)
+    memory.plot(
         commits,
-        [p["muse_ingest_s"] for p in scaling],
-        "o-",
-        color=MUSE,
-        label="Muse Cloud ingestion",
-    )
-    times.plot(
-        commits,
-        [p["muse_verify_s"] for p in scaling],
-        "o:",
-        color=MUSE,
-        label="of which verification",
-    )
-    times.plot(
-        commits, [p["git_push_s"] for p in scaling], "s-", color=GIT, label="git push (bare repo)"
+        [(2 * p["pack_bytes"] + MEMORY_HEADROOM_BYTES) / MIB for p in scaling],
+        "k--",
+        label="target: 2x pack + 150 MiB",
     )
     times.set(xlabel="commits (700 files, 5 changed each)", ylabel="seconds", title="time")
-    memory.plot(
-        commits, [p["muse_ingest_rss_growth"] / MIB for p in scaling], "o-", color=MUSE,
-        label="Muse Cloud ingestion (RSS growth)",
-    )  # fmt: skip
-    memory.plot(
-        commits,
-        [p["git_push_peak_rss"] / MIB for p in scaling],
-        "s-",
-        color=GIT,
-        label="git push (peak RSS)",
-    )
-    memory.plot(
-        commits, [(2 * p["pack_bytes"] + MEMORY_HEADROOM_BYTES) / MIB for p in scaling], "k--",
-        label="target: 2x pack + 150 MiB",
-    )  # fmt: skip
     memory.set(xlabel="commits (700 files, 5 changed each)", ylabel="MiB", title="peak memory")
     for axes in (times, memory):
         axes.grid(alpha=0.3)
@@ -520,32 +501,13 @@ def write_chart(scaling: list[dict[str, Any]], path: Path) -> None:
 
 def ingest_child(pack: Path) -> int:
     """One ingestion on in-process moto, through bench_ingest's event path; one JSON line."""
-    import boto3
-    from bench_ingest import REGION, fresh_stack, ingest
+    from bench_ingest import drained_stack, ingest, use_in_process_moto
     from moto import mock_aws
 
-    from muse_cloud.handlers.unpack import lambda_handler
-    from muse_cloud.services.unpack import logger
-    from muse_cloud_cli.event_source import SqsEventSource
-
     data = pack.read_bytes()
-    os.environ.update(
-        AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
-    )
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    logger.setLevel("WARNING")
-    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+    use_in_process_moto()
     with mock_aws():
-        stack = fresh_stack()
-        source = SqsEventSource(
-            boto3.client("sqs", region_name=REGION),
-            stack.queue_url,
-            lambda_handler,
-            report_batch_item_failures=stack.report_batch_item_failures,
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            source.drain()
+        stack = drained_stack()
         measured = ingest(stack, data, "bench", trace=False)
     result = measured.record.result
     if measured.record.state != "ok":

@@ -213,20 +213,16 @@ class _RebuildBudget:
     def charge(self, delta: _Delta, entries: int, hashed: int) -> None:
         self.entries += entries
         self.hashed += hashed
-        if self.entries > self.limits.max_rebuilt_entries:
-            raise MuseError(
-                "limit_exceeded",
-                "rebuilding the pack's snapshots takes more than "
-                f"{self.limits.max_rebuilt_entries} manifest entries",
-                delta.snapshot_id,
-            )
-        if self.hashed > self.limits.max_hashed_manifest_bytes:
-            raise MuseError(
-                "limit_exceeded",
-                "verifying the pack's snapshots hashes more than "
-                f"{self.limits.max_hashed_manifest_bytes} bytes of manifests",
-                delta.snapshot_id,
-            )
+        for spent, limit, what in (
+            (self.entries, self.limits.max_rebuilt_entries, "manifest entries"),
+            (self.hashed, self.limits.max_hashed_manifest_bytes, "manifest bytes hashed"),
+        ):
+            if spent > limit:
+                raise MuseError(
+                    "limit_exceeded",
+                    f"rebuilding the pack's snapshots takes more than {limit} {what}",
+                    delta.snapshot_id,
+                )
 
 
 class _Bases:
