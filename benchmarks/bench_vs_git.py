@@ -303,26 +303,15 @@ def run(args: argparse.Namespace, scratch: Path) -> Results:
     )
     for point in results.scaling:
         items_bound = point["commits_and_snapshots"] + ITEMS_OVER_HISTORY
-        results.rows.append(
-            Row(
-                f"DynamoDB items written, {point['commits']:,} commits",
-                point["dynamodb_items"],
-                None,
-                f"<= commits + snapshots + 10 = {items_bound:,}",
-                point["dynamodb_items"] <= items_bound,
-                unit="items",
+        for what, unit, bound, target in (
+            ("DynamoDB items written", "items", items_bound, "commits + snapshots + 10 = "),
+            ("S3 requests", "requests", S3_REQUESTS_TARGET, ""),
+        ):
+            count = point["dynamodb_items" if unit == "items" else "s3_requests"]
+            name = f"{what}, {point['commits']:,} commits"
+            results.rows.append(
+                Row(name, count, None, f"<= {target}{bound:,}", count <= bound, unit)
             )
-        )
-        results.rows.append(
-            Row(
-                f"S3 requests, {point['commits']:,} commits",
-                point["s3_requests"],
-                None,
-                f"<= {S3_REQUESTS_TARGET}",
-                point["s3_requests"] <= S3_REQUESTS_TARGET,
-                unit="requests",
-            )
-        )
         bound = 2 * point["pack_bytes"] + MEMORY_HEADROOM_BYTES
         results.rows.append(
             Row(
