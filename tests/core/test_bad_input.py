@@ -17,6 +17,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import Limits
@@ -765,6 +766,20 @@ def test_limit_exceeded_rebuilt_entries(small_repo: dict[str, Any]) -> None:
     verify_mpack(data, EmptyReceiver(), limits=Limits(max_rebuilt_entries=work))
     last = snapshots[-1]["snapshot_id"]
     refuse(data, "limit_exceeded", last, limits=Limits(max_rebuilt_entries=work - 1))
+
+
+def test_a_long_history_of_a_large_tree_costs_its_deltas_not_commits_x_files(
+    tmp_path: Path,
+) -> None:
+    """Budgeted as commits x files (the old rule), this history would take 40 x 200 = 8,000
+    rebuilt entries; what rebuilding costs is the deltas' entries, 200 + 39 x 2."""
+    generate_history(tmp_path, Workload(commits=40, files=200, changed_per_commit=2))
+    data = encode(build_mpack(tmp_path, ["main"]))
+    verified = verify_mpack(data, EmptyReceiver(), limits=Limits(max_rebuilt_entries=200 + 39 * 2))
+    assert len(verified.snapshots) == 40
+    assert all(s.entry_count == 200 for s in verified.snapshots)
+    refuse(data, "limit_exceeded", verified.snapshots[-1].snapshot_id,
+           limits=Limits(max_rebuilt_entries=200 + 39 * 2 - 1))  # fmt: skip
 
 
 def test_limit_exceeded_hashed_manifest_bytes(small_repo: dict[str, Any]) -> None:
