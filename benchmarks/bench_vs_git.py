@@ -40,11 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from muse_cloud_cli.workload import SEED, Workload, generate_history
-from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, encode_mpack
-from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
-from muse_core.snapshots import read_snapshot
 
 MIB = 1024 * 1024
 RATIO_TARGET = 3.0
@@ -97,10 +94,17 @@ class History:
 
 
 def generate(scratch: Path, commits: int, sizes: list[int]) -> History:
+    """The workload in Muse's format, each size's pack written beside it, and the same history
+    in git, imported from the largest pack (its deltas are the changes of each commit)."""
     muse_root = scratch / "muse"
     ids = generate_history(muse_root, Workload(commits=commits))
     for size in sizes:
         write_branch_ref(muse_root, f"at-{size}", ids[size - 1])
+    largest = build_mpack(muse_root, [f"at-{sizes[-1]}"])
+    (scratch / f"{sizes[-1]}.mpack").write_bytes(encode_mpack(largest))
+    for size in sizes[:-1]:
+        pack = encode_mpack(build_mpack(muse_root, [f"at-{size}"]))
+        (scratch / f"{size}.mpack").write_bytes(pack)
     git_root = scratch / "git"
     _git("init", "-q", "-b", "main", str(git_root))
     marks = scratch / "marks"
@@ -110,7 +114,7 @@ def generate(scratch: Path, commits: int, sizes: list[int]) -> History:
         stdin=subprocess.PIPE,
     )
     assert importer.stdin is not None
-    for chunk in fast_import_stream(muse_root, ids):
+    for chunk in fast_import_stream(largest, ids):
         importer.stdin.write(chunk)
     importer.stdin.close()
     if importer.wait() != 0:
@@ -122,15 +126,21 @@ def generate(scratch: Path, commits: int, sizes: list[int]) -> History:
     return History(muse_root, git_root, ids, shas)
 
 
-def fast_import_stream(root: Path, commit_ids: list[str]) -> Iterator[bytes]:
-    """The Muse history as git fast-import commands: each commit's changes against its parent
-    (the workload is linear), with the message and time of the Muse commit."""
-    previous: dict[str, str] = {}
+def fast_import_stream(pack: dict[str, Any], commit_ids: list[str]) -> Iterator[bytes]:
+    """The pack's history as git fast-import commands: each commit's snapshot delta against its
+    parent's (the workload is linear), with the message and time of the Muse commit."""
+    commits = {c["commit_id"]: c for c in pack["commits"]}
+    snapshots = {s["snapshot_id"]: s for s in pack["snapshots"]}
+    contents = {o["object_id"]: o["content"] for o in pack["objects"]}
+    previous = None
     for mark, commit_id in enumerate(commit_ids, start=1):
-        commit = read_commit(root, commit_id)
-        manifest = read_snapshot(root, commit.snapshot_id).manifest
-        when = int(datetime.fromisoformat(commit.committed_at).timestamp())
-        message = commit.message.encode()
+        commit = commits[commit_id]
+        snapshot = snapshots[commit["snapshot_id"]]
+        if snapshot["parent_snapshot_id"] != previous:
+            raise SystemExit(f"snapshot of {commit_id} is not a delta on its parent's")
+        previous = snapshot["snapshot_id"]
+        when = int(datetime.fromisoformat(commit["committed_at"]).timestamp())
+        message = commit["message"].encode()
         lines = [
             b"commit refs/heads/main\n",
             f"mark :{mark}\n".encode(),
@@ -139,14 +149,11 @@ def fast_import_stream(root: Path, commit_ids: list[str]) -> Iterator[bytes]:
         ]
         if mark > 1:
             lines.append(f"from :{mark - 1}\n".encode())
-        for path in sorted(set(previous) - set(manifest)):
-            lines.append(f"D {path}\n".encode())
-        for path, oid in sorted(manifest.items()):
-            if previous.get(path) != oid:
-                data = read_object(root, oid)
-                lines.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
+        lines.extend(f"D {path}\n".encode() for path in snapshot["delta_remove"])
+        for path, oid in sorted(snapshot["delta_upsert"].items()):
+            data = contents[oid]
+            lines.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
         yield b"".join(lines)
-        previous = manifest
 
 
 # --- running and measuring ------------------------------------------------------------------------
@@ -265,15 +272,14 @@ def run(args: argparse.Namespace, scratch: Path) -> Results:
     # Ingestion inside the handler, beside git push, at every size.
     for size in sizes:
         pack = scratch / f"{size}.mpack"
-        data = encode_mpack(build_mpack(history.muse_root, [history.branch(size)]))
-        pack.write_bytes(data)
-        runs = args.runs if size <= 5 * seed else 1
+        pack_bytes = pack.stat().st_size
+        runs = args.runs if size <= 2 * seed else min(args.runs, 3) if size <= 5 * seed else 1
         muse_runs, git_runs = interleaved(
             runs, partial(ingest_in_child, pack), partial(git_push, history, size, scratch)
         )
         point = {
             "commits": size,
-            "pack_bytes": len(data),
+            "pack_bytes": pack_bytes,
             "runs": runs,
             "muse_ingest_s": median(muse_runs),
             "muse_verify_s": median(muse_runs, lambda m: m.extra["verify_ms"] / 1000),
@@ -524,7 +530,9 @@ def ingest_child(pack: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default=f"{SEED.commits},5000,20000", help="history sizes")
-    parser.add_argument("--runs", type=int, default=5, help="runs per figure (1 above 5x seed)")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs per figure (at most 3 up to 5x seed, then 1)"
+    )
     parser.add_argument("--out", default=str(HERE / "results"), help="where JSON and PNG go")
     parser.add_argument("--ingest-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
