@@ -237,7 +237,11 @@ def dev_stack(scratch: Path) -> Iterator[tuple[str, Path]]:
         yield url, data_dir / "admin.json"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         log.close()
 
 
