@@ -7,8 +7,8 @@ Lambda's event source mapping would. Counts the S3 and DynamoDB requests the ser
 make during ingestion only, and measures memory in a second, identical ingestion (into another
 repository) so that tracemalloc's overhead does not distort the timed run.
 
-Run: ``python benchmarks/bench_ingest.py``. Prints the figures against the targets and exits with
-status 1 when a target is missed or the push does not end ``ok``.
+Run: ``python benchmarks/bench_ingest.py [--profile FILE]``. Prints the figures against the
+targets and exits with status 1 when a target is missed or the push does not end ``ok``.
 """
 
 from __future__ import annotations
@@ -163,6 +163,32 @@ def fresh_stack() -> Provisioned:
     return provision(boto3.Session(region_name=REGION), names)
 
 
+def use_in_process_moto() -> None:
+    """Fake credentials and no endpoint or profile from the environment; quiet logs."""
+    os.environ.update(
+        AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+    )
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    logger.setLevel("WARNING")
+    # Consuming S3's test event publishes no metric, which Powertools warns about.
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+
+
+def drained_stack() -> Provisioned:
+    """A fresh stack whose s3:TestEvent (sent when the notification was configured) is consumed."""
+    stack = fresh_stack()
+    test_event = SqsEventSource(
+        boto3.client("sqs", region_name=REGION),
+        stack.queue_url,
+        lambda_handler,
+        report_batch_item_failures=stack.report_batch_item_failures,
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        test_event.drain()
+    return stack
+
+
 def mib(value: float) -> str:
     return f"{value / MIB:.1f} MiB"
 
@@ -261,18 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=SEED.files)
     parser.add_argument("--changed", type=int, default=SEED.changed_per_commit)
     parser.add_argument("--blob-bytes", type=int, default=SEED.blob_bytes)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a pyinstrument profile of the timed run"
+    )
     args = parser.parse_args(argv)
     workload = Workload(args.commits, args.files, args.changed, args.blob_bytes)
 
-    # In-process moto only: fake credentials, and no endpoint or profile from the environment.
-    os.environ.update(
-        AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
-    )
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    logger.setLevel("WARNING")
-    # Consuming S3's test event publishes no metric, which Powertools warns about.
-    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+    use_in_process_moto()
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
@@ -282,16 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed generated and packed in {time.perf_counter() - started:.1f} s")
 
     with mock_aws():
-        stack = fresh_stack()
-        test_event = SqsEventSource(
-            boto3.client("sqs", region_name=REGION),
-            stack.queue_url,
-            lambda_handler,
-            report_batch_item_failures=stack.report_batch_item_failures,
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            test_event.drain()  # the s3:TestEvent sent when the notification was configured
-        timed = ingest(stack, data, "timed", trace=False)
+        stack = drained_stack()
+        if args.profile:
+            from pyinstrument import Profiler
+
+            with Profiler(interval=0.001) as profiler:
+                timed = ingest(stack, data, "timed", trace=False)
+            Path(args.profile).write_text(profiler.output_text(show_all=False))
+        else:
+            timed = ingest(stack, data, "timed", trace=False)
         traced = ingest(stack, data, "traced", trace=True)
         ok = report(workload, data, head, timed, traced)
     return 0 if ok else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import Limits
@@ -744,19 +746,57 @@ def test_limit_exceeded_manifest_entries(tmp_path: Path) -> None:
 
 
 def test_limit_exceeded_rebuilt_entries(small_repo: dict[str, Any]) -> None:
-    """Each snapshot costs its base's entries plus its upserts, summed over the pack."""
+    """Each snapshot costs its delta's entries, plus its base's when a later delta reads that
+    base again (it is copied), summed over the pack."""
+    snapshots = small_repo["pack"]["snapshots"]
+    uses = Counter(s["parent_snapshot_id"] for s in snapshots if s["parent_snapshot_id"])
     manifests: dict[str, dict[str, str]] = {}
     work = 0
-    for snap in small_repo["pack"]["snapshots"]:
-        base = manifests[snap["parent_snapshot_id"]] if snap["parent_snapshot_id"] else {}
-        work += len(base) + len(snap["delta_upsert"])
+    for snap in snapshots:
+        parent = snap["parent_snapshot_id"]
+        base = manifests[parent] if parent else {}
+        work += len(snap["delta_upsert"]) + len(snap["delta_remove"])
+        if parent:
+            uses[parent] -= 1
+            work += len(base) if uses[parent] else 0
         manifests[snap["snapshot_id"]] = apply_delta(
             base, snap["delta_upsert"], snap["delta_remove"]
         )
     data = small_repo["data"]
     verify_mpack(data, EmptyReceiver(), limits=Limits(max_rebuilt_entries=work))
-    last = small_repo["pack"]["snapshots"][-1]["snapshot_id"]
+    last = snapshots[-1]["snapshot_id"]
     refuse(data, "limit_exceeded", last, limits=Limits(max_rebuilt_entries=work - 1))
+
+
+def test_a_long_history_of_a_large_tree_costs_its_deltas_not_commits_x_files(
+    tmp_path: Path,
+) -> None:
+    """Budgeted as commits x files (the old rule), this history would take 40 x 200 = 8,000
+    rebuilt entries; what rebuilding costs is the deltas' entries, 200 + 39 x 2."""
+    generate_history(tmp_path, Workload(commits=40, files=200, changed_per_commit=2))
+    data = encode(build_mpack(tmp_path, ["main"]))
+    verified = verify_mpack(data, EmptyReceiver(), limits=Limits(max_rebuilt_entries=200 + 39 * 2))
+    assert len(verified.snapshots) == 40
+    assert all(s.entry_count == 200 for s in verified.snapshots)
+    refuse(data, "limit_exceeded", verified.snapshots[-1].snapshot_id,
+           limits=Limits(max_rebuilt_entries=200 + 39 * 2 - 1))  # fmt: skip
+
+
+def test_limit_exceeded_hashed_manifest_bytes(small_repo: dict[str, Any]) -> None:
+    """Each snapshot id hashes its whole manifest: the bytes hashed are bounded per pack."""
+    manifests: dict[str, dict[str, str]] = {}
+    hashed = 0
+    for snap in small_repo["pack"]["snapshots"]:
+        parent = snap["parent_snapshot_id"]
+        manifest = apply_delta(
+            manifests[parent] if parent else {}, snap["delta_upsert"], snap["delta_remove"]
+        )
+        manifests[snap["snapshot_id"]] = manifest
+        hashed += sum(len(path.encode()) + len(oid) + 2 for path, oid in manifest.items())
+    data = small_repo["data"]
+    verify_mpack(data, EmptyReceiver(), limits=Limits(max_hashed_manifest_bytes=hashed))
+    last = small_repo["pack"]["snapshots"][-1]["snapshot_id"]
+    refuse(data, "limit_exceeded", last, limits=Limits(max_hashed_manifest_bytes=hashed - 1))
 
 
 def test_limit_exceeded_manifest_path_length(small_repo: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from muse_core.errors import MuseError
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
-from muse_core.snapshot import compute_snapshot_id
+from muse_core.snapshot import SortedManifest, compute_snapshot_id, manifest_payload
 from muse_core.snapshots import read_snapshot
 from muse_core.types import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
@@ -68,6 +68,35 @@ def test_delta_from_nothing_is_the_whole_manifest(manifest: dict[str, str]) -> N
     assert delta.upsert == manifest and delta.remove == []
     back = diff_manifests(manifest, {})
     assert back.upsert == {} and apply_delta(manifest, {}, back.remove) == {}
+
+
+@given(
+    parent=st.dictionaries(PATH, OBJECT_ID, min_size=20, max_size=60),
+    changes=st.lists(st.tuples(PATH, OBJECT_ID | st.none()), max_size=6),
+    in_place=st.booleans(),
+)
+@PROPERTY_SETTINGS
+@example(parent={f"p{n:02d}": blob_id(b"") for n in range(40)}, changes=[], in_place=True)
+def test_a_sorted_manifest_hashes_as_its_manifest_after_any_delta(
+    parent: dict[str, str], changes: list[tuple[str, str | None]], in_place: bool
+) -> None:
+    """Few changes merge into the base's sorted entries; the id is the flat hash all the same."""
+    child = dict(parent)
+    for path, oid in changes:
+        if oid is None:
+            child.pop(path, None)
+        else:
+            child[path] = oid
+    delta = diff_manifests(parent, child)
+    base = SortedManifest.of(parent)
+    assert base.snapshot_id() == compute_snapshot_id(parent)
+    rebuilt = base.apply(delta.upsert, delta.remove, in_place=in_place)
+    assert rebuilt.manifest == child
+    assert rebuilt.paths == sorted(child)
+    assert rebuilt.snapshot_id() == compute_snapshot_id(child)
+    assert rebuilt.payload_bytes == (len(manifest_payload(child)) + 1 if child else 0)
+    if not in_place:
+        assert base.manifest == parent and base.snapshot_id() == compute_snapshot_id(parent)
 
 
 # --- random histories ----------------------------------------------------------------------------

@@ -135,13 +135,14 @@ def table_items() -> Items:
 
 
 def history_items(repo_id: str, items: Items | None = None) -> Items:
-    """What a push may add to a repository: commits, snapshots, indexed objects and refs."""
-    history = ("COMMIT#", "SNAP#", "OBJ#")
+    """What a push may add to a repository: commits, snapshots, packs (with their object
+    indexes) and refs."""
+    history = ("COMMIT#", "SNAP#")
     return {
         (pk, sk): item
         for (pk, sk), item in (table_items() if items is None else items).items()
         if (pk.startswith(history) and pk.split("#")[1] == repo_id)
-        or (pk == f"REPO#{repo_id}" and sk.startswith("REF#"))
+        or (pk == f"REPO#{repo_id}" and sk.startswith(("REF#", "PACK#")))
     }
 
 

@@ -1,5 +1,5 @@
-"""Pack indexes: a clone locates its objects through one index per pushed pack instead of one
-index item per object, and finds the same bytes either way."""
+"""Pack indexes: objects are found through one index per pushed pack, folded into a
+multi-pack index as packs accumulate, never through an item per object."""
 
 from __future__ import annotations
 
@@ -10,64 +10,161 @@ import pytest
 from muse_cloud.auth.identities import Caller
 from muse_cloud.services.fetch import FetchService
 from muse_cloud.services.ingest import IngestService
+from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage.objects import ObjectIndex, ObjectLocation
 from muse_cloud.storage.pack_index import (
-    OBJECTS_PER_PACK_INDEX,
+    FOLD_AFTER_PACKS,
+    INLINE_INDEX_BYTES,
+    MultiPackIndex,
     PackIndex,
     decode_index,
     encode_index,
+    fold,
 )
 from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.refs import list_branches
 
-from .test_event_path import upload
+from .test_event_path import table_items, upload
 
 OWNER = Caller(handle="alice", identity_id=None)
 
 
 def test_index_round_trip() -> None:
     locations = [ObjectLocation(f"{n:064x}", "incoming/r/p.mpack", n * 7, n) for n in range(5)]
-    data = encode_index(locations)
+    data = encode_index(reversed(locations))
+    assert data == encode_index(locations), "sorted by object id whatever the order sent"
     wanted = {locations[1].object_id, locations[3].object_id, "f" * 64}
     assert decode_index(data, "incoming/r/p.mpack", wanted) == {
         loc.object_id: loc for loc in (locations[1], locations[3])
     }
 
 
+def test_a_fold_keeps_the_first_location_and_finds_every_entry() -> None:
+    repo = "r"
+    first = [ObjectLocation(f"{n:064x}", f"incoming/{repo}/{'a' * 64}.mpack", n, 1) for n in (1, 3)]
+    second = [
+        ObjectLocation(f"{n:064x}", f"incoming/{repo}/{'b' * 64}.mpack", n, 2) for n in (2, 3)
+    ]
+    base = fold(None, {"a" * 64: encode_index(first)})
+    midx = MultiPackIndex.decode(fold(base, {"b" * 64: encode_index(second)}).encode())
+    assert [p for p, _ in midx.packs] == ["a" * 64, "b" * 64]
+    assert len(midx) == 3
+    found = midx.find(repo, [f"{n:064x}" for n in range(5)])
+    assert found == {
+        first[0].object_id: first[0],
+        second[0].object_id: second[0],
+        first[1].object_id: first[1],  # held by both packs: the one folded first answers
+    }
+
+
+def push_history(
+    stack: Provisioned, root: Path, repo_id: str, pushes: int, files: int
+) -> dict[str, bytes]:
+    """``pushes`` packs of two commits each, every one on top of the last; returns the bytes
+    of every object sent, by id."""
+    sent: dict[str, bytes] = {}
+    have: list[str] = []
+    for n in range(pushes):
+        generate_history(root, Workload(commits=2, files=files, changed_per_commit=2), start=2 * n)
+        data = encode_mpack(build_mpack(root, have=have))
+        sent.update({o["object_id"]: o["content"] for o in decode_mpack(data)["objects"]})
+        assert IngestService().ingest(upload(stack, repo_id, data)).state == "ok"
+        have = [list_branches(root)["main"]]
+    return sent
+
+
 def test_a_clone_reads_pack_indexes_and_gets_the_same_bytes(
-    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Provisioned, tmp_path: Path
 ) -> None:
     repo = RepoStore().create("alice", "big", "public")
-    files = 2 * OBJECTS_PER_PACK_INDEX + 50  # enough objects per pack to read the indexes
+    files = 450  # a first pack whose index is too large to ride in its PACK item
     generate_history(tmp_path, Workload(commits=3, files=files, changed_per_commit=2))
     first_head = list_branches(tmp_path)["main"]
     data = encode_mpack(build_mpack(tmp_path))
+    assert len(encode_index([])) == 0 and 48 * files > INLINE_INDEX_BYTES
     assert IngestService().ingest(upload(stack, repo.repo_id, data)).state == "ok"
     generate_history(tmp_path, Workload(commits=2, files=files, changed_per_commit=2), start=3)
     second = encode_mpack(build_mpack(tmp_path, have=[first_head]))
     assert IngestService().ingest(upload(stack, repo.repo_id, second)).state == "ok"
 
-    per_object_reads: list[int] = []
-    real_locate_many = ObjectIndex.locate_many
+    items = table_items()
+    assert not [pk for pk, _ in items if pk.startswith("OBJ#")], "no item per object"
+    packs = [i for (pk, sk), i in items.items() if pk == f"REPO#{repo.repo_id}" and "PACK#" in sk]
+    assert sorted("index_key" in p for p in packs) == [False, True]  # the small one inline
 
-    def counting(self: ObjectIndex, repo_id: str, object_ids: set[str]) -> dict[str, object]:
-        per_object_reads.append(len(object_ids))
-        return real_locate_many(self, repo_id, object_ids)  # type: ignore[return-value]
-
-    monkeypatch.setattr(ObjectIndex, "locate_many", counting)
     answer = FetchService().fetch(OWNER, "alice", "big", [], [])
-
-    assert per_object_reads == [], "a clone of two packs goes through their indexes"
     assert answer["objects"] == files + 4 * 2
     pack = decode_mpack(PackStore().get(f"fetch/{repo.repo_id}/{answer['mpack_key'][7:]}.mpack"))
     source = {o["object_id"]: o["content"] for o in decode_mpack(data)["objects"]}
     source.update({o["object_id"]: o["content"] for o in decode_mpack(second)["objects"]})
     assert {o["object_id"]: o["content"] for o in pack["objects"]} == source
 
-    few = PackIndex().locate_all(repo.repo_id, list(source)[:3])
-    assert per_object_reads == [3], "a handful of objects is looked up one index item each"
-    assert {loc.object_id for loc in few.values()} == set(list(source)[:3])
+    few = list(source)[:3]
+    assert {loc.object_id for loc in PackIndex().locate_all(repo.repo_id, few).values()} == set(few)
+    index = ObjectIndex()
+    located = index.locate(repo.repo_id, few[0])
+    assert located is not None
+    assert PackStore().read_range(located.s3_key, located.offset, located.length) == source[few[0]]
+    assert index.known(repo.repo_id, [*few, "0" * 64]) == set(few)
+    other = RepoStore().create("mallory", "copycat", "public").repo_id
+    assert index.known(other, few) == set(), "another repository's packs grant nothing"
+
+
+def test_packs_fold_into_a_multi_pack_index_and_every_object_stays_found(
+    stack: Provisioned, tmp_path: Path
+) -> None:
+    repo_id = RepoStore().create("alice", "many", "public").repo_id
+    pushes = FOLD_AFTER_PACKS + 2
+    sent = push_history(stack, tmp_path, repo_id, pushes, files=20)
+    sent_ids = set(sent)
+
+    pointer = dynamo.get_item(keys.pack(repo_id, "MIDX"))
+    assert pointer is not None
+    midx = MultiPackIndex.decode(PackStore().get(pointer["midx_key"]))
+    assert len(midx.packs) == FOLD_AFTER_PACKS, "folded once the fourth pack was indexed"
+    listing = PackIndex().listing(repo_id)
+    assert listing.midx_key == pointer["midx_key"]
+    assert len(listing.uncovered) == pushes - FOLD_AFTER_PACKS
+    assert ObjectIndex().known(repo_id, sent_ids) == sent_ids
+    located = ObjectIndex().locate_many(repo_id, sent_ids)
+    for object_id, content in sent.items():
+        loc = located[object_id]
+        assert PackStore().read_range(loc.s3_key, loc.offset, loc.length) == content
+
+
+def test_a_pack_reindexed_after_a_fold_is_read_from_its_own_item(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash mid-index leaves a partial index that a fold may cover; the rerun's full index
+    differs, so readers read it from the PACK item instead of trusting the MIDX."""
+    repo_id = RepoStore().create("alice", "rerun", "public").repo_id
+    push_history(stack, tmp_path, repo_id, FOLD_AFTER_PACKS - 1, files=10)
+    generate_history(
+        tmp_path, Workload(commits=2, files=10, changed_per_commit=3), start=2 * FOLD_AFTER_PACKS
+    )
+    data = encode_mpack(build_mpack(tmp_path, have=[RefStore().heads(repo_id)["main"]]))
+    key = upload(stack, repo_id, data)
+    objects = {o["object_id"] for o in decode_mpack(data)["objects"]}
+
+    real = PackIndex.index
+
+    def half(self: PackIndex, repo: str, locations: list[ObjectLocation]) -> tuple[int, int]:
+        real(self, repo, locations[: len(locations) // 2])
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(PackIndex, "index", half)
+    with pytest.raises(RuntimeError):
+        IngestService().ingest(key)
+    midx = PackIndex().listing(repo_id).midx_key
+    assert midx is not None, "the partial index was folded"
+    assert ObjectIndex().known(repo_id, objects) != objects
+
+    monkeypatch.setattr(PackIndex, "index", real)
+    assert IngestService().ingest(key).state == "ok"
+    assert ObjectIndex().known(repo_id, objects) == objects
+    assert key.mpack_hex in PackIndex().listing(repo_id).uncovered

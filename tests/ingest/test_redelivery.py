@@ -28,7 +28,7 @@ from muse_cloud.storage.snapshots import SnapshotStore
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import read_commit
-from muse_core.mpack import build_mpack, encode_mpack
+from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.snapshots import read_snapshot
 
 from .test_event_path import (
@@ -276,14 +276,12 @@ def assert_same_outcome(victim: str, control: str, key: UploadKey, history: Hist
     # Item for item (commits, snapshot deltas and chains, object index, refs) the same state.
     items = table_items()
     assert normalised_state(victim, items) == normalised_state(control, items)
-    assert (
-        len(history_items(victim, items))
-        == 1
-        + 2 * len(history.ids)
-        + HISTORY.files
-        + (len(history.ids) - 1) * HISTORY.changed_per_commit
-    )  # the ref, commits, snapshots and objects
+    assert len(history_items(victim, items)) == 1 + 2 * len(history.ids) + 1
+    # the ref, commits, snapshots and the pack, whose index holds every object
     stores = RepoStores()
+    objects = {o["object_id"] for o in decode_mpack(history.data)["objects"]}
+    assert len(objects) == HISTORY.files + (len(history.ids) - 1) * HISTORY.changed_per_commit
+    assert stores.objects.known(victim, objects) == objects
     for index in (0, 50, 51, len(history.ids) - 1):
         commit = stores.commits.get(victim, history.ids[index])
         assert commit is not None

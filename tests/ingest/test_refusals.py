@@ -14,11 +14,12 @@ import msgpack
 import pytest
 
 from muse_cloud.storage.pushes import PushStore
+from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
-from muse_core.mpack import build_mpack, encode_mpack, mpack_key
+from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 from muse_core.types import blob_id
 
 from .test_event_path import event_source, history_items, queue_depth, skip_test_event, upload
@@ -243,8 +244,10 @@ def test_another_repositorys_object_ids_grant_nothing(
     stack: Provisioned, histories: Histories
 ) -> None:
     first = push_base(stack, histories, "first")
-    first_objects = {pk.rsplit("#", 1)[1] for pk, _ in first.items if pk.startswith("OBJ#")}
-    assert first_objects
+    first_objects = {o["object_id"] for o in decode_mpack(histories.base_data)["objects"]}
+    assert first_objects and RepoStores().objects.known(first.repo_id, first_objects) == (
+        first_objects
+    )
 
     # The second repository's pack names the first one's objects without carrying their bytes.
     second_id = RepoStore().create("mallory", "copycat", "public").repo_id

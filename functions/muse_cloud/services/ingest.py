@@ -199,10 +199,10 @@ class IngestService:
         locations = [
             ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects
         ]
-        metrics.s3_requests += self.stores.pack_index.record(
-            repo_id, upload.s3_key, upload.mpack_hex, locations
-        )
-        metrics.dynamodb_requests += self.stores.objects.put_many(repo_id, locations)
+        self.stores.pack_index.record(repo_id, upload.s3_key, upload.mpack_hex, locations)
+        dynamo_requests, s3_requests = self.stores.objects.put_many(repo_id, locations)
+        metrics.dynamodb_requests += dynamo_requests
+        metrics.s3_requests += s3_requests
         new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in planner.held]
         dynamo_requests, s3_requests = self.stores.snapshots.put_many(
             repo_id, new_snapshots, planner.chains

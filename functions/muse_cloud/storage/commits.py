@@ -40,9 +40,8 @@ class CommitStore:
             item: dynamo.Item = {
                 **keys.commit(repo_id, c.record.commit_id),
                 "generation": c.generation,
-                "parents": list(c.record.parent_ids) or None,
-                "snapshot_id": c.record.snapshot_id,
-                "committed_at": c.record.committed_at,
+                # Packed, and nothing the record holds besides: each attribute costs a write.
+                "parents": dynamo.pack_ids(c.record.parent_ids),
                 "ancestors": dynamo.pack_ids(c.ancestors),
             }
             record = msgpack.packb(c.record.to_dict(), use_bin_type=True)
@@ -68,7 +67,7 @@ class CommitStore:
             (keys.commit(repo_id, c) for c in commit_ids), projection="pk, parents, generation"
         )
         return {
-            i["pk"].rsplit("#", 1)[1]: (tuple(i.get("parents") or ()), int(i["generation"]))
+            i["pk"].rsplit("#", 1)[1]: (dynamo.unpack_ids(i.get("parents")), int(i["generation"]))
             for i in items
         }
 

@@ -35,7 +35,19 @@ def table() -> str:
 
 
 def to_wire(item: Mapping[str, Any]) -> WireItem:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    return {k: _to_wire_value(v) for k, v in item.items() if v is not None}
+
+
+def _to_wire_value(value: Any) -> AttributeValueTypeDef:
+    # The types every item is made of, without the serializer's general dispatch.
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bytes:
+        return {"B": value}
+    if kind is int:
+        return {"N": str(value)}
+    return _serializer.serialize(value)
 
 
 def from_wire(item: Mapping[str, Any]) -> Item:

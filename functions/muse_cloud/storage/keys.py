@@ -1,8 +1,8 @@
 """The single-table key layout (partition key ``pk``, sort key ``sk``, TTL attribute ``ttl``).
 
 Every item of a repository is keyed by its ``repo_id`` (a fresh uuid per repository), so deleting
-the repository's META and SLUG items makes all of its data unreachable at once. Commits,
-snapshots and objects get a partition each, which spreads a large push across partitions
+the repository's META and SLUG items makes all of its data unreachable at once. Commits
+and snapshots get a partition each, which spreads a large push across partitions
 instead of sending it all to one (1,000 writes a second per partition). A branch directory's
 item (``a`` of ``a/b``) counts the branches below it and has no commit id (see ``refs``).
 
@@ -14,9 +14,9 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | branch dir   | REPO#<repo_id>                  | REF#<directory> |
 | collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
 | pack         | REPO#<repo_id>                  | PACK#<mpack>    |
+| MIDX pointer | REPO#<repo_id>                  | PACK#MIDX       |
 | commit       | COMMIT#<repo_id>#<commit_id>    | COMMIT          |
 | snapshot     | SNAP#<repo_id>#<snapshot_id>    | SNAP            |
-| object index | OBJ#<repo_id>#<object_id>       | OBJ             |
 | push record  | PUSH#<repo_id>#<push_id>        | PUSH            |
 | identity     | IDENT#<identity_id>             | IDENT           |
 | handle       | HANDLE#<handle>                 | HANDLE          |
@@ -64,10 +64,6 @@ def commit(repo_id: str, commit_id: str) -> Key:
 
 def snapshot(repo_id: str, snapshot_id: str) -> Key:
     return {"pk": f"SNAP#{repo_id}#{snapshot_id}", "sk": "SNAP"}
-
-
-def object_index(repo_id: str, object_id: str) -> Key:
-    return {"pk": f"OBJ#{repo_id}#{object_id}", "sk": "OBJ"}
 
 
 def push(repo_id: str, push_id: str) -> Key:

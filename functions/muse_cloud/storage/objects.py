@@ -1,15 +1,19 @@
 """Per-repository object index: where in which uploaded pack each object's bytes sit.
 
 The uploaded pack stays the objects' home, so a push costs no S3 request per object and reading
-one object costs one ranged GET. A repository only ever sees objects indexed under its own id.
+one object costs one ranged GET. The locations are the pack indexes (``pack_index``), not an
+item per object, so what a push writes grows with its packs, not its objects. A repository only
+ever sees objects indexed under its own id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from muse_cloud.storage import dynamo, keys
+if TYPE_CHECKING:
+    from muse_cloud.storage.pack_index import PackIndex
 
 
 @dataclass(frozen=True)
@@ -21,34 +25,24 @@ class ObjectLocation:
 
 
 class ObjectIndex:
-    def put_many(self, repo_id: str, locations: Iterable[ObjectLocation]) -> int:
-        items = [
-            {
-                **keys.object_index(repo_id, loc.object_id),
-                "s3_key": loc.s3_key,
-                "offset": loc.offset,
-                "length": loc.length,
-            }
-            for loc in locations
-        ]
-        return dynamo.batch_write(items)
+    def __init__(self, packs: PackIndex | None = None) -> None:
+        if packs is None:
+            # pack_index builds on ObjectLocation, so it is imported once this module is loaded.
+            from muse_cloud.storage.pack_index import PackIndex
+
+            packs = PackIndex()
+        self.packs = packs
+
+    def put_many(self, repo_id: str, locations: Sequence[ObjectLocation]) -> tuple[int, int]:
+        """Index objects of packs whose PACK item is written; returns the (DynamoDB, S3)
+        requests made."""
+        return self.packs.index(repo_id, locations)
 
     def locate(self, repo_id: str, object_id: str) -> ObjectLocation | None:
-        item = dynamo.get_item(keys.object_index(repo_id, object_id))
-        if item is None:
-            return None
-        return ObjectLocation(object_id, item["s3_key"], int(item["offset"]), int(item["length"]))
+        return self.packs.locate_all(repo_id, [object_id]).get(object_id)
 
     def locate_many(self, repo_id: str, object_ids: Collection[str]) -> dict[str, ObjectLocation]:
-        items = dynamo.batch_get(keys.object_index(repo_id, o) for o in object_ids)
-        found = {}
-        for item in items:
-            oid = item["pk"].rsplit("#", 1)[1]
-            found[oid] = ObjectLocation(
-                oid, item["s3_key"], int(item["offset"]), int(item["length"])
-            )
-        return found
+        return self.packs.locate_all(repo_id, object_ids)
 
     def known(self, repo_id: str, object_ids: Collection[str]) -> set[str]:
-        items = dynamo.batch_get((keys.object_index(repo_id, o) for o in object_ids), "pk")
-        return {i["pk"].rsplit("#", 1)[1] for i in items}
+        return set(self.packs.locate_all(repo_id, object_ids))

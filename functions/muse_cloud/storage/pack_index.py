@@ -1,34 +1,60 @@
-"""Per-pack object indexes (like git's .idx files): every object an ingested pack holds, with its
-offset, in one S3 object next to the repository's data, plus one PACK item per pack.
+"""Pack indexes (like git's .idx and multi-pack-index files): where each object of a repository
+sits, in which uploaded pack, at which offset.
 
-Reading a few objects goes through the per-object index; reading most of a repository (a clone)
-reads the handful of pack indexes instead of one index item per object.
+Every ingested pack has one PACK item, the source of truth: it holds the pack's sorted index
+inline when small, or the S3 key of it. As packs accumulate, their indexes are merged into one
+multi-pack index (MIDX) in S3, named by its content hash, which the PACK item ``PACK#MIDX``
+points to. That pointer moves only by conditional write, and a reader lists the PACK items and
+reads every pack index the MIDX does not cover, so a fold that loses a race, or a pack indexed
+while another push folds, never loses an entry. Index files are named by their content, so a
+container caches them without ever having to invalidate.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import struct
-from collections.abc import Collection, Sequence
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from botocore.exceptions import ClientError
+
+from muse_cloud import aws
 from muse_cloud.config import PACK_PREFIX
 from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.objects import ObjectIndex, ObjectLocation
-from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.objects import ObjectLocation
+from muse_cloud.storage.packs import PackStore, UploadKey
 
 _ENTRY = struct.Struct(">32sQQ")
-# Reading every pack index pays off once a request wants this many objects per pack.
-OBJECTS_PER_PACK_INDEX = 200
+# A MIDX entry names its pack by position in the MIDX's list of packs.
+_MIDX_ENTRY = struct.Struct(">32sIQQ")
+_MIDX_MAGIC = b"MIDX1"
+_MIDX_HEADER = struct.Struct(">5sI")
+# A pack index this small rides in its PACK item, saving a PUT on the push and a GET on the
+# read; a larger one would make every listing of the PACK items read it again.
+INLINE_INDEX_BYTES = 16 * 1024
+# Pack indexes the MIDX may leave uncovered before a push folds them in: a reader GETs at most
+# this many of them, and a push stays within its S3 request budget.
+FOLD_AFTER_PACKS = 4
+_CACHE_BYTES = 256 * 1024 * 1024
+_POINTER = "MIDX"
 
 
-def pack_index_key(repo_id: str, mpack_hex: str) -> str:
-    return f"{PACK_PREFIX}{repo_id}/packs/{mpack_hex}.idx"
+def pack_index_key(repo_id: str, mpack_hex: str, digest: str) -> str:
+    return f"{PACK_PREFIX}{repo_id}/packs/{mpack_hex}.{digest}.idx"
 
 
-def encode_index(locations: Sequence[ObjectLocation]) -> bytes:
-    return b"".join(
-        _ENTRY.pack(bytes.fromhex(loc.object_id), loc.offset, loc.length) for loc in locations
-    )
+def midx_key(repo_id: str, content: bytes) -> str:
+    return f"{PACK_PREFIX}{repo_id}/midx/{hashlib.sha256(content).hexdigest()}.midx"
+
+
+def encode_index(locations: Iterable[ObjectLocation]) -> bytes:
+    """Sorted by object id, so it merges into the MIDX and reads the same however it was sent."""
+    entries = {bytes.fromhex(loc.object_id): (loc.offset, loc.length) for loc in locations}
+    return b"".join(_ENTRY.pack(oid, *entries[oid]) for oid in sorted(entries))
 
 
 def decode_index(data: bytes, s3_key: str, wanted: Collection[str]) -> dict[str, ObjectLocation]:
@@ -40,41 +66,239 @@ def decode_index(data: bytes, s3_key: str, wanted: Collection[str]) -> dict[str,
     return found
 
 
+@dataclass(frozen=True)
+class MultiPackIndex:
+    """A merge of pack indexes: each folded pack with the digest of the index folded (a pack
+    whose PACK item now holds another index, as a rerun after a crash writes, is not covered),
+    and every entry sorted by object id."""
+
+    packs: tuple[tuple[str, str], ...]
+    entries: bytes
+
+    @classmethod
+    def decode(cls, data: bytes) -> MultiPackIndex:
+        magic, count = _MIDX_HEADER.unpack_from(data)
+        if magic != _MIDX_MAGIC:
+            raise ValueError("not a multi-pack index")
+        at = _MIDX_HEADER.size
+        packs = tuple(
+            (
+                data[at + 64 * n : at + 64 * n + 32].hex(),
+                data[at + 64 * n + 32 : at + 64 * (n + 1)].hex(),
+            )
+            for n in range(count)
+        )
+        return cls(packs, data[at + 64 * count :])
+
+    def encode(self) -> bytes:
+        header = _MIDX_HEADER.pack(_MIDX_MAGIC, len(self.packs))
+        listed = b"".join(bytes.fromhex(p) + bytes.fromhex(d) for p, d in self.packs)
+        return header + listed + self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries) // _MIDX_ENTRY.size
+
+    def __getitem__(self, index: int) -> bytes:
+        """The object id of the ``index``-th entry, so ``bisect`` searches the entries."""
+        at = index * _MIDX_ENTRY.size
+        return self.entries[at : at + 32]
+
+    def find(self, repo_id: str, object_ids: Iterable[str]) -> dict[str, ObjectLocation]:
+        found: dict[str, ObjectLocation] = {}
+        count = len(self)
+        for object_id in object_ids:
+            raw = bytes.fromhex(object_id)
+            at = bisect.bisect_left(self, raw)
+            if at < count and self[at] == raw:
+                _, pack, offset, length = _MIDX_ENTRY.unpack_from(
+                    self.entries, at * _MIDX_ENTRY.size
+                )
+                s3_key = UploadKey(repo_id, self.packs[pack][0]).s3_key
+                found[object_id] = ObjectLocation(object_id, s3_key, offset, length)
+        return found
+
+
+def fold(base: MultiPackIndex | None, indexes: dict[str, bytes]) -> MultiPackIndex:
+    """``base`` with the pack indexes (by pack hash) merged in; the first pack holding an object
+    keeps it."""
+    packs = list(base.packs if base else ())
+    merged: dict[bytes, bytes] = {}
+    if base is not None:
+        for at in range(0, len(base.entries), _MIDX_ENTRY.size):
+            merged[base.entries[at : at + 32]] = base.entries[at + 32 : at + _MIDX_ENTRY.size]
+    for mpack_hex, data in indexes.items():
+        ordinal = len(packs)
+        packs.append((mpack_hex, hashlib.sha256(data).hexdigest()))
+        for raw_id, offset, length in _ENTRY.iter_unpack(data):
+            merged.setdefault(raw_id, _MIDX_ENTRY.pack(raw_id, ordinal, offset, length)[32:])
+    return MultiPackIndex(tuple(packs), b"".join(k + merged[k] for k in sorted(merged)))
+
+
+class _ContentCache:
+    """Index files by S3 key, least recently used first out. Keys name content, so an entry
+    is never stale."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.entries: OrderedDict[str, bytes | MultiPackIndex] = OrderedDict()
+
+    def get(self, key: str) -> bytes | MultiPackIndex | None:
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: bytes | MultiPackIndex) -> None:
+        self.entries[key] = value
+        self.size += _size(value)
+        while self.size > self.limit and len(self.entries) > 1:
+            _, dropped = self.entries.popitem(last=False)
+            self.size -= _size(dropped)
+
+
+def _size(value: bytes | MultiPackIndex) -> int:
+    return len(value) if isinstance(value, bytes) else len(value.entries)
+
+
+_cache = _ContentCache(_CACHE_BYTES)
+
+
+@dataclass(frozen=True)
+class PackListing:
+    """The repository's PACK items at one moment: the MIDX pointed to, and the packs with an
+    index it does not cover (inline index bytes, or the S3 key of them)."""
+
+    midx_key: str | None
+    uncovered: dict[str, bytes | str]
+
+
 @dataclass
 class PackIndex:
-    objects: ObjectIndex = field(default_factory=ObjectIndex)
     packs: PackStore = field(default_factory=PackStore)
 
     def record(
         self, repo_id: str, s3_key: str, mpack_hex: str, locations: Sequence[ObjectLocation]
-    ) -> int:
-        """Write the pack's index (when it carries objects) and its PACK item, which also marks
-        that ingestion began writing this pack; returns the S3 requests made."""
-        item: dynamo.Item = {
-            **keys.pack(repo_id, mpack_hex),
-            "s3_key": s3_key,
-            "objects": len(locations),
-        }
-        if locations:
-            item["index_key"] = pack_index_key(repo_id, mpack_hex)
-            self.packs.put(item["index_key"], encode_index(locations))
-        dynamo.put_item(item)
-        return 1 if locations else 0
+    ) -> None:
+        """Write the pack's PACK item, the mark that ingestion began writing this pack (so the
+        pack must never expire); ``index`` then adds the pack's object index to it."""
+        dynamo.put_item(self._item(repo_id, mpack_hex, s3_key, len(locations)))
+
+    def index(self, repo_id: str, locations: Sequence[ObjectLocation]) -> tuple[int, int]:
+        """Make the objects findable: each pack's sorted index into its PACK item (inline or in
+        S3), then a fold into the MIDX once enough pack indexes are uncovered; returns the
+        (DynamoDB, S3) requests made."""
+        by_pack: dict[str, list[ObjectLocation]] = {}
+        for loc in locations:
+            by_pack.setdefault(loc.s3_key, []).append(loc)
+        dynamo_requests = s3_requests = 0
+        for s3_key, locs in by_pack.items():
+            upload = UploadKey.parse(s3_key)
+            if upload is None or upload.repo_id != repo_id:
+                raise ValueError(f"{s3_key} is no upload of repository {repo_id}")
+            item = self._item(repo_id, upload.mpack_hex, s3_key, len(locs))
+            data = encode_index(locs)
+            item["index_sha256"] = hashlib.sha256(data).hexdigest()
+            if len(data) <= INLINE_INDEX_BYTES:
+                item["index"] = data
+            else:
+                item["index_key"] = pack_index_key(repo_id, upload.mpack_hex, item["index_sha256"])
+                self.packs.put(item["index_key"], data)
+                _cache.put(item["index_key"], data)
+                s3_requests += 1
+            dynamo.put_item(item)
+            dynamo_requests += 1
+        if by_pack:
+            listing = self.listing(repo_id)
+            dynamo_requests += 1
+            if len(listing.uncovered) >= FOLD_AFTER_PACKS:
+                dynamo_requests += 1
+                s3_requests += self._fold(repo_id, listing)
+        return dynamo_requests, s3_requests
+
+    @staticmethod
+    def _item(repo_id: str, mpack_hex: str, s3_key: str, objects: int) -> dynamo.Item:
+        return {**keys.pack(repo_id, mpack_hex), "s3_key": s3_key, "objects": objects}
 
     def holds(self, repo_id: str, mpack_hex: str) -> bool:
         """Whether objects of this pack were indexed (so the pack must never expire)."""
         return dynamo.get_item(keys.pack(repo_id, mpack_hex)) is not None
 
+    def listing(self, repo_id: str) -> PackListing:
+        items = dynamo.query_prefix(keys.repo_partition(repo_id), keys.PACK_PREFIX)
+        pointer = next((i for i in items if i["sk"] == keys.PACK_PREFIX + _POINTER), None)
+        midx = self._midx(pointer["midx_key"]) if pointer else None
+        covered = dict(midx.packs) if midx else {}
+        uncovered: dict[str, bytes | str] = {}
+        for item in items:
+            mpack_hex = item["sk"][len(keys.PACK_PREFIX) :]
+            if mpack_hex == _POINTER or covered.get(mpack_hex) == item.get("index_sha256"):
+                continue
+            if "index" in item:
+                uncovered[mpack_hex] = bytes(item["index"])
+            elif "index_key" in item:
+                uncovered[mpack_hex] = str(item["index_key"])
+        return PackListing(pointer["midx_key"] if pointer else None, uncovered)
+
     def locate_all(self, repo_id: str, object_ids: Collection[str]) -> dict[str, ObjectLocation]:
-        """Where each object is, read the cheaper way for the number asked."""
+        """Where each held object is: one Query of the PACK items, then the MIDX and the
+        uncovered pack indexes, each read once per container."""
         wanted = set(object_ids)
-        packs = dynamo.query_prefix(keys.repo_partition(repo_id), keys.PACK_PREFIX)
-        if not packs or len(wanted) < OBJECTS_PER_PACK_INDEX * len(packs):
-            return self.objects.locate_many(repo_id, wanted)
-        found: dict[str, ObjectLocation] = {}
-        for pack in (p for p in packs if "index_key" in p):
-            found.update(decode_index(self.packs.get(pack["index_key"]), pack["s3_key"], wanted))
-        rest = wanted - found.keys()
-        if rest:
-            found.update(self.objects.locate_many(repo_id, rest))
+        if not wanted:
+            return {}
+        listing = self.listing(repo_id)
+        found = self._midx(listing.midx_key).find(repo_id, wanted) if listing.midx_key else {}
+        for mpack_hex, index in listing.uncovered.items():
+            rest = wanted - found.keys()
+            if not rest:
+                break
+            s3_key = UploadKey(repo_id, mpack_hex).s3_key
+            found.update(decode_index(self._index_bytes(index), s3_key, rest))
         return found
+
+    def _fold(self, repo_id: str, listing: PackListing) -> int:
+        """Write a MIDX of everything listed and move the pointer to it unless another push
+        moved it first; returns the S3 requests made."""
+        base = self._midx(listing.midx_key) if listing.midx_key else None
+        indexes = {
+            mpack_hex: self._index_bytes(index)
+            for mpack_hex, index in sorted(listing.uncovered.items())
+        }
+        data = fold(base, indexes).encode()
+        new_key = midx_key(repo_id, data)
+        self.packs.put(new_key, data)
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if listing.midx_key:
+            condition = {
+                "ConditionExpression": "midx_key = :previous",
+                "ExpressionAttributeValues": dynamo.to_wire({":previous": listing.midx_key}),
+            }
+        try:
+            aws.dynamodb().put_item(
+                TableName=dynamo.table(),
+                Item=dynamo.to_wire({**keys.pack(repo_id, _POINTER), "midx_key": new_key}),
+                **condition,
+            )
+        except ClientError as error:
+            # Another push folded first: its MIDX and the PACK items still cover every entry.
+            if not dynamo.is_conditional_failure(error):
+                raise
+        return 1
+
+    def _index_bytes(self, index: bytes | str) -> bytes:
+        if isinstance(index, bytes):
+            return index
+        cached = _cache.get(index)
+        if isinstance(cached, bytes):
+            return cached
+        data = self.packs.get(index)
+        _cache.put(index, data)
+        return data
+
+    def _midx(self, key: str) -> MultiPackIndex:
+        cached = _cache.get(key)
+        if isinstance(cached, MultiPackIndex):
+            return cached
+        midx = MultiPackIndex.decode(self.packs.get(key))
+        _cache.put(key, midx)
+        return midx

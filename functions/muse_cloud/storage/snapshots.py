@@ -8,6 +8,7 @@ whose manifest is too large for a 400 KB item lives in S3 instead.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 
 import msgpack
@@ -16,16 +17,20 @@ from muse_cloud.errors import ServiceError
 from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage.packs import PackStore, large_value_key
 from muse_core.delta import apply_delta
-from muse_core.snapshot import compute_snapshot_id
+from muse_core.snapshot import SortedManifest
 from muse_core.verify import VerifiedSnapshot
 
 CHAIN_LIMIT = 50
+_SORTED_KEPT = 2
 DELTA_ENTRY_LIMIT = 2_000
 
 
 class SnapshotStore:
     def __init__(self, packs: PackStore | None = None) -> None:
         self.packs = packs or PackStore()
+        # The last rebuilt manifests with their sorted entries, used for a caller's base only
+        # when it is the very dict handed out (callers read manifests, never change them).
+        self._sorted: OrderedDict[tuple[str, str], SortedManifest] = OrderedDict()
 
     def chains(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
         items = dynamo.batch_get((keys.snapshot(repo_id, s) for s in snapshot_ids), "pk, chain")
@@ -88,7 +93,12 @@ class SnapshotStore:
         oldest first, so its previous snapshot is usually the base)."""
         parent = head.get("parent")
         if bases and parent is not None and parent in bases:
-            return self._checked(snapshot_id, apply_delta(bases[parent], *self._delta_of(head)))
+            sorted_base = self._sorted.get((repo_id, parent))
+            if sorted_base is not None and sorted_base.manifest is bases[parent]:
+                rebuilt = sorted_base.apply(*self._delta_of(head))
+                return self._checked(repo_id, snapshot_id, rebuilt)
+            manifest = apply_delta(bases[parent], *self._delta_of(head))
+            return self._checked(repo_id, snapshot_id, SortedManifest.of(manifest))
         chain = dynamo.unpack_ids(head.get("chain"))
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
@@ -102,15 +112,19 @@ class SnapshotStore:
         manifest = self._checkpoint_manifest(items[-1])
         for item in reversed(items[:-1]):
             manifest = apply_delta(manifest, *self._delta_of(item))
-        return self._checked(snapshot_id, manifest)
+        return self._checked(repo_id, snapshot_id, SortedManifest.of(manifest))
 
-    @staticmethod
-    def _checked(snapshot_id: str, manifest: dict[str, str]) -> dict[str, str]:
-        if compute_snapshot_id(manifest) != snapshot_id:
+    def _checked(self, repo_id: str, snapshot_id: str, rebuilt: SortedManifest) -> dict[str, str]:
+        """The rebuilt manifest once it hashes to its id, remembered with its sorted entries:
+        the next snapshot of a walk oldest first is a delta on it, hashed without a re-sort."""
+        if rebuilt.snapshot_id() != snapshot_id:
             raise ServiceError(
                 500, "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
             )
-        return manifest
+        self._sorted[(repo_id, snapshot_id)] = rebuilt
+        while len(self._sorted) > _SORTED_KEPT:
+            self._sorted.popitem(last=False)
+        return rebuilt.manifest
 
     def _checkpoint_manifest(self, item: dynamo.Item) -> dict[str, str]:
         if "manifest" not in item and "manifest_key" not in item:

@@ -21,6 +21,9 @@ class Limits:
     # Manifest entries copied and hashed while rebuilding the snapshots of one pack: a long chain
     # of small deltas over a large manifest costs this much CPU however small the pack is.
     max_rebuilt_entries: int = 50_000_000
+    # Manifest bytes hashed while verifying one pack's snapshot ids (a flat hash of each whole
+    # manifest, at C speed: about 20 s at this bound), which grows with commits x files.
+    max_hashed_manifest_bytes: int = 32 * 1024 * MIB
     # Decoded map and array entries (containers count one each) outside object contents: each
     # must be paid for by this many bytes of the pack read so far, beyond a fixed allowance of
     # ``max_manifest_entries``. A decoded item costs about 60 bytes of memory, so a pack of tiny

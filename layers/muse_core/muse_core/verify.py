@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from muse_core.commits import CommitRecord
-from muse_core.delta import apply_delta
 from muse_core.errors import MuseError, describe
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, encode_mpack, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
-from muse_core.snapshot import compute_snapshot_id
+from muse_core.snapshot import SortedManifest
 from muse_core.types import is_id, require_id
 
 # Called once with (snapshot_id, base_id, delta_size) for every snapshot of the pack, in pack
@@ -156,29 +155,25 @@ def _verify_snapshots(
     ]
     keep = set(keep_manifests(planned)) if keep_manifests else set()
     bases = _Bases(deltas, receiver)
-    rebuilt = 0
+    budget = _RebuildBudget(limits)
     verified: list[VerifiedSnapshot] = []
     for delta in deltas:
-        base = bases.take(delta)
-        # Copying the base and hashing the result is the CPU a delta costs, however small it is.
-        rebuilt += len(base) + len(delta.delta_upsert)
-        if rebuilt > limits.max_rebuilt_entries:
-            raise MuseError(
-                "limit_exceeded",
-                f"rebuilding the pack's snapshots takes more than {limits.max_rebuilt_entries} "
-                "manifest entries",
-                delta.snapshot_id,
-            )
-        manifest = _rebuild(delta, base, limits)
-        bases.offer(delta.snapshot_id, manifest)
+        base, last_use = bases.take(delta)
+        # A base read again later is copied (entries and all); the last reader takes it over.
+        budget.charge(delta, len(delta.delta_upsert) + len(delta.delta_remove), 0)
+        if not last_use:
+            budget.charge(delta, len(base.paths), 0)
+        rebuilt = _rebuild(delta, base, limits, budget, in_place=last_use)
+        bases.offer(delta.snapshot_id, rebuilt)
         verified.append(
             VerifiedSnapshot(
                 snapshot_id=delta.snapshot_id,
                 parent_snapshot_id=delta.parent_snapshot_id,
                 delta_upsert=delta.delta_upsert,
                 delta_remove=delta.delta_remove,
-                entry_count=len(manifest),
-                manifest=manifest if delta.snapshot_id in keep else None,
+                entry_count=len(rebuilt.paths),
+                # A copy: the rebuilt manifest may become a later delta's storage.
+                manifest=dict(rebuilt.manifest) if delta.snapshot_id in keep else None,
             )
         )
     _refuse_dangling_objects(deltas, objects, receiver)
@@ -205,6 +200,31 @@ def _refuse_dangling_objects(
         )
 
 
+class _RebuildBudget:
+    """What rebuilding costs: entries handled one by one (a delta's, a copied base's) and
+    bytes hashed (C speed), each bounded, so a long history of a large tree goes through while
+    a pack that makes the receiver hash without end does not."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.entries = 0
+        self.hashed = 0
+
+    def charge(self, delta: _Delta, entries: int, hashed: int) -> None:
+        self.entries += entries
+        self.hashed += hashed
+        for spent, limit, what in (
+            (self.entries, self.limits.max_rebuilt_entries, "manifest entries"),
+            (self.hashed, self.limits.max_hashed_manifest_bytes, "manifest bytes hashed"),
+        ):
+            if spent > limit:
+                raise MuseError(
+                    "limit_exceeded",
+                    f"rebuilding the pack's snapshots takes more than {limit} {what}",
+                    delta.snapshot_id,
+                )
+
+
 class _Bases:
     """The manifests later deltas of the pack name as base, each kept only while still named.
 
@@ -213,16 +233,18 @@ class _Bases:
 
     def __init__(self, deltas: list[_Delta], receiver: ReceiverView) -> None:
         self._uses = Counter(d.parent_snapshot_id for d in deltas if d.parent_snapshot_id)
-        self._kept: dict[str, Mapping[str, str]] = {}
+        self._kept: dict[str, SortedManifest] = {}
         self._receiver = receiver
 
-    def take(self, delta: _Delta) -> Mapping[str, str]:
+    def take(self, delta: _Delta) -> tuple[SortedManifest, bool]:
+        """The delta's base, and whether no later delta reads it (so it may be reused)."""
         base_id = delta.parent_snapshot_id
         if base_id is None:
-            return {}
+            return SortedManifest({}, [], []), True
         found = self._kept.get(base_id)
         if found is None:
-            found = self._receiver.snapshot_manifest(base_id)
+            held = self._receiver.snapshot_manifest(base_id)
+            found = SortedManifest.of(held) if held is not None else None
         if found is None:
             raise MuseError(
                 "unknown_delta_base",
@@ -233,44 +255,48 @@ class _Bases:
         self._uses[base_id] -= 1
         if self._uses[base_id] > 0:
             self._kept[base_id] = found
-        else:
-            self._kept.pop(base_id, None)
-        return found
+            return found, False
+        self._kept.pop(base_id, None)
+        return found, True
 
-    def offer(self, snapshot_id: str, manifest: Mapping[str, str]) -> None:
+    def offer(self, snapshot_id: str, manifest: SortedManifest) -> None:
         if self._uses[snapshot_id] > 0:
             self._kept[snapshot_id] = manifest
 
 
-def _rebuild(delta: _Delta, base: Mapping[str, str], limits: Limits) -> dict[str, str]:
-    """The delta applied to its base, checked to hash to its id."""
+def _rebuild(
+    delta: _Delta, base: SortedManifest, limits: Limits, budget: _RebuildBudget, *, in_place: bool
+) -> SortedManifest:
+    """The delta applied to its base (``in_place``: in the base's storage), checked to hash to
+    its id."""
     sid = delta.snapshot_id
     for path in delta.delta_remove:
-        if path not in base:
+        if path not in base.manifest:
             raise MuseError(
                 "invalid_delta", f"snapshot {sid} removes a path its base does not have", path
             )
-    manifest = apply_delta(base, delta.delta_upsert, delta.delta_remove)
-    if len(manifest) > limits.max_manifest_entries:
+    # Before the base may change: only paths new to it can make a clash.
+    added = [path for path in delta.delta_upsert if path not in base.manifest]
+    rebuilt = base.apply(delta.delta_upsert, delta.delta_remove, in_place=in_place)
+    if len(rebuilt.paths) > limits.max_manifest_entries:
         raise MuseError(
             "limit_exceeded", f"more than {limits.max_manifest_entries} manifest entries", sid
         )
-    _refuse_file_directory_clash(sid, base, delta.delta_upsert, manifest)
-    actual = compute_snapshot_id(manifest)
+    _refuse_file_directory_clash(sid, added, rebuilt.manifest)
+    budget.charge(delta, 0, rebuilt.payload_bytes)
+    actual = rebuilt.snapshot_id()
     if actual != sid:
         raise MuseError("snapshot_hash_mismatch", f"rebuilt manifest hashes to {actual}", sid)
-    return manifest
+    return rebuilt
 
 
-def _refuse_file_directory_clash(
-    sid: str, base: Mapping[str, str], upsert: Mapping[str, str], manifest: Mapping[str, str]
-) -> None:
+def _refuse_file_directory_clash(sid: str, added: list[str], manifest: Mapping[str, str]) -> None:
     """No path may be both a file and a directory (``a`` and ``a/b``): no checkout holds both.
 
     The base holds no clash (it was checked when it was rebuilt), and removing paths cannot
-    make one, so only the paths the delta adds are checked, and only when it adds any.
+    make one, so only the paths the delta adds (``added``) are checked, and only when it adds
+    any.
     """
-    added = [path for path in upsert if path not in base]
     if not added:
         return
     directories = _directories(manifest)
