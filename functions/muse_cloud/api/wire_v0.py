@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import msgpack
@@ -34,6 +35,16 @@ def takes_raw_body(event: dict[str, Any]) -> bool:
     """Whether the event is a v0 request whose body this module decodes itself."""
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     return method == "POST" and _RAW_BODY_ROUTES.fullmatch(event.get("rawPath") or "") is not None
+
+
+Route = TypeVar("Route", bound=Callable[..., Response[Any]])
+
+
+def _binary(route: Route) -> Route:
+    """Powertools validates and JSON-serialises an answer by its route's return annotation,
+    which would decode the msgpack bytes as UTF-8: the resolver must not see one."""
+    route.__annotations__.pop("return", None)
+    return route
 
 
 def _caller() -> Caller:
@@ -64,12 +75,14 @@ def _answer(body: dict[str, Any] | bytes, status: int = 200) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/filter-objects")
+@_binary
 def filter_objects(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(WireV0Service().filter_objects(_caller(), owner, repo, body.get("object_ids")))
 
 
 @router.post("/<owner>/<repo>/presign")
+@_binary
 def presign(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -79,12 +92,14 @@ def presign(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/push/objects")
+@_binary
 def push_objects(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(WireV0Service().put_objects(_caller(), owner, repo, body.get("objects")))
 
 
 @router.post("/<owner>/<repo>/push")
+@_binary
 def push(owner: str, repo: str) -> Response[Any]:
     body = _body()
     force = body.get("force", False)
@@ -96,6 +111,7 @@ def push(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/fetch")
+@_binary
 def fetch(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -105,6 +121,7 @@ def fetch(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/negotiate")
+@_binary
 def negotiate(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -114,22 +131,26 @@ def negotiate(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/tags")
+@_binary
 def add_tags(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(ReleaseService().add_tags(_caller(), owner, repo, body.get("tags")))
 
 
 @router.get("/<owner>/<repo>/tags")
+@_binary
 def list_tags(owner: str, repo: str) -> Response[Any]:
     return _answer(ReleaseService().tags(_caller(), owner, repo))
 
 
 @router.post("/<owner>/<repo>/releases")
+@_binary
 def create_release(owner: str, repo: str) -> Response[Any]:
     return _answer(ReleaseService().create(_caller(), owner, repo, _body()), 201)
 
 
 @router.get("/<owner>/<repo>/releases")
+@_binary
 def list_releases(owner: str, repo: str) -> Response[Any]:
     channel = router.current_event.get_query_string_value("channel")
     drafts = router.current_event.get_query_string_value("include_drafts", "") in ("1", "true")
@@ -137,6 +158,7 @@ def list_releases(owner: str, repo: str) -> Response[Any]:
 
 
 @router.delete("/<owner>/<repo>/releases/<tag>")
+@_binary
 def retract_release(owner: str, repo: str, tag: str) -> Response[Any]:
     # The client percent-encodes the tag, "/" included; the route sees it raw.
     return _answer(ReleaseService().retract(_caller(), owner, repo, unquote(tag)))

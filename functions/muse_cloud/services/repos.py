@@ -23,7 +23,7 @@ from muse_core.verify import VerifiedSnapshot
 
 # Every S3 prefix holding a repository's bytes, each followed by ``<repo_id>/``. ApiFunction's
 # policy in template.yaml must allow s3:DeleteObject on each of them.
-DELETED_PREFIXES = ("incoming/", "repos/", "fetch/")
+DELETED_PREFIXES = ("incoming/", "repos/", "fetch/", "staging/")
 
 
 @dataclass
