@@ -222,10 +222,11 @@ def test_create_repo_answers_201_with_the_repo(stack: Provisioned) -> None:
     )
     assert answer.status == 201, answer.body
     repo = answer.json()
-    assert {"repoId", "slug", "fullName", "owner", "name", "visibility", "defaultBranch", "createdAt"} <= set(
+    assert {"repoId", "slug", "owner", "name", "visibility", "defaultBranch", "createdAt"} <= set(
         repo
     )
-    assert repo["fullName"] == "olivia/songs" and repo["slug"] == "songs" and repo["owner"] == "olivia"
+    assert repo["fullName"] == "olivia/songs" and repo["slug"] == "songs"
+    assert repo["owner"] == "olivia"
     assert repo["name"] == "songs" and repo["visibility"] == "private"
     assert repo["defaultBranch"] == "main"
     # Visibility defaults to public.

@@ -92,11 +92,12 @@ def history(root: Path) -> dict[str, str]:
     An empty file and a unicode path throughout. Returns the commits by name."""
     init_repo(root)
     first = commit(root, BASE, "init", (), 0)
-    second = commit(root, {**BASE, "a.txt": b"hi again", "deep/c.mid": bytes(256)}, "two", (first,), 1)
+    grown = {**BASE, "a.txt": b"hi again", "deep/c.mid": bytes(256)}
+    second = commit(root, grown, "two", (first,), 1)
     side = commit(root, {**BASE, "x.txt": b"side"}, "side", (first,), 2, branch="feature/x/y")
     merged = commit(
         root,
-        {**BASE, "a.txt": b"hi again", "deep/c.mid": bytes(256), "x.txt": b"side"},
+        {**grown, "x.txt": b"side"},
         "merge feature/x/y",
         (second, side),
         3,

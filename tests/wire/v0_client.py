@@ -88,7 +88,7 @@ class WireClient:
             data = json.dumps(body).encode() if as_json else msgpack.packb(body, use_bin_type=True)
             content_type = "application/json" if as_json else "application/x-msgpack"
         url = f"{self.remote.rstrip('/')}/{path}"
-        status, answer = _send(method, url, data, self._headers(content_type, with_token))
+        _, answer = _send(method, url, data, self._headers(content_type, with_token))
         self.calls.append((method, path, len(data or b""), len(answer)))
         if not answer:
             return {}
@@ -161,9 +161,7 @@ def bundle_for(root: Path, head: str, have: set[str]) -> dict[str, Any]:
     return {"commits": commits, "snapshots": snapshots, "objects": []}
 
 
-def push_branch(
-    client: WireClient, root: Path, branch: str, force: bool = False
-) -> dict[str, Any]:
+def push_branch(client: WireClient, root: Path, branch: str, force: bool = False) -> dict[str, Any]:
     """``muse push origin BRANCH``: refs, filter-objects, presign + PUTs for missing objects over
     64 KiB, push/objects in calls of 400, then push."""
     head = read_branch_ref(root, branch)
