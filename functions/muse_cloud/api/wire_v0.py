@@ -40,7 +40,7 @@ def takes_raw_body(event: dict[str, Any]) -> bool:
 Route = TypeVar("Route", bound=Callable[..., Response[Any]])
 
 
-def _binary(route: Route) -> Route:
+def binary_answer(route: Route) -> Route:
     """Powertools validates and JSON-serialises an answer by its route's return annotation,
     which would decode the msgpack bytes as UTF-8: the resolver must not see one."""
     route.__annotations__.pop("return", None)
@@ -75,14 +75,14 @@ def _answer(body: dict[str, Any] | bytes, status: int = 200) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/filter-objects")
-@_binary
+@binary_answer
 def filter_objects(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(WireV0Service().filter_objects(_caller(), owner, repo, body.get("object_ids")))
 
 
 @router.post("/<owner>/<repo>/presign")
-@_binary
+@binary_answer
 def presign(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -92,14 +92,14 @@ def presign(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/push/objects")
-@_binary
+@binary_answer
 def push_objects(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(WireV0Service().put_objects(_caller(), owner, repo, body.get("objects")))
 
 
 @router.post("/<owner>/<repo>/push")
-@_binary
+@binary_answer
 def push(owner: str, repo: str) -> Response[Any]:
     body = _body()
     force = body.get("force", False)
@@ -111,7 +111,7 @@ def push(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/fetch")
-@_binary
+@binary_answer
 def fetch(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -121,7 +121,7 @@ def fetch(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/negotiate")
-@_binary
+@binary_answer
 def negotiate(owner: str, repo: str) -> Response[Any]:
     body = _body()
     service = WireV0Service()
@@ -131,26 +131,26 @@ def negotiate(owner: str, repo: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/tags")
-@_binary
+@binary_answer
 def add_tags(owner: str, repo: str) -> Response[Any]:
     body = _body()
     return _answer(ReleaseService().add_tags(_caller(), owner, repo, body.get("tags")))
 
 
 @router.get("/<owner>/<repo>/tags")
-@_binary
+@binary_answer
 def list_tags(owner: str, repo: str) -> Response[Any]:
     return _answer(ReleaseService().tags(_caller(), owner, repo))
 
 
 @router.post("/<owner>/<repo>/releases")
-@_binary
+@binary_answer
 def create_release(owner: str, repo: str) -> Response[Any]:
     return _answer(ReleaseService().create(_caller(), owner, repo, _body()), 201)
 
 
 @router.get("/<owner>/<repo>/releases")
-@_binary
+@binary_answer
 def list_releases(owner: str, repo: str) -> Response[Any]:
     channel = router.current_event.get_query_string_value("channel")
     drafts = router.current_event.get_query_string_value("include_drafts", "") in ("1", "true")
@@ -158,7 +158,7 @@ def list_releases(owner: str, repo: str) -> Response[Any]:
 
 
 @router.delete("/<owner>/<repo>/releases/<tag>")
-@_binary
+@binary_answer
 def retract_release(owner: str, repo: str, tag: str) -> Response[Any]:
     # The client percent-encodes the tag, "/" included; the route sees it raw.
     return _answer(ReleaseService().retract(_caller(), owner, repo, unquote(tag)))

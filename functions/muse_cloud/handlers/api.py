@@ -174,6 +174,7 @@ def get_snapshot(owner: str, repo: str, snapshot_id: str) -> dict[str, Any]:
 
 
 @app.get("/<owner>/<repo>/objects/<object_id>")
+@wire_v0.binary_answer
 def get_object(owner: str, repo: str, object_id: str) -> Response[Any]:
     answer = HistoryService().object(caller(), owner, repo, object_id)
     if answer.url is not None:
