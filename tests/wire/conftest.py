@@ -12,6 +12,7 @@ from muse_cloud_cli.client import MuseCloudClient
 from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.tokens import create_token
+from muse_cloud_cli.wire_v0_client import WireClient
 from muse_core.commits import CommitRecord, write_commit
 from muse_core.object_store import write_object
 from muse_core.refs import write_branch_ref
@@ -19,8 +20,6 @@ from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
 from muse_core.types import blob_id
-
-from .v0_client import WireClient
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_cli.wire_v0_client import WireError, bundle_for, clone_into, push_branch
 from muse_core.commits import read_commit
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
@@ -17,7 +18,6 @@ from muse_core.snapshots import read_snapshot
 from muse_core.types import blob_id
 
 from .conftest import BASE, commit, history, person, wire
-from .v0_client import WireError, bundle_for, clone_into, push_branch
 
 EMPTY = blob_id(b"")
 

@@ -14,13 +14,13 @@ from muse_cloud.storage import dynamo, keys
 from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
+from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.types import blob_id
 
 from .conftest import commit, history, person, wire
-from .v0_client import WireClient, WireError, bundle_for, push_branch
 
 
 def _refused(call: Any, status: int, code: str) -> dict[str, Any]:

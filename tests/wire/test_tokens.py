@@ -18,9 +18,9 @@ from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.tokens import create_token, list_tokens
+from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
 
 from .conftest import history, new_repo, person, token
-from .v0_client import WireClient, WireError, bundle_for, push_branch
 
 READ_ROUTES = {"refs", "fetch", "negotiate", "list tags", "list releases"}
 

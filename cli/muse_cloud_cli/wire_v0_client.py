@@ -1,6 +1,7 @@
-"""A wire-v0 client written from ``muse-wire-v0.md`` (not from the server): urllib, HTTP/1.1,
-``Content-Length``, msgpack bodies, ``Authorization: Bearer``, no redirects followed, and the
-push and clone command sequences of its section 3, over a repository in the client's format."""
+"""The Muse client's side of wire v0, written from ``muse-wire-v0.md`` (never from the server
+it tests): urllib, HTTP/1.1, ``Content-Length``, msgpack bodies, ``Authorization: Bearer``, no
+redirects followed, and the push and clone sequences of its section 3 over a repository in the
+client's format. The tests and ``benchmarks/bench_wire_v0.py`` drive the server with it."""
 
 from __future__ import annotations
 
