@@ -241,6 +241,17 @@ def test_tags_and_releases_round_trip(stack: LocalStack, tmp_path: Path) -> None
     _refused(lambda: client.retract_release("v1.0/rc"), 404, "not_found")
 
 
+def test_the_domain_given_at_creation_is_what_refs_answer(stack: LocalStack) -> None:
+    owner = person(stack, "dom")
+    with MuseCloudClient(stack.api_url, owner) as signed:
+        body = {"owner": owner.handle, "name": "beats", "domain": "midi"}
+        assert signed.request("POST", "/api/repos", body).json()["domain"] == "midi"
+        assert signed.refs(owner.handle, "beats")["domain"] == "midi"
+        with pytest.raises(ClientError) as refused:
+            signed.request("POST", "/api/repos", {**body, "name": "x", "domain": "Bad Domain"})
+        assert refused.value.status == 422
+
+
 def test_a_repository_whose_only_branch_is_trunk_defaults_to_trunk(
     stack: LocalStack, tmp_path: Path
 ) -> None:

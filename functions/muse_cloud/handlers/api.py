@@ -72,7 +72,9 @@ def openapi_document() -> Response[Any]:
 
 @app.post("/api/repos")
 def create_repo(body: CreateRepo) -> Response[Any]:
-    repo = RepoService().create(caller(), body.owner, body.name, body.visibility, body.initialize)
+    repo = RepoService().create(
+        caller(), body.owner, body.name, body.visibility, body.initialize, body.domain
+    )
     return _json(201, repo.as_dict())
 
 

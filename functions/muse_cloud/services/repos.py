@@ -36,10 +36,16 @@ class RepoService:
     refs: RefStore = field(default_factory=RefStore)
 
     def create(
-        self, caller: Caller, owner: str, name: str, visibility: Visibility, initialize: bool
+        self,
+        caller: Caller,
+        owner: str,
+        name: str,
+        visibility: Visibility,
+        initialize: bool,
+        domain: str = "code",
     ) -> Repo:
         require_create(caller, owner)
-        repo = self.repos.create(owner, name, visibility)
+        repo = self.repos.create(owner, name, visibility, domain)
         if initialize:
             self._initial_commit(repo, caller)
         return repo
