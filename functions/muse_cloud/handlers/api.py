@@ -26,7 +26,7 @@ from muse_cloud.api.models import (
 from muse_cloud.auth.identities import Caller, IdentityStore
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.fetch import FetchService
-from muse_cloud.services.history import HistoryService
+from muse_cloud.services.history import DocumentAnswer, HistoryService
 from muse_cloud.services.push import PushService
 from muse_cloud.services.repos import IdentityService, RepoService
 
@@ -45,6 +45,13 @@ def caller() -> Caller:
 
 def _json(status: int, body: Any) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _document(answer: DocumentAnswer) -> Response[Any]:
+    """Inline, or a redirect to the same document when it would outgrow a Lambda response."""
+    if answer.url is not None:
+        return Response(302, "text/plain", "", headers={"Location": answer.url})
+    return _json(200, answer.body)
 
 
 @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
@@ -155,8 +162,8 @@ def push_status(owner: str, repo: str, push_id: str) -> dict[str, Any]:
 
 
 @app.get("/<owner>/<repo>/commits/<commit_id>")
-def get_commit(owner: str, repo: str, commit_id: str) -> dict[str, Any]:
-    return HistoryService().commit(caller(), owner, repo, commit_id)
+def get_commit(owner: str, repo: str, commit_id: str) -> Response[Any]:
+    return _document(HistoryService().commit(caller(), owner, repo, commit_id))
 
 
 @app.get("/<owner>/<repo>/log")
@@ -166,13 +173,13 @@ def log(
     branch: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query()] = 50,
     cursor: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    return HistoryService().log(caller(), owner, repo, branch, limit, cursor)
+) -> Response[Any]:
+    return _document(HistoryService().log(caller(), owner, repo, branch, limit, cursor))
 
 
 @app.get("/<owner>/<repo>/snapshots/<snapshot_id>")
-def get_snapshot(owner: str, repo: str, snapshot_id: str) -> dict[str, Any]:
-    return HistoryService().snapshot(caller(), owner, repo, snapshot_id)
+def get_snapshot(owner: str, repo: str, snapshot_id: str) -> Response[Any]:
+    return _document(HistoryService().snapshot(caller(), owner, repo, snapshot_id))
 
 
 @app.get("/<owner>/<repo>/objects/<object_id>")
