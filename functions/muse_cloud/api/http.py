@@ -66,29 +66,36 @@ def _malformed(message: str, item: str) -> ServiceError:
     return ServiceError(400, "malformed_body", message, item)
 
 
-def body_as_json(event: dict[str, Any]) -> dict[str, Any]:
-    """The one decoding path of every route: a JSON or msgpack body, checked and handed to the
-    resolver as plain JSON (the resolver validates JSON only, and would answer a body it cannot
-    read with a 500, or a content type it does not know with an uncoded 415)."""
+def decode_body(event: dict[str, Any]) -> Any:
+    """The one decoding path of every route: a JSON or msgpack body, bounded in size and depth,
+    every failure a coded 4xx; None when there is no body."""
     data = raw_body(event)
-    value: Any = None
+    if not data:
+        return None
+    if len(data) > MAX_BODY_BYTES:
+        raise ServiceError(
+            413, "limit_exceeded", f"the body is larger than {MAX_BODY_BYTES} bytes", "body"
+        )
+    media_type = _header(event, "content-type").partition(";")[0].strip().lower()
+    if media_type == MSGPACK:
+        return _decode_msgpack(data)
+    if media_type in ("", JSON):
+        return _decode_json(data)
+    raise ServiceError(
+        415,
+        "unsupported_media_type",
+        f"a body must be {JSON} or {MSGPACK}",
+        _header(event, "content-type")[:100],
+    )
+
+
+def body_as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The decoded body handed to the resolver as plain JSON (the resolver validates JSON only,
+    and would answer a body it cannot read with a 500, or a content type it does not know with an
+    uncoded 415)."""
+    data = raw_body(event)
+    value = decode_body(event)
     if data:
-        if len(data) > MAX_BODY_BYTES:
-            raise ServiceError(
-                413, "limit_exceeded", f"the body is larger than {MAX_BODY_BYTES} bytes", "body"
-            )
-        media_type = _header(event, "content-type").partition(";")[0].strip().lower()
-        if media_type == MSGPACK:
-            value = _decode_msgpack(data)
-        elif media_type in ("", JSON):
-            value = _decode_json(data)
-        else:
-            raise ServiceError(
-                415,
-                "unsupported_media_type",
-                f"a body must be {JSON} or {MSGPACK}",
-                _header(event, "content-type")[:100],
-            )
         _refuse_what_json_cannot_carry(value)
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     return {

@@ -36,7 +36,7 @@ CURSOR_TTL_SECONDS = 24 * 3600
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
-def checked_id(value: str, what: str) -> str:
+def checked_id(value: object, what: str) -> str:
     try:
         return require_id(value, what)
     except MuseError as error:

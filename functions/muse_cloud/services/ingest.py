@@ -21,7 +21,7 @@ from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, LeaseLost, PushRecord, PushStore
 from muse_cloud.storage.receiver import RepoReceiver, RepoStores
 from muse_cloud.storage.refs import RefStore, RefUpdate, transaction_size
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.repos import Repo, RepoStore
 from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
 from muse_core.ancestry import generation_numbers, is_ancestor
 from muse_core.errors import MuseError
@@ -159,7 +159,8 @@ class IngestService:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         repo_id = upload.repo_id
-        if self.repos.get(repo_id) is None:
+        repo = self.repos.get(repo_id)
+        if repo is None:
             raise ServiceError(404, "repo_not_found", "repository does not exist", repo_id)
         stream = self.packs.open(upload.s3_key)
         if stream is None:
@@ -224,6 +225,7 @@ class IngestService:
             plan = self._plan_ref_updates(repo_id, record, pack, generations)
         planned_at = time.perf_counter()
         updates = self._move_refs(repo_id, record, plan)
+        self._carry_default_branch(repo, updates)
         done = time.perf_counter()
 
         # Counted from the pack, like commits and objects, so that a rerun after a crash (which
@@ -251,6 +253,15 @@ class IngestService:
             "s3_requests": metrics.s3_requests,
             **metrics.timings_ms,
         }
+
+    def _carry_default_branch(self, repo: Repo, updates: list[dict[str, str | None]]) -> None:
+        """The first branch pushed becomes the default while the default has no commits: a
+        client's only branch (say ``trunk``) is what its clones check out."""
+        branches = [u["branch"] for u in updates if u["branch"]]
+        if not branches or repo.default_branch in branches:
+            return
+        if repo.default_branch not in self.refs.heads(repo.repo_id):
+            self.repos.adopt_default_branch(repo, branches[0])
 
     def _generations(self, repo_id: str, pack: VerifiedMpack) -> dict[str, int]:
         graph = {c.commit_id: c.parent_ids for c in pack.commits}

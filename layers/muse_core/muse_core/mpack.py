@@ -25,6 +25,7 @@ from muse_core.object_store import read_object
 from muse_core.refs import list_branches, read_branch_ref
 from muse_core.repo import read_repo_info
 from muse_core.snapshots import read_snapshot
+from muse_core.types import is_id
 
 MPACK_VERSION = 1
 
@@ -193,23 +194,35 @@ def build_mpack(
     tips: Mapping[str, str] | Iterable[str] | None = None,
     have: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The mpack of a local repository: ``tips`` are branch names or a branch->commit map.
+    """The mpack of a local repository: ``tips`` are a branch->commit map, or branch names and
+    commit ids (an id of a commit the repository holds is taken as a commit, as MuseHub's
+    ``build_mpack(repo, [head_commit_id], have=[])`` passes it). A commit tip is listed under
+    every branch it heads; one that heads none is packed without a branch head.
 
     Without tips every branch with a commit is packed.
     """
     root = Path(root)
+    untracked: dict[str, str] = {}
     if tips is None:
         heads = list_branches(root)
     elif isinstance(tips, Mapping):
         heads = dict(tips)
     else:
         heads = {}
-        for branch in tips:
-            head = read_branch_ref(root, branch)
+        branches = list_branches(root)
+        for tip in tips:
+            if is_id(tip) and has_commit(root, tip):
+                named = {b: c for b, c in branches.items() if c == tip}
+                heads.update(named)
+                if not named:
+                    untracked[f"want/{tip}"] = tip
+                continue
+            head = read_branch_ref(root, tip)
             if head is None:
-                raise MuseError("missing_commit", "branch has no commits", branch)
-            heads[branch] = head
-    pack = build_pack(LocalHistory(root), heads, have)
+                raise MuseError("missing_commit", "branch has no commits", tip)
+            heads[tip] = head
+    pack = build_pack(LocalHistory(root), {**heads, **untracked}, have)
+    pack["branch_heads"] = heads
     try:
         pack["repo_id"] = read_repo_info(root).get("repo_id")
     except (OSError, ValueError):
