@@ -40,6 +40,7 @@ class Route:
     method: str
     path: str
     fields: tuple[str, ...]
+    takes_bin: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,10 @@ def post_and_put_routes() -> list[Route]:
         for method in ("post", "put"):
             if method not in operations:
                 continue
+            if "requestBody" not in operations[method]:
+                # Wire v0 routes decode their msgpack (bin values allowed) by the same path.
+                routes.append(Route(method.upper(), path, ("x",), takes_bin=True))
+                continue
             content = operations[method]["requestBody"]["content"]["application/json"]
             schema = schemas[content["schema"]["$ref"].rsplit("/", 1)[1]]
             routes.append(Route(method.upper(), path, tuple(schema["properties"])))
@@ -174,6 +179,8 @@ def test_every_malformed_body_on_every_route_is_a_coded_4xx(
     for route in post_and_put_routes():
         path = _fill(route.path, values)
         for bad in malformed_bodies(route.fields[0]):
+            if route.takes_bin and bad.name == "msgpack bin":
+                continue
             answer = call(route.method, path, raw=bad.raw, key=admin, headers=bad.headers)
             body = assert_coded(answer, bad.status, bad.code)
             assert body["item"], (route.path, bad.name, body)

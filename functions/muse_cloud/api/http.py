@@ -66,9 +66,10 @@ def _malformed(message: str, item: str) -> ServiceError:
     return ServiceError(400, "malformed_body", message, item)
 
 
-def decode_body(event: dict[str, Any]) -> Any:
+def decode_body(event: dict[str, Any], *, allow_bytes: bool = False) -> Any:
     """The one decoding path of every route: a JSON or msgpack body, bounded in size and depth,
-    every failure a coded 4xx; None when there is no body."""
+    every failure a coded 4xx; None when there is no body. Binary values are refused unless
+    ``allow_bytes`` (wire v0 carries object contents as bin)."""
     data = raw_body(event)
     if not data:
         return None
@@ -78,15 +79,18 @@ def decode_body(event: dict[str, Any]) -> Any:
         )
     media_type = _header(event, "content-type").partition(";")[0].strip().lower()
     if media_type == MSGPACK:
-        return _decode_msgpack(data)
-    if media_type in ("", JSON):
-        return _decode_json(data)
-    raise ServiceError(
-        415,
-        "unsupported_media_type",
-        f"a body must be {JSON} or {MSGPACK}",
-        _header(event, "content-type")[:100],
-    )
+        value = _decode_msgpack(data)
+    elif media_type in ("", JSON):
+        value = _decode_json(data)
+    else:
+        raise ServiceError(
+            415,
+            "unsupported_media_type",
+            f"a body must be {JSON} or {MSGPACK}",
+            _header(event, "content-type")[:100],
+        )
+    _check_values(value, allow_bytes)
+    return value
 
 
 def body_as_json(event: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +99,6 @@ def body_as_json(event: dict[str, Any]) -> dict[str, Any]:
     uncoded 415)."""
     data = raw_body(event)
     value = decode_body(event)
-    if data:
-        _refuse_what_json_cannot_carry(value)
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     return {
         **event,
@@ -182,9 +184,10 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _refuse_what_json_cannot_carry(value: Any) -> None:
+def _check_values(value: Any, allow_bytes: bool) -> None:
     """Too deep, a string that is not UTF-8 (a lone surrogate), an integer outside 64 bits, a
-    float that is not finite, or a type JSON has not: each named by where it sits."""
+    float that is not finite, or a type JSON has not (bytes unless allowed): each named by
+    where it sits."""
     pending: list[tuple[Any, int, _Where]] = [(value, 0, None)]
     unchecked = MAX_BODY_VALUES - 1
     while pending:
@@ -205,7 +208,7 @@ def _refuse_what_json_cannot_carry(value: Any) -> None:
         elif isinstance(item, str):
             if not _is_utf8(item):
                 raise _malformed("a string is not valid UTF-8", _field(where))
-        elif isinstance(item, bool) or item is None:
+        elif isinstance(item, bool) or item is None or (allow_bytes and isinstance(item, bytes)):
             continue
         elif isinstance(item, int):
             if not -(2**63) <= item < 2**64:

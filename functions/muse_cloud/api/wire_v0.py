@@ -53,7 +53,7 @@ def _caller() -> Caller:
 
 def _body() -> dict[str, Any]:
     """The request's msgpack map (JSON when the client says so, as release create does)."""
-    decoded = http.decode_body(router.current_event.raw_event)
+    decoded = http.decode_body(router.current_event.raw_event, allow_bytes=True)
     if decoded is None:
         return {}
     if not isinstance(decoded, dict):
