@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck cfn-lint unit demo bench clean
+.PHONY: test lint typecheck cfn-lint unit demo bench clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Long attack runs, not part of `make test`: every part is bounded in examples and time and talks
+# to loopback only. Each part runs even when an earlier one found something; the target fails
+# if any did.
+SOAK_ARTIFACTS ?= $(or $(TMPDIR),/tmp)/muse-soak-
+soak: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,soak]"
+	failed=0; \
+	MUSE_ATTACK_PROFILE=soak $(BIN)/python -m pytest tests/attack -p no:cacheprovider || failed=1; \
+	PYTHONPATH=tests $(BIN)/python -m attack.fuzz_mpack -max_total_time=300 -timeout=30 \
+		-rss_limit_mb=3072 -artifact_prefix=$(SOAK_ARTIFACTS)mpack- || failed=1; \
+	PYTHONPATH=tests $(BIN)/python -m attack.fuzz_bodies -max_total_time=120 -timeout=30 \
+		-rss_limit_mb=3072 -artifact_prefix=$(SOAK_ARTIFACTS)bodies- || failed=1; \
+	PYTHONPATH=tests $(BIN)/python -m attack.schemathesis_stack 50 || failed=1; \
+	exit $$failed

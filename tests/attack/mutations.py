@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
+from api.test_endpoints import History
 from hypothesis import strategies as st
 
-from api.test_endpoints import History
 from muse_core.mpack import encode_mpack
 
 Pack = dict[str, Any]

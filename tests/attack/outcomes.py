@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-
 from api.client import Answer, call
 from ingest.test_event_path import history_items
+
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
@@ -95,7 +95,9 @@ def push_over_http(key: KeyFile, slug: str, data: bytes, unpack: dict[str, Any])
     grant = presign.json()
     put = requests.put(grant["upload_url"], data=data, headers=grant["headers"], timeout=30)
     assert put.status_code == 200, put.text
-    done.answers.append(call("POST", f"/{slug}/push/unpack-mpack", {**unpack, "mpack_key": digest}, key))
+    done.answers.append(
+        call("POST", f"/{slug}/push/unpack-mpack", {**unpack, "mpack_key": digest}, key)
+    )
     return done
 
 

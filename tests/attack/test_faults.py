@@ -15,15 +15,15 @@ repository, its S3 keys and the push outcome equal the clean run's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-
 from ingest.test_event_path import normalised_state, upload
+
 from muse_cloud import aws
 from muse_cloud.services.ingest import IngestBusy, IngestService
 from muse_cloud.storage import dynamo, keys
@@ -120,7 +120,9 @@ def s3_state(stack: Provisioned, upload_key: UploadKey) -> dict[str, Any]:
     listed = s3.list_objects_v2(Bucket=stack.names.bucket, Prefix=f"repos/{upload_key.repo_id}/")
     tags = s3.get_object_tagging(Bucket=stack.names.bucket, Key=upload_key.s3_key)["TagSet"]
     return {
-        "keys": sorted(o["Key"].replace(upload_key.repo_id, "<repo>") for o in listed.get("Contents", [])),
+        "keys": sorted(
+            o["Key"].replace(upload_key.repo_id, "<repo>") for o in listed.get("Contents", [])
+        ),
         "tags": sorted((t["Key"], t["Value"]) for t in tags),
     }
 
@@ -133,9 +135,7 @@ class Final:
 
 
 def final_state(stack: Provisioned, upload_key: UploadKey, record: PushRecord) -> Final:
-    return Final(
-        normalised_state(upload_key.repo_id), s3_state(stack, upload_key), outcome(record)
-    )
+    return Final(normalised_state(upload_key.repo_id), s3_state(stack, upload_key), outcome(record))
 
 
 def fresh_upload(stack: Provisioned, name: str) -> UploadKey:
@@ -157,11 +157,9 @@ def test_every_storage_call_failing_in_turn_converges(stack: Provisioned, kind: 
     diverged: list[str] = []
     for fail_at in range(1, len(calls) + 1):
         key = fresh_upload(stack, f"{kind}-{fail_at}")
-        with faults(FaultPlan(kind, fail_at)) as plan:
-            try:
-                IngestService().ingest(key)
-            except (Exception, Crash):
-                pass  # the fault, or what the code made of it: the rerun must repair either
+        # The fault, or whatever the code made of it, is swallowed: the rerun must repair either.
+        with faults(FaultPlan(kind, fail_at)) as plan, suppress(Exception, Crash):
+            IngestService().ingest(key)
         # The faulty run repeats the clean one up to call k, so the fault is always injected.
         assert len(plan.calls) >= fail_at, plan.calls
         failed_call = plan.calls[fail_at - 1]

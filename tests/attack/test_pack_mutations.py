@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from api.test_endpoints import identity
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.test_endpoints import identity
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile
 
@@ -96,8 +96,6 @@ def test_deep_nesting_in_each_field_is_refused_with_a_code(
     if path in NESTED_500:
         request.applymarker(DEEP_NESTING)
     assert core_outcome(_nested_case(path)) != VERIFIED
-
-
 
 
 @pytest.fixture

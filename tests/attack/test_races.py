@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
 from api.test_endpoints import History, identity
 from ingest.test_event_path import (
     invoke,
@@ -27,6 +26,7 @@ from ingest.test_event_path import (
     skip_test_event,
     upload,
 )
+
 from muse_cloud import aws
 from muse_cloud.auth.identities import Caller, IdentityStore
 from muse_cloud.errors import ServiceError
@@ -47,7 +47,7 @@ LOSING_CODES = {"non_fast_forward", "ref_conflict"}
 
 @pytest.fixture
 def serialised_writes(stack: Provisioned, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = aws.dynamodb()
+    client: Any = aws.dynamodb()
     real = client._make_api_call
     lock = threading.Lock()
 
@@ -89,17 +89,26 @@ def owner_caller(handle: str) -> Caller:
     return Caller.of(found)
 
 
+def _owner(caller: Caller) -> str:
+    assert caller.handle is not None
+    return caller.handle
+
+
 def presigned_upload(
     stack: Provisioned, caller: Caller, name: str, repo_id: str, data: bytes, branch: str, head: str
 ) -> None:
-    PushService().presign(caller, caller.handle, name, mpack_key(data), len(data), branch, head, False)
+    PushService().presign(
+        caller, _owner(caller), name, mpack_key(data), len(data), branch, head, False
+    )
     upload(stack, repo_id, data)
 
 
 def unpack(caller: Caller, name: str, data: bytes, branch: str, head: str) -> dict[str, Any]:
     """The route's answer: the result, or the refusal as ``{status, code}``."""
     try:
-        return PushService().unpack(caller, caller.handle, name, mpack_key(data), branch, head, False)
+        return PushService().unpack(
+            caller, _owner(caller), name, mpack_key(data), branch, head, False
+        )
     except ServiceError as error:
         return {"status": error.status, "code": error.code, "item": error.item}
 
@@ -193,7 +202,11 @@ def test_nested_names_created_concurrently_have_one_winner(
             meet_after_first(monkeypatch, RefStore, "heads", 2),
             ThreadPoolExecutor(max_workers=2) as pool,
         ):
-            answers = list(pool.map(lambda p: unpack(caller, name, p[2], p[0], p[1]), pushes))
+            runs = [
+                pool.submit(unpack, caller, name, data, branch, head)
+                for branch, head, data in pushes
+            ]
+            answers = [run.result() for run in runs]
         won = [a for a in answers if "head" in a]
         if len(won) != 1:
             both.append({"pair": pair, "heads": RefStore().heads(repo_id), "answers": answers})

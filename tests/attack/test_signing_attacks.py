@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+
 import pytest
+from api.client import Answer, call
+from api.test_endpoints import bootstrap_admin, create_repo, identity
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.client import Answer, call
-from api.test_endpoints import bootstrap_admin, create_repo, identity
 from muse_cloud import aws
 from muse_cloud.auth.identities import Identity, IdentityStore
 from muse_cloud.auth.msign import canonical_string, identity_id_for
@@ -68,9 +69,7 @@ TAMPERED_PART = st.sampled_from(["method", "path", "query", "body", "ts", "nonce
 
 @attack_settings(30)
 @given(part=TAMPERED_PART, salt=st.text(alphabet="abcxyz019", min_size=1, max_size=6))
-def test_a_request_changed_after_signing_is_refused(
-    olivia: KeyFile, part: str, salt: str
-) -> None:
+def test_a_request_changed_after_signing_is_refused(olivia: KeyFile, part: str, salt: str) -> None:
     body = b'{"want": [], "have": []}'
     path, query = "/olivia/songs/fetch/mpack", "limit=1"
     header = sign_request(olivia, "POST", f"{path}?{query}", body)
@@ -116,8 +115,12 @@ def test_a_skewed_clock_is_refused_outside_the_window(olivia: KeyFile, skew: int
 
 def test_another_identitys_key_id_is_refused(olivia: KeyFile) -> None:
     mallory = identity("mallory")
-    forged = _header(sign_request(mallory, "GET", "/api/identities/me", b""), "keyId", olivia.identity_id)
-    refused(call("GET", "/api/identities/me", headers={"authorization": forged}), "auth_bad_signature")
+    forged = _header(
+        sign_request(mallory, "GET", "/api/identities/me", b""), "keyId", olivia.identity_id
+    )
+    refused(
+        call("GET", "/api/identities/me", headers={"authorization": forged}), "auth_bad_signature"
+    )
 
 
 def test_an_unknown_key_is_refused(olivia: KeyFile) -> None:
@@ -133,7 +136,9 @@ def test_a_non_canonical_signature_is_refused(olivia: KeyFile) -> None:
     s = int.from_bytes(signature[32:], "little")
     malleated = signature[:32] + (s + L).to_bytes(32, "little")
     forged = _header(header, "sig", b64url_encode(malleated))
-    refused(call("GET", "/api/identities/me", headers={"authorization": forged}), "auth_bad_signature")
+    refused(
+        call("GET", "/api/identities/me", headers={"authorization": forged}), "auth_bad_signature"
+    )
     # The untouched signature (its nonce not spent by the refusal) still passes.
     assert call("GET", "/api/identities/me", headers={"authorization": header}).status == 200
 
