@@ -73,7 +73,7 @@ def send(admin: tuple[KeyFile, str], route: int, body: bytes, content_type: str)
 ROUTE = st.integers(min_value=0, max_value=len(ROUTES) - 1)
 
 
-@attack_settings(60)
+@attack_settings(30)
 @given(route=ROUTE, value=REQUEST_LIKE | JSON_VALUES)
 def test_well_formed_json_of_any_shape(
     admin: tuple[KeyFile, str], route: int, value: object
@@ -81,7 +81,7 @@ def test_well_formed_json_of_any_shape(
     send(admin, route, json.dumps(value).encode(), JSON)
 
 
-@attack_settings(60)
+@attack_settings(30)
 @given(route=ROUTE, value=REQUEST_LIKE | JSON_VALUES | st.binary(max_size=8))
 def test_well_formed_msgpack_of_any_shape(
     admin: tuple[KeyFile, str], route: int, value: object
@@ -98,7 +98,7 @@ MALFORMED = pytest.mark.xfail(
 
 
 @MALFORMED
-@attack_settings(60)
+@attack_settings(30)
 @given(route=ROUTE, body=st.binary(max_size=64), content_type=st.sampled_from(CONTENT_TYPES))
 def test_arbitrary_bytes_under_any_content_type(
     admin: tuple[KeyFile, str], route: int, body: bytes, content_type: str

@@ -9,7 +9,7 @@ of fault, a fresh repository receives the same pack with call k failing:
   clean-up the code attempts reaches storage either, and the lease is left to expire.
 
 After the fault no ref may point at history that cannot be read back whole; after the reruns the
-repository, its S3 keys and the push outcome equal the clean run's.
+repository's items, its S3 keys and the push outcome equal the clean run's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from ingest.test_event_path import normalised_state, upload
+from ingest.test_event_path import normalised_state, table_items, upload
 
 from muse_cloud import aws
 from muse_cloud.services.ingest import IngestBusy, IngestService
@@ -129,32 +129,32 @@ def s3_state(stack: Provisioned, upload_key: UploadKey) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Final:
-    items: dict[Any, Any]
     s3: dict[str, Any]
     outcome: dict[str, Any]
 
 
 def final_state(stack: Provisioned, upload_key: UploadKey, record: PushRecord) -> Final:
-    return Final(normalised_state(upload_key.repo_id), s3_state(stack, upload_key), outcome(record))
+    return Final(s3_state(stack, upload_key), outcome(record))
 
 
 def fresh_upload(stack: Provisioned, name: str) -> UploadKey:
     return upload(stack, RepoStore().create("alice", name, "public").repo_id, DATA)
 
 
-def clean_run(stack: Provisioned) -> tuple[Final, list[str]]:
+def clean_run(stack: Provisioned) -> tuple[UploadKey, Final, list[str]]:
     key = fresh_upload(stack, "clean")
     with faults(FaultPlan()) as counted:
         record = IngestService().ingest(key)
     assert record.state == "ok", record.error
-    return final_state(stack, key, record), counted.calls
+    return key, final_state(stack, key, record), counted.calls
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_storage_call_failing_in_turn_converges(stack: Provisioned, kind: str) -> None:
-    clean, calls = clean_run(stack)
+    clean_key, clean, calls = clean_run(stack)
     assert len(calls) >= 10, calls
     diverged: list[str] = []
+    faulted: dict[str, str] = {}
     for fail_at in range(1, len(calls) + 1):
         key = fresh_upload(stack, f"{kind}-{fail_at}")
         # The fault, or whatever the code made of it, is swallowed: the rerun must repair either.
@@ -165,7 +165,14 @@ def test_every_storage_call_failing_in_turn_converges(stack: Provisioned, kind: 
         failed_call = plan.calls[fail_at - 1]
         assert_refs_whole(key.repo_id)
         final = final_state(stack, key, rerun_until_final(key))
+        faulted[key.repo_id] = f"call {fail_at} ({failed_call})"
         if final != clean:
-            diverged.append(f"call {fail_at} ({failed_call}): {final.outcome}")
+            diverged.append(f"{faulted[key.repo_id]}: {final}")
+    # One scan for all repositories: moto scans the whole table, and it grows with every case.
+    items = table_items()
+    expected = normalised_state(clean_key.repo_id, items)
+    for repo_id, fault in faulted.items():
+        if normalised_state(repo_id, items) != expected:
+            diverged.append(f"{fault}: the stored history differs from the clean run's")
     print(f"\nfaults[{kind}]: {len(calls)} faults injected, one into each of {calls}")
     assert not diverged, "\n".join(diverged)

@@ -123,7 +123,7 @@ def test_the_base_pack_pushes(pusher: KeyFile) -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_push_path_verifies_or_refuses_with_a_code(family: str, pusher: KeyFile) -> None:
-    @attack_settings(6)
+    @attack_settings(4)
     @given(data=FAMILIES[family](PACK, DATA), name_the_branch=st.booleans())
     def attack(data: bytes, name_the_branch: bool) -> None:
         unpack: dict[str, object] = {}

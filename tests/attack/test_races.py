@@ -130,7 +130,7 @@ def test_many_pushes_to_one_branch_have_one_winner_per_head(
     presigned_upload(stack, caller, "race", repo_id, data, "main", history.head)
     assert "head" in unpack(caller, "race", data, "main", history.head)
 
-    rounds, rivals = examples(3), 4
+    rounds, rivals = examples(2), 4
     winners: list[str] = []
     for round_number in range(rounds):
         expected = history.head
@@ -186,7 +186,7 @@ def test_nested_names_created_concurrently_have_one_winner(
     stack: Provisioned, serialised_writes: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caller = owner_caller("nina")
-    pairs = examples(10)
+    pairs = examples(5)
     both: list[dict[str, Any]] = []
     for pair in range(pairs):
         name = f"nested{pair}"
@@ -230,7 +230,7 @@ def test_sync_and_event_path_on_one_pack_converge(
     assert "head" in unpack(caller, "reference", data, "main", history.head)
     expected = normalised_state(reference)
 
-    runs = examples(4)
+    runs = examples(3)
     for run in range(runs):
         name = f"both{run}"
         repo_id = RepoStore().create("sam", name, "public").repo_id
