@@ -14,6 +14,13 @@ from muse_core.mpack import encode_mpack, mpack_key
 from .outcomes import coded_4xx, fresh_repo, push_over_http
 
 
+def one_commit(tag: str) -> tuple[str, bytes]:
+    """The head and the pack of a one-commit history whose content is ``tag``."""
+    history = History(tag)
+    history.add({"a.mid": tag.encode()})
+    return history.head, encode_mpack(history.pack())
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="issue 9 item 3: a forced push of a pack byte-identical to an earlier one answers 200 "
@@ -22,12 +29,9 @@ from .outcomes import coded_4xx, fresh_repo, push_over_http
 def test_a_forced_rollback_to_an_earlier_identical_pack_moves_the_ref(stack: Provisioned) -> None:
     key = identity("rory")
     _, slug = fresh_repo("rory", "rollback")
-    ours, theirs = History("ours"), History("theirs")
-    ours.add({"a.mid": b"ours"})
-    theirs.add({"a.mid": b"theirs"})
-    first, second = encode_mpack(ours.pack()), encode_mpack(theirs.pack())
+    ours, theirs = one_commit("ours"), one_commit("theirs")
 
-    for data, head in ((first, ours.head), (second, theirs.head), (first, ours.head)):
+    for head, data in (ours, theirs, ours):
         done = push_over_http(key, slug, data, {"branch": "main", "head": head, "force": True})
         assert done.last.status == 200, done.last.body
         assert done.last.json()["head"] == head
@@ -43,10 +47,8 @@ def test_a_forced_rollback_to_an_earlier_identical_pack_moves_the_ref(stack: Pro
 def test_unpack_calls_before_the_upload_do_not_spend_the_push(stack: Provisioned) -> None:
     key = identity("una")
     _, slug = fresh_repo("una", "early")
-    history = History("early")
-    history.add({"a.mid": b"a"})
-    data = encode_mpack(history.pack())
-    body = {"mpack_key": mpack_key(data), "branch": "main", "head": history.head}
+    head, data = one_commit("early")
+    body = {"mpack_key": mpack_key(data), "branch": "main", "head": head}
     presign = call("POST", f"/{slug}/push/mpack-presign", {**body, "size_bytes": len(data)}, key)
     assert presign.status == 200, presign.body
     early = [call("POST", f"/{slug}/push/unpack-mpack", body, key) for _ in range(11)]
@@ -60,4 +62,4 @@ def test_unpack_calls_before_the_upload_do_not_spend_the_push(stack: Provisioned
     assert put.status_code == 200
     unpacked = call("POST", f"/{slug}/push/unpack-mpack", body, key)
     assert unpacked.status == 200, unpacked.body
-    assert call("GET", f"/{slug}/refs").json()["branch_heads"] == {"main": history.head}
+    assert call("GET", f"/{slug}/refs").json()["branch_heads"] == {"main": head}
