@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from muse_core.mpack import encode_mpack
 
 Pack = dict[str, Any]
-Path = tuple[str | int, ...]
+TreePath = tuple[str | int, ...]
 
 
 def base_history() -> History:
-    """Three commits on ``main`` and one on ``side``: merges, deletions and a nested path."""
+    """Three commits on ``main`` and one on ``side`` branching off the first, nested paths
+    included."""
     history = History("attack")
     root = history.add({"tracks/a.mid": b"a0", "tracks/b.mid": b"b0", "notes.txt": b"n"})
     history.add({"tracks/a.mid": b"a1", "docs/deep/readme.md": b"# r\n"})
@@ -37,11 +38,12 @@ def base_pack(history: History) -> Pack:
     return history.pack(heads)
 
 
-def encode(pack: Pack) -> bytes:
+def encode(pack: Any) -> bytes:
+    """Real msgpack bytes of a pack, or of whatever a mutation made of it."""
     return bytes(msgpack.packb(pack, use_bin_type=True))
 
 
-def paths_in(value: Any, prefix: Path = ()) -> Iterator[Path]:
+def paths_in(value: Any, prefix: TreePath = ()) -> Iterator[TreePath]:
     """Every node of the pack tree (blobs included), outermost first."""
     yield prefix
     if isinstance(value, dict):
@@ -52,10 +54,11 @@ def paths_in(value: Any, prefix: Path = ()) -> Iterator[Path]:
             yield from paths_in(child, (*prefix, index))
 
 
-def replaced(pack: Pack, path: Path, value: Any) -> Pack:
-    changed = copy.deepcopy(pack)
+def replaced(pack: Pack, path: TreePath, value: Any) -> Any:
+    """The pack with the node at ``path`` replaced (the empty path replaces the whole pack)."""
     if not path:
-        return {"value": value}
+        return value
+    changed = copy.deepcopy(pack)
     node: Any = changed
     for step in path[:-1]:
         node = node[step]
@@ -135,7 +138,7 @@ HOSTILE_BRANCHES = st.sampled_from(
 )
 
 
-def _nodes(pack: Pack) -> list[Path]:
+def _nodes(pack: Pack) -> list[TreePath]:
     return list(paths_in(pack))
 
 

@@ -72,7 +72,6 @@ def assert_refs_whole(repo_id: str) -> None:
 class HttpPush:
     """One push through the API as a client makes it: presign, PUT to the URL, unpack-mpack."""
 
-    key: KeyFile
     answers: list[Answer]
 
     @property
@@ -89,7 +88,7 @@ def push_over_http(key: KeyFile, slug: str, data: bytes, unpack: dict[str, Any])
         {"mpack_key": digest, "size_bytes": len(data)},
         key,
     )
-    done = HttpPush(key, [presign])
+    done = HttpPush([presign])
     if presign.status != 200:
         return done
     grant = presign.json()
