@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck cfn-lint unit demo bench clean soak
+.PHONY: test lint typecheck cfn-lint unit demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ clean:
 # Long attack runs, not part of `make test`: every part is bounded in examples and time and talks
 # to loopback only. Each part runs even when an earlier one found something; the target fails
 # if any did.
+.PHONY: soak
 SOAK_ARTIFACTS ?= $(or $(TMPDIR),/tmp)/muse-soak-
 FUZZ_MPACK_SECONDS ?= 300
 FUZZ_BODIES_SECONDS ?= 120
