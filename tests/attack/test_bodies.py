@@ -89,15 +89,6 @@ def test_well_formed_msgpack_of_any_shape(
     send(admin, route, msgpack.packb(value, use_bin_type=True), MSGPACK)
 
 
-MALFORMED = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 5: malformed bodies (not UTF-8, nested ~990 levels, integers over "
-    "4,300 digits, lone surrogates, multipart/form-data without a boundary) answer 500, and "
-    "415 answers carry no code",
-)
-
-
-@MALFORMED
 @attack_settings(30)
 @given(route=ROUTE, body=st.binary(max_size=64), content_type=st.sampled_from(CONTENT_TYPES))
 def test_arbitrary_bytes_under_any_content_type(
@@ -122,16 +113,6 @@ CASES = {
     "json_truncated": (b'{"owner": "adm', JSON),
     "empty": (b"", JSON),
 }
-# The cases still answered 500 (or without a code) before the fix of issue 9 item 5.
-STILL_FAILING = {
-    "not_utf8",
-    "json_nested_990",
-    "json_huge_int",
-    "json_lone_surrogate",
-    "msgpack_nested_990",
-    "multipart_without_boundary",
-    "xml",
-}
 
 
 def _answers_without_a_code(admin: tuple[KeyFile, str], cases: list[str]) -> list[str]:
@@ -152,12 +133,6 @@ def _answers_without_a_code(admin: tuple[KeyFile, str], cases: list[str]) -> lis
 
 
 def test_malformed_bodies_are_coded_4xx(admin: tuple[KeyFile, str]) -> None:
-    wrong = _answers_without_a_code(admin, sorted(set(CASES) - STILL_FAILING))
-    assert not wrong, wrong
-
-
-@MALFORMED
-def test_malformed_bodies_that_still_fail_are_coded_4xx(admin: tuple[KeyFile, str]) -> None:
-    wrong = _answers_without_a_code(admin, sorted(STILL_FAILING))
-    print(f"\nbodies: {len(wrong)} of {len(STILL_FAILING) * len(ROUTES)} answered without a code")
+    wrong = _answers_without_a_code(admin, sorted(CASES))
+    print(f"\nbodies: {len(wrong)} of {len(CASES) * len(ROUTES)} answered without a code")
     assert not wrong, wrong

@@ -3,7 +3,6 @@ one ends where the client was told it ended."""
 
 from __future__ import annotations
 
-import pytest
 import requests
 from api.client import call
 from api.test_endpoints import History, identity
@@ -21,11 +20,6 @@ def one_commit(tag: str) -> tuple[str, bytes]:
     return history.head, encode_mpack(history.pack())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 3: a forced push of a pack byte-identical to an earlier one answers 200 "
-    "with force False and the ref does not move",
-)
 def test_a_forced_rollback_to_an_earlier_identical_pack_moves_the_ref(stack: Provisioned) -> None:
     key = identity("rory")
     _, slug = fresh_repo("rory", "rollback")
@@ -39,11 +33,6 @@ def test_a_forced_rollback_to_an_earlier_identical_pack_moves_the_ref(stack: Pro
         assert refs == {"main": head}, "the answer says the ref moved; the ref says otherwise"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 6: unpack-mpack calls before the upload count as ingestion attempts, "
-    "so the push ends in 500 ingest_attempts_exhausted and stays failed after the PUT",
-)
 def test_unpack_calls_before_the_upload_do_not_spend_the_push(stack: Provisioned) -> None:
     key = identity("una")
     _, slug = fresh_repo("una", "early")

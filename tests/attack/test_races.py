@@ -174,14 +174,6 @@ def _first_parents(repo_id: str, head: str) -> Iterator[Any]:
         current = stored.record.parent_commit_id
 
 
-NESTED_RACE = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 1: the nested-name check reads the heads, but the compare-and-swap "
-    "guards only each branch's own item, so concurrent pushes of x and x/y both succeed",
-)
-
-
-@NESTED_RACE
 def test_nested_names_created_concurrently_have_one_winner(
     stack: Provisioned, serialised_writes: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,11 +40,6 @@ SMALL_ORDER_KEYS = [
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
     "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
 ]
-SMALL_ORDER = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 2: small-order Ed25519 public keys are registered (201), bootstrap "
-    "included, and a signature made without a private key then verifies",
-)
 
 
 @pytest.fixture
@@ -143,7 +138,6 @@ def test_a_non_canonical_signature_is_refused(olivia: KeyFile) -> None:
     assert call("GET", "/api/identities/me", headers={"authorization": header}).status == 200
 
 
-@SMALL_ORDER
 def test_no_small_order_key_is_registered(stack: Provisioned) -> None:
     admin = bootstrap_admin()
     registered = []
@@ -157,7 +151,6 @@ def test_no_small_order_key_is_registered(stack: Provisioned) -> None:
     assert not registered, f"{len(registered)} of 8 small-order keys registered: {registered}"
 
 
-@SMALL_ORDER
 def test_no_small_order_key_becomes_the_bootstrap_admin(stack: Provisioned) -> None:
     accepted = []
     for point in SMALL_ORDER_KEYS:
@@ -192,7 +185,6 @@ def _forged_without_private_key(public_key: bytes, method: str, target: str) -> 
     raise AssertionError("no nonce made the forged signature verify")
 
 
-@SMALL_ORDER
 def test_nobody_signs_as_a_small_order_key(stack: Provisioned) -> None:
     forged = []
     for n, point in enumerate(SMALL_ORDER_KEYS):
