@@ -206,10 +206,16 @@ class MuseCloudClient:
         params: Mapping[str, str | int | None] | None = None,
     ) -> dict[str, Any]:
         response = self.request(method, path, body, params)
-        if response.status_code == 204 or not response.content:
+        # An answer too large for the server's function comes from a short-lived URL instead.
+        content = (
+            self.download(response.headers["Location"])
+            if response.is_redirect
+            else response.content
+        )
+        if response.status_code == 204 or not content:
             return {}
         try:
-            answer: Any = response.json()
+            answer: Any = json.loads(content)
         except ValueError as error:
             raise ClientError(
                 response.status_code, "invalid_response", f"{method} {path}: not JSON"

@@ -14,7 +14,6 @@ from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import DEFAULT_LIMITS
 from muse_core.object_store import read_object, write_object
-from muse_core.paths import muse_dir
 from muse_core.refs import DEFAULT_BRANCH, heads_dir, write_branch_ref, write_head
 from muse_core.repo import init_repo
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
@@ -23,6 +22,7 @@ from muse_core.verify import EmptyReceiver, VerifiedMpack, verify_mpack
 # A clone holds a whole repository, which the server may have received over many pushes: the
 # per-push bounds on branches and on rebuilding work do not apply to it.
 CLONE_LIMITS = replace(DEFAULT_LIMITS, max_branch_heads=1_000_000, max_rebuilt_entries=10**13)
+_UNWRITABLE_NAMES = ("invalid_path", "invalid_branch_name")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,13 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
                 object_sink=keep,
             )
         except MuseError as error:
+            if error.code in _UNWRITABLE_NAMES:
+                # Stored before the rule refused it at push time: nothing here can write it.
+                message = (
+                    f"the repository holds a name no checkout can write: {error.message} "
+                    f"({error.item})"
+                )
+                raise CliError(error.code, message) from None
             raise CliError(error.code, f"the server sent a bad pack: {error.message}") from None
         verified = time.perf_counter()
         _write_history(dest, pack)
@@ -153,10 +160,8 @@ def _write_history(dest: Path, pack: VerifiedMpack) -> None:
 
 def _check_out(dest: Path, head: str) -> int:
     manifest = read_snapshot(dest, read_commit(dest, head).snapshot_id).manifest
+    # Verification refused every path a checkout cannot write or that reaches into .muse.
     for path, object_id in sorted(manifest.items()):
-        # Paths were validated with the pack; a manifest must still never reach into .muse.
-        if path.split("/", 1)[0].lower() == muse_dir(dest).name:
-            raise CliError("unsafe_path", f"the manifest names a path inside .muse: {path}")
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(read_object(dest, object_id))

@@ -16,6 +16,7 @@ from muse_cloud_cli.clone import clone_repo
 from muse_cloud_cli.errors import CliError
 from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import KeyFile, default_identity_path, new_identity
+from muse_cloud_cli.tokens import add_token_commands
 from muse_cloud_cli.workload import SEED, Workload
 from muse_core.errors import MuseError
 
@@ -158,8 +159,8 @@ def cmd_repo_create(args: argparse.Namespace) -> int:
     server, owner, name = _server_and_slug(args.repo, args.server)
     with _client(server, args.identity, required=True) as client:
         repo = client.create_repo(owner, name, "private" if args.private else "public")
-    print(f"created {repo['slug']} ({repo['visibility']}), id {repo['repoId']}")
-    print(f"remote: {server.rstrip('/')}/{repo['slug']}")
+    print(f"created {repo['fullName']} ({repo['visibility']}), id {repo['repoId']}")
+    print(f"remote: {server.rstrip('/')}/{repo['fullName']}")
     return 0
 
 
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--changed", type=int, default=SEED.changed_per_commit)
     demo.add_argument("--repo", help="push this repository instead of generating one")
     demo.set_defaults(run=cmd_demo)
+    add_token_commands(commands, [identity, server], _client)
     return parser
 
 

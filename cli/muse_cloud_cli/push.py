@@ -111,12 +111,25 @@ def send_push(
             raise
         # The event path has the pack, or the gateway gave up waiting: the record will tell.
         answer = wait_for_push(client, remote, ticket["push_id"])
+    _require_this_move(prepared, answer, force)
     return PushResult(
         prepared=prepared,
         answer=answer,
         upload_seconds=uploaded - started,
         ingest_seconds=time.perf_counter() - uploaded,
     )
+
+
+def _require_this_move(prepared: PreparedPush, answer: dict[str, Any], force: bool) -> None:
+    """The server answers a pack it ingested before with that ingestion's recorded result: only
+    a move of this branch to this head, made as forced as asked, is this push's."""
+    moved = {u.get("branch"): u.get("head") for u in answer.get("updates") or []}
+    if moved.get(prepared.branch) != prepared.head or bool(answer.get("force")) != force:
+        raise CliError(
+            "push_not_applied",
+            f"the server reports an earlier push of this pack, not a move of "
+            f"{prepared.branch!r} to {prepared.head} for this one; push again",
+        )
 
 
 def wait_for_push(

@@ -99,9 +99,9 @@ def test_a_branch_nested_under_main_is_cloned(stack: Provisioned, tmp_path: Path
     heads = clone(ApiClient(stack, repo["repoId"]), tmp_path / "copy")
 
     assert heads == {"main/x": c1, "main/y/z": c0}
-    # HEAD names the default branch, which has no commits: nothing is checked out.
-    assert read_head(tmp_path / "copy") == ("ref", "main")
-    assert checked_out(tmp_path / "copy") == {}
+    # The default branch had no commits: the first branch pushed became the default.
+    assert read_head(tmp_path / "copy") == ("ref", "main/x")
+    assert checked_out(tmp_path / "copy") == files_of(history, c1)
 
 
 def test_main_alongside_other_branches(stack: Provisioned, tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def push(
     **extra: Any,
 ) -> Answer:
     """Presign, upload, unpack-mpack: the answer of the unpack call."""
-    slug = repo["slug"]
+    slug = repo["fullName"]
     presign = call(
         "POST",
         f"/{slug}/push/mpack-presign",
@@ -195,7 +195,7 @@ class World:
 
     @property
     def slug(self) -> str:
-        return str(self.repo["slug"])
+        return str(self.repo["fullName"])
 
 
 @pytest.fixture
@@ -225,7 +225,8 @@ def test_create_repo_answers_201_with_the_repo(stack: Provisioned) -> None:
     assert {"repoId", "slug", "owner", "name", "visibility", "defaultBranch", "createdAt"} <= set(
         repo
     )
-    assert repo["slug"] == "olivia/songs" and repo["owner"] == "olivia"
+    assert repo["fullName"] == "olivia/songs" and repo["slug"] == "songs"
+    assert repo["owner"] == "olivia"
     assert repo["name"] == "songs" and repo["visibility"] == "private"
     assert repo["defaultBranch"] == "main"
     # Visibility defaults to public.
@@ -260,7 +261,7 @@ def test_create_repo_refusals(stack: Provisioned) -> None:
         422,
         "invalid_request",
     )
-    expect_error(call("POST", "/api/repos", raw=b"{not json", key=owner), 422, "invalid_request")
+    expect_error(call("POST", "/api/repos", raw=b"{not json", key=owner), 400, "malformed_body")
     for bad in ("bad name", "..", "a..b", "x.git", "-x", "é"):
         answer = call("POST", "/api/repos", {"owner": "olivia", "name": bad}, owner)
         assert expect_error(answer, 400, "invalid_repo_name")["item"] == bad
@@ -779,7 +780,7 @@ def test_msgpack_request_and_answer(world: World) -> None:
     assert created.status == 201, created.body
     assert created.headers["Content-Type"] == "application/x-msgpack"
     repo = msgpack.unpackb(created.body, raw=False)
-    assert repo["slug"] == "olivia/packed"
+    assert repo["fullName"] == "olivia/packed"
 
     refs = call("GET", "/olivia/songs/refs", headers=accept)
     assert refs.headers["Content-Type"] == "application/x-msgpack"

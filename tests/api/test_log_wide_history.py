@@ -47,7 +47,7 @@ def test_a_wide_history_pages_through_every_commit_once(stack: Provisioned, tmp_
     key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
     assert IngestService().ingest(key).state == "ok"
 
-    first = HistoryService().log(READER, "alice", "wide", None, 10, None)["next_cursor"]
+    first = HistoryService().log(READER, "alice", "wide", None, 10, None).body["next_cursor"]
     RepoStore().create("alice", "other", "public")
     with pytest.raises(ServiceError) as elsewhere:
         HistoryService().log(READER, "alice", "other", None, 10, first)
@@ -56,7 +56,7 @@ def test_a_wide_history_pages_through_every_commit_once(stack: Provisioned, tmp_
     seen: list[str] = []
     cursor = None
     while True:
-        page = HistoryService().log(READER, "alice", "wide", None, 30, cursor)
+        page = HistoryService().log(READER, "alice", "wide", None, 30, cursor).body
         assert len(page["commits"]) == 30 or page["next_cursor"] is None
         seen.extend(c["commit_id"] for c in page["commits"])
         cursor = page["next_cursor"]

@@ -101,7 +101,7 @@ class Setting:
 
 
 def _requests(s: Setting) -> dict[str, Callable[[], tuple[str, str, Any]]]:
-    slug, repo_id = s.repo["slug"], s.repo["repoId"]
+    slug, repo_id = s.repo["fullName"], s.repo["repoId"]
     head = s.history.head
     commit = s.history.records[head]
     oid = next(iter(s.history.blobs))

@@ -36,7 +36,7 @@ PROPERTY_SETTINGS = settings(
 
 SEGMENT = st.text(
     alphabet=st.sampled_from(list("abz09 -_.éüß音楽Ω🎵")), min_size=1, max_size=5
-).filter(lambda s: s not in (".", ".."))
+).filter(lambda s: s not in (".", "..") and not s.endswith((".", " ")))
 PATH = st.lists(SEGMENT, min_size=1, max_size=3).map("/".join)
 CONTENT = st.sampled_from([b"", b"x", b"y", b"\x00\xff", "é".encode()]) | st.binary(max_size=16)
 OBJECT_ID = st.sampled_from([blob_id(bytes([i])) for i in range(6)] + [blob_id(b"")])

@@ -17,6 +17,8 @@ class CreateRepo(_Body):
     name: str = Field(min_length=1, max_length=100)
     visibility: Literal["public", "private"] = "public"
     initialize: bool = False
+    # What the client's repo.json declares (the Muse client reads it back from refs).
+    domain: str = Field(default="code", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
 
 
 class PresignPush(_Body):

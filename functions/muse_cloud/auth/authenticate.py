@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from muse_cloud.auth import msign
+from muse_cloud.auth import msign, tokens
 from muse_cloud.auth.identities import ANONYMOUS, Caller, IdentityStore
 from muse_cloud.errors import ServiceError
 
@@ -24,7 +24,7 @@ def authenticate(
     store: IdentityStore,
     now: float | None = None,
 ) -> Caller:
-    """Verify the request's MSign signature, if any, and say who sent it.
+    """Verify the request's MSign signature or Bearer token, if any, and say who sent it.
 
     ``path_with_query`` must be the path as the client sent it (raw, percent-encoded), plus
     ``?query`` when there is one. Checks run cheapest first and the nonce is written only after
@@ -33,6 +33,8 @@ def authenticate(
     value = _header(headers, "authorization")
     if value is None:
         return ANONYMOUS
+    if tokens.is_bearer(value):
+        return tokens.authenticate_bearer(value, headers, store, now=now)
     signed = msign.parse_authorization(value)
     msign.check_timestamp(signed, now)
     identity = store.get(signed.key_id)

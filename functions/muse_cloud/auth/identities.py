@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from muse_cloud import aws
+from muse_cloud.auth.edwards import point_problem
 from muse_cloud.auth.msign import PUBLIC_KEY_BYTES, b64url_decode, identity_id_for
 from muse_cloud.config import settings
 from muse_cloud.errors import ServiceError
@@ -43,6 +44,16 @@ def validate_handle(handle: str) -> str:
     if handle in RESERVED_HANDLES:
         raise ServiceError(400, "invalid_handle", "that handle is reserved by the API", handle)
     return handle
+
+
+def validate_public_key(public_key: bytes) -> bytes:
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise ServiceError(400, "invalid_public_key", "public key must be 32 raw bytes")
+    problem = point_problem(public_key)
+    if problem is not None:
+        # Named in hex: a non-canonical key has no base64url spelling of its own to echo.
+        raise ServiceError(422, "weak_public_key", f"public key is {problem}", public_key.hex())
+    return public_key
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,7 @@ class IdentityStore:
 
     def register(self, identity: Identity) -> None:
         validate_handle(identity.handle)
-        if len(identity.public_key) != PUBLIC_KEY_BYTES:
-            raise ServiceError(400, "invalid_public_key", "public key must be 32 raw bytes")
+        validate_public_key(identity.public_key)
         if identity.identity_id != identity_id_for(identity.public_key):
             raise ServiceError(
                 400, "invalid_identity", "identity_id is not the hash of the public key"
@@ -223,6 +233,8 @@ class IdentityStore:
             raise ServiceError(
                 400, "invalid_public_key", "bootstrap admin key is not base64url"
             ) from error
+        # Before the lookup: a weak key registered before weak keys were refused stays unused.
+        validate_public_key(public_key)
         identity = Identity.from_public_key(BOOTSTRAP_ADMIN_HANDLE, public_key, is_admin=True)
         existing = self.get(identity.identity_id)
         if existing is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from muse_cloud.auth.edwards import point_problem
 from muse_cloud.errors import ServiceError
 
 SCHEME = "msign"
@@ -124,10 +125,19 @@ def check_timestamp(header: SignedHeader, now: float | None = None) -> None:
 def verify_signature(
     public_key_raw: bytes, header: SignedHeader, method: str, path_with_query: str, body: bytes
 ) -> None:
+    """OpenSSL refuses S >= L itself, but takes a small-order R or key, with which a signature
+    verifies without any private key: those are refused first, for keys stored before
+    registration refused them too."""
+    refused = ServiceError(
+        401, "auth_bad_signature", "signature does not match the request", header.key_id
+    )
+    if (
+        point_problem(public_key_raw) is not None
+        or point_problem(header.signature[:32]) is not None
+    ):
+        raise refused
     message = canonical_string(method, path_with_query, header.ts, header.nonce, body)
     try:
         Ed25519PublicKey.from_public_bytes(public_key_raw).verify(header.signature, message)
     except (InvalidSignature, ValueError) as error:
-        raise ServiceError(
-            401, "auth_bad_signature", "signature does not match the request", header.key_id
-        ) from error
+        raise refused from error

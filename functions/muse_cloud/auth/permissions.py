@@ -31,6 +31,19 @@ def role_at_least(role: Role | None, needed: Role) -> bool:
 
 
 @dataclass(frozen=True)
+class ScopedCaller(Caller):
+    """A caller authenticated by a personal access token: the token's scope caps every right
+    the identity has (a ``read`` token of the owner may only read), never adds to them."""
+
+    scope: Role = "read"
+    token_id: str = ""
+
+
+def within_scope(caller: Caller, needed: Role) -> bool:
+    return not isinstance(caller, ScopedCaller) or role_at_least(caller.scope, needed)
+
+
+@dataclass(frozen=True)
 class RepoAccess:
     """What the policy needs to know about a repository, as seen by one caller."""
 
@@ -53,7 +66,7 @@ def can_read(caller: Caller, access: RepoAccess) -> bool:
 
 
 def can_write(caller: Caller, access: RepoAccess) -> bool:
-    return (
+    return within_scope(caller, "write") and (
         caller.is_admin
         or _is_owner(caller, access)
         or role_at_least(access.collaborator_role, "write")
@@ -61,7 +74,7 @@ def can_write(caller: Caller, access: RepoAccess) -> bool:
 
 
 def can_admin(caller: Caller, access: RepoAccess) -> bool:
-    return (
+    return within_scope(caller, "admin") and (
         caller.is_admin
         or _is_owner(caller, access)
         or role_at_least(access.collaborator_role, "admin")
@@ -93,7 +106,7 @@ def require_admin(caller: Caller, access: RepoAccess, item: str | None = None) -
 def require_create(caller: Caller, owner: str) -> None:
     if caller.is_anonymous:
         raise ServiceError(401, "auth_required", "creating a repository needs a signed request")
-    if not (caller.is_admin or caller.handle == owner):
+    if not within_scope(caller, "write") or not (caller.is_admin or caller.handle == owner):
         raise ServiceError(
             403, "forbidden", f"{caller.handle!r} may not create repositories for {owner!r}", owner
         )

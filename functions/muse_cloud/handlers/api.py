@@ -13,7 +13,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from muse_cloud.api import http
+from muse_cloud.api import http, wire_v0
+from muse_cloud.api import tokens as token_routes
 from muse_cloud.api.models import (
     CreateRepo,
     FetchRequest,
@@ -25,7 +26,7 @@ from muse_cloud.api.models import (
 from muse_cloud.auth.identities import Caller, IdentityStore
 from muse_cloud.errors import ServiceError
 from muse_cloud.services.fetch import FetchService
-from muse_cloud.services.history import HistoryService
+from muse_cloud.services.history import DocumentAnswer, HistoryService
 from muse_cloud.services.push import PushService
 from muse_cloud.services.repos import IdentityService, RepoService
 
@@ -33,6 +34,8 @@ logger = Logger(service="muse-cloud")
 tracer = Tracer(service="muse-cloud")
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/swagger", title="Muse Cloud API", version="1")
+app.include_router(wire_v0.router)
+app.include_router(token_routes.router)
 
 
 def caller() -> Caller:
@@ -42,6 +45,13 @@ def caller() -> Caller:
 
 def _json(status: int, body: Any) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _document(answer: DocumentAnswer) -> Response[Any]:
+    """Inline, or a redirect to the same document when it would outgrow a Lambda response."""
+    if answer.url is not None:
+        return Response(302, "text/plain", "", headers={"Location": answer.url})
+    return _json(200, answer.body)
 
 
 @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
@@ -69,7 +79,9 @@ def openapi_document() -> Response[Any]:
 
 @app.post("/api/repos")
 def create_repo(body: CreateRepo) -> Response[Any]:
-    repo = RepoService().create(caller(), body.owner, body.name, body.visibility, body.initialize)
+    repo = RepoService().create(
+        caller(), body.owner, body.name, body.visibility, body.initialize, body.domain
+    )
     return _json(201, repo.as_dict())
 
 
@@ -150,8 +162,8 @@ def push_status(owner: str, repo: str, push_id: str) -> dict[str, Any]:
 
 
 @app.get("/<owner>/<repo>/commits/<commit_id>")
-def get_commit(owner: str, repo: str, commit_id: str) -> dict[str, Any]:
-    return HistoryService().commit(caller(), owner, repo, commit_id)
+def get_commit(owner: str, repo: str, commit_id: str) -> Response[Any]:
+    return _document(HistoryService().commit(caller(), owner, repo, commit_id))
 
 
 @app.get("/<owner>/<repo>/log")
@@ -161,16 +173,17 @@ def log(
     branch: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query()] = 50,
     cursor: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    return HistoryService().log(caller(), owner, repo, branch, limit, cursor)
+) -> Response[Any]:
+    return _document(HistoryService().log(caller(), owner, repo, branch, limit, cursor))
 
 
 @app.get("/<owner>/<repo>/snapshots/<snapshot_id>")
-def get_snapshot(owner: str, repo: str, snapshot_id: str) -> dict[str, Any]:
-    return HistoryService().snapshot(caller(), owner, repo, snapshot_id)
+def get_snapshot(owner: str, repo: str, snapshot_id: str) -> Response[Any]:
+    return _document(HistoryService().snapshot(caller(), owner, repo, snapshot_id))
 
 
 @app.get("/<owner>/<repo>/objects/<object_id>")
+@wire_v0.binary_answer
 def get_object(owner: str, repo: str, object_id: str) -> Response[Any]:
     answer = HistoryService().object(caller(), owner, repo, object_id)
     if answer.url is not None:
@@ -205,7 +218,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         _bootstrap_admin()
         who = http.identify(event, IdentityStore())
-        routed = http.msgpack_body_as_json(event)
+        # v0 bodies carry bin values, which the JSON translation refuses: they decode there.
+        routed = event if wire_v0.takes_raw_body(event) else http.body_as_json(event)
         app.append_context(caller=who)  # type: ignore[no-untyped-call]
         answer = app.resolve(routed, context)
     except ServiceError as error:

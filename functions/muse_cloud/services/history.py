@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import heapq
+import json
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from muse_cloud.auth.identities import Caller
 from muse_cloud.config import settings
 from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage.answers import AnswerStore
 from muse_cloud.storage.commits import StoredCommit
 from muse_cloud.storage.packs import PackStore, large_value_key
 from muse_cloud.storage.receiver import RepoStores
@@ -23,15 +27,39 @@ from muse_core.paths import validate_branch_name
 from muse_core.types import require_id
 
 MAX_LOG_LIMIT = 500
+# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, headers and envelope
+# included: an answer measured by ``wire_bytes`` above this goes by URL instead.
+RESPONSE_BUDGET_BYTES = 4_000_000
+# The page's own keys and cursor, beside the commits it lists.
+_LOG_PAGE_OVERHEAD = 1024
 CURSOR_TTL_SECONDS = 24 * 3600
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
-def checked_id(value: str, what: str) -> str:
+def checked_id(value: object, what: str) -> str:
     try:
         return require_id(value, what)
     except MuseError as error:
         raise ServiceError(400, error.code, error.message, error.item) from None
+
+
+def wire_bytes(document: Any) -> int:
+    """What a JSON answer costs in the Lambda response: its text escaped once more as the body
+    string of the response, or its msgpack form in base64 when the client asks for msgpack,
+    whichever is larger. (One MiB of '"' in a message is 4 MiB of response.)"""
+    text = json.dumps(document)
+    as_json = len(text) + text.count('"') + text.count("\\")
+    as_msgpack = 4 * -(-len(msgpack.packb(document, use_bin_type=True)) // 3)
+    return max(as_json, as_msgpack)
+
+
+@dataclass(frozen=True)
+class DocumentAnswer:
+    """A JSON answer; ``url`` is set when it is too large to go inline and must be fetched
+    from there (the same document)."""
+
+    body: dict[str, Any]
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,7 @@ class HistoryService:
     refs: RefStore = field(default_factory=RefStore)
     stores: RepoStores = field(default_factory=RepoStores)
     packs: PackStore = field(default_factory=PackStore)
+    answers: AnswerStore = field(default_factory=AnswerStore)
 
     def branch_heads(self, caller: Caller, owner: str, name: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
@@ -58,12 +87,12 @@ class HistoryService:
             "branch_heads": self.refs.heads(repo.repo_id),
         }
 
-    def commit(self, caller: Caller, owner: str, name: str, commit_id: str) -> dict[str, Any]:
+    def commit(self, caller: Caller, owner: str, name: str, commit_id: str) -> DocumentAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")
         stored = self.stores.commits.get(repo.repo_id, checked_id(commit_id, "commit id"))
         if stored is None:
             raise not_found("commit", commit_id)
-        return stored.record.to_dict()
+        return self._deliver(repo.repo_id, stored.record.to_dict())
 
     def log(
         self,
@@ -73,11 +102,13 @@ class HistoryService:
         branch: str | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
+    ) -> DocumentAnswer:
         """Commits reachable from the branch head, newest first (by generation, then time).
 
         A commit's parents always have lower generations than it, so the walk never meets a
-        commit again after emitting it, and the frontier alone is a complete cursor.
+        commit again after emitting it, and the frontier alone is a complete cursor. A page
+        ends early rather than outgrow the response budget; one commit over it on its own goes
+        by URL.
         """
         repo = self.access.by_slug(caller, owner, name, "read")
         if not 1 <= limit <= MAX_LOG_LIMIT:
@@ -101,13 +132,20 @@ class HistoryService:
         heap: list[tuple[int, str, str, StoredCommit]] = []
         self._push(repo.repo_id, heap, frontier)
         commits: list[dict[str, Any]] = []
+        spent = _LOG_PAGE_OVERHEAD
         while heap and len(commits) < limit:
-            _, _, _, stored = heapq.heappop(heap)
-            commits.append(stored.record.to_dict())
-            self._push(repo.repo_id, heap, stored.record.parent_ids)
+            record = heap[0][3].record
+            as_dict = record.to_dict()
+            cost = wire_bytes(as_dict) + 2  # and the separator
+            if commits and spent + cost > RESPONSE_BUDGET_BYTES:
+                break
+            heapq.heappop(heap)
+            commits.append(as_dict)
+            spent += cost
+            self._push(repo.repo_id, heap, record.parent_ids)
         remaining = sorted(entry[2] for entry in heap)
         next_cursor = self._save_cursor(repo.repo_id, remaining) if remaining else None
-        return {"commits": commits, "next_cursor": next_cursor}
+        return self._deliver(repo.repo_id, {"commits": commits, "next_cursor": next_cursor})
 
     def _save_cursor(self, repo_id: str, frontier: list[str]) -> str:
         """The walk's frontier kept server-side (it can outgrow any URL on a wide history);
@@ -139,14 +177,19 @@ class HistoryService:
             key = (-stored.generation, _negate(stored.record.committed_at), cid, stored)
             heapq.heappush(heap, key)
 
-    def snapshot(self, caller: Caller, owner: str, name: str, snapshot_id: str) -> dict[str, Any]:
+    def snapshot(self, caller: Caller, owner: str, name: str, snapshot_id: str) -> DocumentAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")
         manifest = self.stores.snapshots.manifest(
             repo.repo_id, checked_id(snapshot_id, "snapshot id")
         )
         if manifest is None:
             raise not_found("snapshot", snapshot_id)
-        return {"snapshot_id": snapshot_id, "manifest": manifest}
+        return self._deliver(repo.repo_id, {"snapshot_id": snapshot_id, "manifest": manifest})
+
+    def _deliver(self, repo_id: str, body: dict[str, Any]) -> DocumentAnswer:
+        if wire_bytes(body) <= RESPONSE_BUDGET_BYTES:
+            return DocumentAnswer(body)
+        return DocumentAnswer(body, self.answers.url(repo_id, json.dumps(body).encode()))
 
     def object(self, caller: Caller, owner: str, name: str, object_id: str) -> ObjectAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")

@@ -15,12 +15,13 @@ from typing import Any, Literal
 
 from muse_cloud.errors import ServiceError
 from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
+from muse_cloud.storage.dynamo import TRANSACTION_MAX
 from muse_cloud.storage.objects import ObjectLocation
 from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, LeaseLost, PushRecord, PushStore
 from muse_cloud.storage.receiver import RepoReceiver, RepoStores
-from muse_cloud.storage.refs import RefStore, RefUpdate
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.refs import RefStore, RefUpdate, transaction_size
+from muse_cloud.storage.repos import Repo, RepoStore
 from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
 from muse_core.ancestry import generation_numbers, is_ancestor
 from muse_core.errors import MuseError
@@ -125,7 +126,9 @@ class IngestService:
             result = self._ingest(upload, record, IngestMetrics())
         except ServiceError as error:
             if error.code in ("pack_not_found", "repo_not_found") and error.status == 404:
-                self.pushes.release(record)
+                # Nothing to ingest (yet): the pack may still be uploaded, so this counts as no
+                # attempt and a call before the upload never uses up the push.
+                self.pushes.release(record, attempted=False)
                 raise
             return self._finish(record, "failed", {}, error)
         except BaseException:
@@ -156,7 +159,8 @@ class IngestService:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         repo_id = upload.repo_id
-        if self.repos.get(repo_id) is None:
+        repo = self.repos.get(repo_id)
+        if repo is None:
             raise ServiceError(404, "repo_not_found", "repository does not exist", repo_id)
         stream = self.packs.open(upload.s3_key)
         if stream is None:
@@ -221,6 +225,7 @@ class IngestService:
             plan = self._plan_ref_updates(repo_id, record, pack, generations)
         planned_at = time.perf_counter()
         updates = self._move_refs(repo_id, record, plan)
+        self._carry_default_branch(repo, updates)
         done = time.perf_counter()
 
         # Counted from the pack, like commits and objects, so that a rerun after a crash (which
@@ -248,6 +253,15 @@ class IngestService:
             "s3_requests": metrics.s3_requests,
             **metrics.timings_ms,
         }
+
+    def _carry_default_branch(self, repo: Repo, updates: list[dict[str, str | None]]) -> None:
+        """The first branch pushed becomes the default while the default has no commits: a
+        client's only branch (say ``trunk``) is what its clones check out."""
+        branches = [u["branch"] for u in updates if u["branch"]]
+        if not branches or repo.default_branch in branches:
+            return
+        if repo.default_branch not in self.refs.heads(repo.repo_id):
+            self.repos.adopt_default_branch(repo, branches[0])
 
     def _generations(self, repo_id: str, pack: VerifiedMpack) -> dict[str, int]:
         graph = {c.commit_id: c.parent_ids for c in pack.commits}
@@ -343,16 +357,21 @@ class IngestService:
                     branch,
                 )
             updates.append(RefUpdate(branch, current, head))
+        _refuse_oversized_transaction(_moving(updates))
         self.pushes.note_plan(repo_id, record.push_id, {u.branch: u.expected for u in updates})
         return updates
 
     def _move_refs(
         self, repo_id: str, record: PushRecord, plan: list[RefUpdate]
     ) -> list[dict[str, str | None]]:
-        moving = [u for u in plan if not u.done and u.expected != u.new]
+        moving = _moving(plan)
         if moving and not self.refs.compare_and_swap(repo_id, moving, record.push_id):
             heads = self.refs.heads(repo_id)
             if any(heads.get(u.branch) != u.new for u in moving):
+                for update in moving:
+                    if update.expected is None:
+                        # Another push created a branch nested with this new one first.
+                        _refuse_nested_names(update.branch, heads)
                 raise ServiceError(
                     409,
                     "ref_conflict",
@@ -397,6 +416,25 @@ class _CheckpointPlanner:
                 chain = (base_id, *base_chain)
             known[sid] = self.chains[sid] = chain
         return keep
+
+
+def _moving(plan: list[RefUpdate]) -> list[RefUpdate]:
+    return [u for u in plan if not u.done and u.expected != u.new]
+
+
+def _refuse_oversized_transaction(moving: list[RefUpdate]) -> None:
+    """Refused before anything is written: the refs of a push move in one transaction."""
+    size = transaction_size(moving)
+    if size > TRANSACTION_MAX:
+        deepest = max(moving, key=lambda u: (u.expected is None, u.branch.count("/")))
+        raise ServiceError(
+            413,
+            "limit_exceeded",
+            f"moving these {len(moving)} branches takes {size} conditional writes, more than "
+            f"the {TRANSACTION_MAX} of one transaction (a new branch takes one more per "
+            "directory of its name): push fewer new branches at once",
+            deepest.branch,
+        )
 
 
 def _refuse_nested_names(branch: str, heads: Mapping[str, str]) -> None:

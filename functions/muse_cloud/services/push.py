@@ -14,6 +14,7 @@ from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.ingest import IngestBusy, IngestService, PushRequest
 from muse_cloud.storage.packs import PackStore, UploadKey
 from muse_cloud.storage.pushes import FINAL_STATES, PushRecord, PushStore
+from muse_cloud.storage.refs import RefStore
 from muse_core.errors import MuseError
 from muse_core.paths import validate_branch_name
 from muse_core.types import is_id, require_id, require_mpack_key
@@ -41,6 +42,7 @@ class PushService:
     access: RepoAccessService = field(default_factory=RepoAccessService)
     pushes: PushStore = field(default_factory=PushStore)
     packs: PackStore = field(default_factory=PackStore)
+    refs: RefStore = field(default_factory=RefStore)
     # A synchronous run lives no longer than the API function (29 s), so its lease need not
     # either: if it is cut off, the event path can take the pack over within a minute.
     ingestion: IngestService = field(
@@ -70,7 +72,14 @@ class PushService:
             )
         key = UploadKey(repo.repo_id, mpack_hex)
         record = self.pushes.open_pending(
-            repo.repo_id, mpack_hex, mpack_key, size_bytes, branch, head, force
+            repo.repo_id,
+            mpack_hex,
+            mpack_key,
+            size_bytes,
+            branch,
+            head,
+            force,
+            self.refs.heads(repo.repo_id),
         )
         expires = datetime.now(UTC) + timedelta(seconds=settings().presign_expiry_seconds)
         # A pack already in place needs no second upload (status says so); one that happens

@@ -23,7 +23,7 @@ from muse_core.verify import VerifiedSnapshot
 
 # Every S3 prefix holding a repository's bytes, each followed by ``<repo_id>/``. ApiFunction's
 # policy in template.yaml must allow s3:DeleteObject on each of them.
-DELETED_PREFIXES = ("incoming/", "repos/", "fetch/")
+DELETED_PREFIXES = ("incoming/", "repos/", "fetch/", "staging/")
 
 
 @dataclass
@@ -36,10 +36,16 @@ class RepoService:
     refs: RefStore = field(default_factory=RefStore)
 
     def create(
-        self, caller: Caller, owner: str, name: str, visibility: Visibility, initialize: bool
+        self,
+        caller: Caller,
+        owner: str,
+        name: str,
+        visibility: Visibility,
+        initialize: bool,
+        domain: str = "code",
     ) -> Repo:
         require_create(caller, owner)
-        repo = self.repos.create(owner, name, visibility)
+        repo = self.repos.create(owner, name, visibility, domain)
         if initialize:
             self._initial_commit(repo, caller)
         return repo

@@ -3,13 +3,15 @@
 Every item of a repository is keyed by its ``repo_id`` (a fresh uuid per repository), so deleting
 the repository's META and SLUG items makes all of its data unreachable at once. Commits
 and snapshots get a partition each, which spreads a large push across partitions
-instead of sending it all to one (1,000 writes a second per partition).
+instead of sending it all to one (1,000 writes a second per partition). A branch directory's
+item (``a`` of ``a/b``) counts the branches below it and has no commit id (see ``refs``).
 
 | item         | pk                              | sk              |
 |--------------|---------------------------------|-----------------|
 | repository   | REPO#<repo_id>                  | META            |
 | repo by slug | SLUG#<owner>/<name>             | SLUG            |
 | branch ref   | REPO#<repo_id>                  | REF#<branch>    |
+| branch dir   | REPO#<repo_id>                  | REF#<directory> |
 | collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
 | pack         | REPO#<repo_id>                  | PACK#<mpack>    |
 | MIDX pointer | REPO#<repo_id>                  | PACK#MIDX       |

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,6 +50,15 @@ class PushRecord:
         applied = {u["branch"]: u["head"] for u in self.result.get("updates", [])}
         return branch not in applied or head not in (None, applied[branch])
 
+    def in_effect(self, branch: str | None, head: str | None, heads: Mapping[str, str]) -> bool:
+        """Whether this ingested push made the move (branch, head) asks for (every move it made,
+        when no branch is given) and ``heads``, the refs now, still show it."""
+        applied = {u["branch"]: u["head"] for u in self.result.get("updates", [])}
+        if branch is not None and self.targets_other(branch, head):
+            return False
+        wanted = applied if branch is None else {branch: applied[branch]}
+        return all(heads.get(b) == h for b, h in wanted.items())
+
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "push_id": self.push_id,
@@ -85,14 +95,17 @@ class PushStore:
         branch: str | None,
         head: str | None,
         force: bool,
+        heads: Mapping[str, str],
     ) -> PushRecord:
         """Record what a presigned upload is for. A push being ingested, or ingested for this
-        same target, keeps its record; one ingested for another branch or head starts again
-        (the pack's data is held already, so only the refs remain to move)."""
+        same target with the refs (``heads``) still there, keeps its record; one ingested for
+        another branch or head, or whose ref has moved since (a forced push back to an earlier
+        head builds the same bytes), starts again: the pack's data is held already, so only
+        the refs remain to move."""
         existing = self.get(repo_id, push_id)
         if existing is not None and (
             existing.state == "processing"
-            or (existing.state == "ok" and not existing.targets_other(branch, head))
+            or (existing.state == "ok" and existing.in_effect(branch, head, heads))
         ):
             return existing
         now = _now()
@@ -198,20 +211,29 @@ class PushStore:
             ExpressionAttributeValues={":plan": dynamo.to_wire({"v": plan})["v"]},
         )
 
-    def release(self, record: PushRecord) -> None:
-        """Give the lease back after a transient failure, so a retry can claim it at once."""
+    def release(self, record: PushRecord, attempted: bool = True) -> None:
+        """Give the lease back after a transient failure, so a retry can claim it at once.
+
+        ``attempted`` False takes back the attempt the claim counted: a run that found nothing
+        to ingest (no pack uploaded yet) is no run that died.
+        """
+        values: dict[str, Any] = {
+            ":pending": {"S": "pending"},
+            ":processing": {"S": "processing"},
+            ":token": {"S": record.lease_token or ""},
+        }
+        update = "SET #s = :pending"
+        if not attempted:
+            update += ", attempts = attempts - :one"
+            values[":one"] = {"N": "1"}
         try:
             aws.dynamodb().update_item(
                 TableName=dynamo.table(),
                 Key=dynamo.to_wire(keys.push(record.repo_id, record.push_id)),
-                UpdateExpression="SET #s = :pending REMOVE lease_until, lease_token",
+                UpdateExpression=f"{update} REMOVE lease_until, lease_token",
                 ConditionExpression="#s = :processing AND lease_token = :token",
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": "pending"},
-                    ":processing": {"S": "processing"},
-                    ":token": {"S": record.lease_token or ""},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if not dynamo.is_conditional_failure(error):

@@ -36,7 +36,9 @@ class Repo:
     def as_dict(self) -> dict[str, Any]:
         return {
             "repoId": self.repo_id,
-            "slug": self.slug,
+            # As on MuseHub: the seed client builds /{owner}/{slug}/... paths from it.
+            "slug": self.name,
+            "fullName": self.slug,
             "owner": self.owner,
             "name": self.name,
             "visibility": self.visibility,
@@ -95,6 +97,23 @@ class RepoStore:
     def by_slug(self, owner: str, name: str) -> Repo | None:
         item = dynamo.get_item(keys.repo_slug(owner, name))
         return self.get(item["repo_id"]) if item else None
+
+    def adopt_default_branch(self, repo: Repo, branch: str) -> None:
+        """Make ``branch`` the default, unless the default changed since ``repo`` was read."""
+        try:
+            aws.dynamodb().update_item(
+                TableName=dynamo.table(),
+                Key=dynamo.to_wire(keys.repo_meta(repo.repo_id)),
+                UpdateExpression="SET default_branch = :new",
+                ConditionExpression="attribute_exists(pk) AND default_branch = :old",
+                ExpressionAttributeValues={
+                    ":new": {"S": branch},
+                    ":old": {"S": repo.default_branch},
+                },
+            )
+        except ClientError as error:
+            if not dynamo.is_conditional_failure(error):
+                raise
 
     def delete(self, repo: Repo) -> None:
         """Remove the two items every lookup goes through, together, so readers lose it at once."""

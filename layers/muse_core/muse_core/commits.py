@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,40 @@ COMMIT_FIELDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+def _client_defaults() -> dict[str, Any]:
+    """The value the client writes for each field a new record does not set."""
+    return {
+        "repo_id": "",
+        "branch": "main",
+        "parent_commit_id": None,
+        "parent2_commit_id": None,
+        "author": "",
+        "metadata": {},
+        "structured_delta": None,
+        "sem_ver_bump": "none",
+        "breaking_changes": [],
+        "agent_id": "",
+        "model_id": "",
+        "toolchain_id": "",
+        "prompt_hash": "",
+        "signature": "",
+        "signer_key_id": "",
+        "format_version": 5,
+        "reviewed_by": [],
+        "test_runs": 0,
+    }
+
+
+def _client_record(given: dict[str, Any]) -> dict[str, Any]:
+    """Every known field, the client's default where not given, in the client's order; then
+    the unknown ones."""
+    values = {**_client_defaults(), **given}
+    record = {k: values.pop(k) for k in COMMIT_FIELDS}
+    record.update(values)
+    return record
+
+
+@dataclass(frozen=True, init=False)
 class CommitRecord:
     """A commit as the client records it. ``fields`` holds every field sent, known or not."""
 
@@ -49,6 +83,49 @@ class CommitRecord:
     parent_commit_id: str | None = None
     parent2_commit_id: str | None = None
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __init__(
+        self,
+        commit_id: str,
+        snapshot_id: str,
+        message: str,
+        committed_at: str | datetime,
+        parent_commit_id: str | None = None,
+        parent2_commit_id: str | None = None,
+        fields: dict[str, Any] | None = None,
+        **record_fields: Any,
+    ) -> None:
+        """Without ``fields``, the record is built as the client builds a new one: keyword
+        arguments for any other field (``branch``, ``author``, ``metadata`` ...), the client's
+        defaults for the rest. A datetime ``committed_at`` is kept as its ``isoformat()``, the
+        string the client hashes. ``commit_id`` is taken as given, never recomputed."""
+        at = committed_at.isoformat() if isinstance(committed_at, datetime) else committed_at
+        if fields is None:
+            fields = _client_record(
+                {
+                    "commit_id": commit_id,
+                    "snapshot_id": snapshot_id,
+                    "message": message,
+                    "committed_at": at,
+                    "parent_commit_id": parent_commit_id,
+                    "parent2_commit_id": parent2_commit_id,
+                    **record_fields,
+                }
+            )
+        elif record_fields:
+            raise TypeError(
+                f"give fields either in `fields` or as keywords: {sorted(record_fields)}"
+            )
+        for name, value in (
+            ("commit_id", commit_id),
+            ("snapshot_id", snapshot_id),
+            ("message", message),
+            ("committed_at", at),
+            ("parent_commit_id", parent_commit_id),
+            ("parent2_commit_id", parent2_commit_id),
+            ("fields", fields),
+        ):
+            object.__setattr__(self, name, value)
 
     @property
     def parent_ids(self) -> tuple[str, ...]:
@@ -72,33 +149,19 @@ class CommitRecord:
         """A new record with the id derived from its fields and the client's defaults, its
         fields in the client's order."""
         parents = (*parent_ids, None, None)[:2]
-        defaults: dict[str, Any] = {
-            "commit_id": compute_commit_id(parent_ids, snapshot_id, message, committed_at),
-            "repo_id": repo_id,
-            "branch": branch,
-            "snapshot_id": snapshot_id,
-            "message": message,
-            "committed_at": committed_at,
-            "parent_commit_id": parents[0],
-            "parent2_commit_id": parents[1],
-            "author": "",
-            "metadata": {},
-            "structured_delta": None,
-            "sem_ver_bump": "none",
-            "breaking_changes": [],
-            "agent_id": "",
-            "model_id": "",
-            "toolchain_id": "",
-            "prompt_hash": "",
-            "signature": "",
-            "signer_key_id": "",
-            "format_version": 5,
-            "reviewed_by": [],
-            "test_runs": 0,
-        }
-        given = {**defaults, **extra}
-        record = {k: given.pop(k) for k in COMMIT_FIELDS}  # every known field has a default
-        record.update(given)
+        record = _client_record(
+            {
+                "commit_id": compute_commit_id(parent_ids, snapshot_id, message, committed_at),
+                "repo_id": repo_id,
+                "branch": branch,
+                "snapshot_id": snapshot_id,
+                "message": message,
+                "committed_at": committed_at,
+                "parent_commit_id": parents[0],
+                "parent2_commit_id": parents[1],
+                **extra,
+            }
+        )
         return cls.from_dict(record)
 
     @classmethod

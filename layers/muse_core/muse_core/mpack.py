@@ -19,12 +19,13 @@ import msgpack
 
 from muse_core.commits import CommitRecord, has_commit, read_commit
 from muse_core.delta import diff_manifests
-from muse_core.errors import MuseError
+from muse_core.errors import MuseError, describe
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.object_store import read_object
 from muse_core.refs import list_branches, read_branch_ref
 from muse_core.repo import read_repo_info
 from muse_core.snapshots import read_snapshot
+from muse_core.types import is_id
 
 MPACK_VERSION = 1
 
@@ -193,23 +194,35 @@ def build_mpack(
     tips: Mapping[str, str] | Iterable[str] | None = None,
     have: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The mpack of a local repository: ``tips`` are branch names or a branch->commit map.
+    """The mpack of a local repository: ``tips`` are a branch->commit map, or branch names and
+    commit ids (an id of a commit the repository holds is taken as a commit, as MuseHub's
+    ``build_mpack(repo, [head_commit_id], have=[])`` passes it). A commit tip is listed under
+    every branch it heads; one that heads none is packed without a branch head.
 
     Without tips every branch with a commit is packed.
     """
     root = Path(root)
+    untracked: dict[str, str] = {}
     if tips is None:
         heads = list_branches(root)
     elif isinstance(tips, Mapping):
         heads = dict(tips)
     else:
         heads = {}
-        for branch in tips:
-            head = read_branch_ref(root, branch)
+        branches = list_branches(root)
+        for tip in tips:
+            if is_id(tip) and has_commit(root, tip):
+                named = {b: c for b, c in branches.items() if c == tip}
+                heads.update(named)
+                if not named:
+                    untracked[f"want/{tip}"] = tip
+                continue
+            head = read_branch_ref(root, tip)
             if head is None:
-                raise MuseError("missing_commit", "branch has no commits", branch)
-            heads[branch] = head
-    pack = build_pack(LocalHistory(root), heads, have)
+                raise MuseError("missing_commit", "branch has no commits", tip)
+            heads[tip] = head
+    pack = build_pack(LocalHistory(root), {**heads, **untracked}, have)
+    pack["branch_heads"] = heads
     try:
         pack["repo_id"] = read_repo_info(root).get("repo_id")
     except (OSError, ValueError):
@@ -342,7 +355,7 @@ def parse_mpack(
             budget.where = "mpack"
             name = unpacker.unpack()
             if not isinstance(name, str):
-                raise MuseError("invalid_type", "top-level keys must be strings", repr(name))
+                raise MuseError("invalid_type", "top-level keys must be strings", describe(name))
             if name not in _PROTOCOL_KEYS:
                 unpacker.skip()
                 continue
@@ -363,6 +376,11 @@ def parse_mpack(
         raise
     except msgpack.OutOfData:
         raise MuseError("malformed_mpack", "pack is truncated", "mpack") from None
+    except msgpack.StackError:
+        # StackError carries no message of its own.
+        raise MuseError(
+            "malformed_mpack", "nests more maps and arrays than msgpack decodes", budget.where
+        ) from None
     except msgpack.BufferFull:
         raise MuseError("limit_exceeded", "a pack item exceeds the size limits", "mpack") from None
     except _DECODE_ERRORS as exc:
@@ -427,7 +445,7 @@ def _parse_objects(
                 unpacker.skip()
         if not isinstance(content, bytes):
             raise MuseError(
-                "invalid_type", f"objects[{index}].content must be bin", repr(object_id)
+                "invalid_type", f"objects[{index}].content must be bin", describe(object_id)
             )
         budget.blob_bytes += len(content)
         digest = hashlib.sha256(content).hexdigest()

@@ -19,8 +19,15 @@ def compute_snapshot_id(manifest: Mapping[str, str]) -> str:
 
 
 def compute_commit_id(
-    parent_ids: Iterable[str], snapshot_id: str, message: str, committed_at_iso: str
+    parent_ids: Iterable[str],
+    snapshot_id: str,
+    message: str,
+    committed_at_iso: str,
+    author: str = "",
 ) -> str:
+    """The commit id of the format document. ``author`` is accepted (callers written against
+    MuseHub pass it as a keyword) but is not part of the id, so it never changes the result."""
+    del author
     payload = NUL.join([NUL.join(sorted(parent_ids)), snapshot_id, message, committed_at_iso])
     return hashlib.sha256(payload.encode()).hexdigest()
 

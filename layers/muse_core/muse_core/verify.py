@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from muse_core.commits import CommitRecord
-from muse_core.errors import MuseError
+from muse_core.errors import MuseError, describe
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, encode_mpack, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
@@ -101,11 +101,11 @@ def verify_mpack(
     # An int exactly: 1.0 and True compare equal to 1 but are not the version of the contract.
     if type(version) is not int or version != MPACK_VERSION:
         raise MuseError(
-            "unsupported_version", f"mpack_version must be {MPACK_VERSION}", repr(version)
+            "unsupported_version", f"mpack_version must be {MPACK_VERSION}", describe(version)
         )
     repo_id = fields.get("repo_id")
     if repo_id is not None and not isinstance(repo_id, str):
-        raise MuseError("invalid_type", "repo_id must be a string or nil", repr(repo_id))
+        raise MuseError("invalid_type", "repo_id must be a string or nil", describe(repo_id))
 
     # parse_mpack has checked that commits and snapshots, when present, are bounded arrays.
     objects = _verify_objects(parsed.objects)
@@ -369,6 +369,11 @@ def _snapshot_delta(item: Any, index: int) -> _Delta:
         raise MuseError("invalid_type", f"{where}.delta_upsert must be a map", sid)
     if not isinstance(remove, list):
         raise MuseError("invalid_type", f"{where}.delta_remove must be an array", sid)
+    # Checked here, not by validate_manifest_path: a 100 MiB bin key or a nested array would
+    # be rendered whole by repr.
+    for path in (*upsert, *remove):
+        if not isinstance(path, str):
+            raise MuseError("invalid_path", f"{where} holds a non-string path", describe(path))
     for path, oid in upsert.items():
         validate_manifest_path(path)
         if not isinstance(oid, str):
@@ -500,7 +505,7 @@ def _verify_branch_heads(
     for branch, head in raw.items():
         validate_branch_name(branch)
         if not is_id(head):
-            raise MuseError("invalid_id", f"head of branch {branch!r} is not an id", repr(head))
+            raise MuseError("invalid_id", f"head of branch {branch!r} is not an id", describe(head))
         heads[branch] = head
     _refuse_nested_branches(heads)
     in_pack = {c.commit_id for c in commits}

@@ -1,0 +1,92 @@
+"""A repository stored before the portable-name rule existed: `muse-cloud clone` over real HTTP
+refuses it with a coded error and leaves the target as it found it (absent, or empty)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_cli.main import main
+from muse_core import paths
+from muse_core.refs import write_branch_ref
+from muse_core.repo import init_repo
+
+from .test_local_stack import commit
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+def push_before_the_rule(
+    stack: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    files: dict[str, bytes],
+    branch: str,
+) -> str:
+    """One commit of ``files`` on ``branch``, pushed as the server took it before the rule: only
+    a top-level ``.muse`` (folded, trailing dots and spaces dropped) was refused."""
+    source = tmp_path / "source"
+    init_repo(source)
+    name = f"r{uuid.uuid4().hex[:12]}"
+    remote = f"{stack.api_url}/admin/{name}"
+    admin = ["--identity", str(stack.admin_key_path)]
+    with monkeypatch.context() as before:
+        before.setattr(paths, "_refuse_unwritable_segments", lambda *_: None)
+        before.setattr(paths, "_aliases_muse_dir", lambda s: s.rstrip(". ").casefold() == ".muse")
+        write_branch_ref(source, branch, commit(source, files, "one", (), 0))
+        assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
+        assert main(["push", str(source), "--remote", remote, "--branch", branch, *admin]) == 0
+    return remote
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["MUSE~1/HEAD", ".mu\u200cse/HEAD", "CON", "songs/" + "x" * 256, "a:b"],
+    ids=["8.3-name", "hfs-ignorable", "device", "256-bytes", "colon"],
+)
+def test_a_stored_unwritable_path_is_refused_and_nothing_is_left(
+    stack: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    path: str,
+) -> None:
+    remote = push_before_the_rule(
+        stack, monkeypatch, tmp_path, {path: b"hi", "ok.txt": b"ok"}, "main"
+    )
+    capsys.readouterr()
+
+    absent, empty = tmp_path / "absent", tmp_path / "empty"
+    empty.mkdir()
+    for dest in (absent, empty):
+        assert main(["clone", remote, str(dest)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: invalid_path: the repository holds a name no checkout can")
+        assert f"({path[:60]}" in err
+    assert not absent.exists()
+    assert list(empty.iterdir()) == []
+
+
+def test_a_stored_unwritable_branch_name_is_refused_and_nothing_is_left(
+    stack: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    remote = push_before_the_rule(stack, monkeypatch, tmp_path, {"ok.txt": b"ok"}, "fix:tempo")
+    capsys.readouterr()
+
+    dest = tmp_path / "copy"
+    assert main(["clone", remote, str(dest)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid_branch_name: the repository holds a name")
+    assert err.endswith("(fix:tempo)")
+    assert not dest.exists()
