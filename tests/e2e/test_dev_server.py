@@ -65,7 +65,7 @@ def test_dev_push_clone_then_ctrl_c(dev_server: tuple[str, Path], tmp_path: Path
 
     created = muse_cloud("repo", "create", "admin/e2e", "--server", url, identity=admin)
     assert created.returncode == 0, created.stderr
-    pushed = muse_cloud("push", str(source), "--remote", f"{url}/admin/e2e", identity=admin)
+    pushed = muse_cloud("push", "-C", str(source), "--remote", f"{url}/admin/e2e", identity=admin)
     assert pushed.returncode == 0, pushed.stderr
     assert "written: 6 commits" in pushed.stdout
     cloned = muse_cloud("clone", f"{url}/admin/e2e", str(copy))
