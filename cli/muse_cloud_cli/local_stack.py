@@ -414,7 +414,10 @@ class LocalStack:
             initializer=sandbox.prepare,
             initargs=(environment,),
         )
-        pool.submit(sandbox.warm, target)
+        # Every sandbox started now, as provisioned concurrency would: a cold start inside a
+        # request would make it wait seconds behind an import.
+        for _ in range(workers):
+            pool.submit(sandbox.warm, target)
         self._pools.append(pool)
         return pool
 

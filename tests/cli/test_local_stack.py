@@ -224,7 +224,7 @@ def test_errors_are_one_line_with_a_code(
     )
     assert capsys.readouterr().err.startswith("error: no_identity: ")
 
-    assert main(["repo", "delete", "admin/dup", "--server", stack.api_url, *admin]) == 0
+    assert main(["repo", "delete", "admin/dup", "--server", stack.api_url, "--yes", *admin]) == 0
     assert main(["refs", f"{stack.api_url}/admin/dup"]) == 1
     assert capsys.readouterr().err.startswith("error: ")
 
