@@ -108,7 +108,10 @@ def test_a_remote_added_by_the_muse_client_pushes_with_no_flags(
     # -u records the upstream branch beside the URL; the other settings stay.
     assert main(["push", "-u", "-C", str(tmp_path), *admin]) == 0
     config = tomllib.loads((tmp_path / ".muse" / "config.toml").read_text(encoding="utf-8"))
-    assert config == {"user": {"name": "Alice"}, "remotes": {"origin": {"url": remote, "branch": "main"}}}
+    assert config == {
+        "user": {"name": "Alice"},
+        "remotes": {"origin": {"url": remote, "branch": "main"}},
+    }
 
 
 def test_a_push_without_a_remote_says_how_to_add_one(
