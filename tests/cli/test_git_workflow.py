@@ -303,7 +303,7 @@ def test_transactions_roll_back_item_by_item_and_stay_fast(stack: LocalStack) ->
         {"Put": {"TableName": table, "Item": {"pk": {"S": f"TX#{n}"}, "sk": {"S": "TX"}}}}
         for n in range(99)
     ]
-    refused = {
+    refused: Any = {
         "Put": {
             "TableName": table,
             "Item": {"pk": {"S": "TX#kept"}, "sk": {"S": "TX"}, "changed": {"S": "yes"}},
