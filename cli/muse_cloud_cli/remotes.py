@@ -13,6 +13,7 @@ import tomli_w
 
 from muse_cloud_cli.errors import CliError
 from muse_core.paths import muse_dir, validate_branch_name
+from muse_core.refs import heads_under
 
 DEFAULT_REMOTE = "origin"
 CONFIG_FILE = "config.toml"
@@ -77,15 +78,7 @@ def tracking_dir(root: Path, remote: str) -> Path:
 
 def read_tracking(root: Path, remote: str) -> dict[str, str]:
     """Every remote-tracking head of ``remote``, nested branch names included."""
-    base = tracking_dir(root, remote)
-    if not base.is_dir():
-        return {}
-    heads: dict[str, str] = {}
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        head = path.read_text(encoding="utf-8").strip()
-        if head:
-            heads[path.relative_to(base).as_posix()] = head
-    return heads
+    return heads_under(tracking_dir(root, remote))
 
 
 def write_tracking(root: Path, remote: str, heads: dict[str, str]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,6 @@ from muse_core.refs import list_branches, read_branch_ref
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
-        yield running
-
-
-@pytest.fixture
-def admin(stack: LocalStack) -> list[str]:
-    return ["--identity", str(stack.admin_key_path)]
-
-
 def new_repo(stack: LocalStack, admin: list[str], name: str) -> str:
     assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
     return f"{stack.api_url}/admin/{name}"
@@ -47,6 +35,16 @@ def pushed(stack: LocalStack, admin: list[str], name: str, root: Path) -> str:
     remote = new_repo(stack, admin, name)
     assert main(["push", "-C", str(root), "--remote", remote, *admin]) == 0
     return remote
+
+
+def two_clones(stack: LocalStack, admin: list[str], tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A new repository and two clones of it, ``ours`` and ``theirs``."""
+    source, ours, theirs = tmp_path / "source", tmp_path / "ours", tmp_path / "theirs"
+    generate_history(source, SMALL)
+    remote = pushed(stack, admin, name, source)
+    assert main(["clone", remote, str(ours)]) == 0
+    assert main(["clone", remote, str(theirs)]) == 0
+    return ours, theirs
 
 
 def tracking(root: Path, branch: str = "main") -> str:
@@ -126,11 +124,7 @@ def test_a_push_without_a_remote_says_how_to_add_one(
 def test_fetch_brings_only_what_another_clone_pushed(
     stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source, ours, theirs = tmp_path / "source", tmp_path / "ours", tmp_path / "theirs"
-    generate_history(source, SMALL)
-    remote = pushed(stack, admin, "fetching", source)
-    assert main(["clone", remote, str(ours)]) == 0
-    assert main(["clone", remote, str(theirs)]) == 0
+    ours, theirs = two_clones(stack, admin, tmp_path, "fetching")
     before = list_branches(ours)["main"]
     head = add_commits(theirs, 1)
     assert main(["push", "-C", str(theirs), *admin]) == 0
@@ -151,11 +145,7 @@ def test_fetch_brings_only_what_another_clone_pushed(
 def test_pull_fast_forwards_then_stops_when_the_branches_diverge(
     stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source, ours, theirs = tmp_path / "source", tmp_path / "ours", tmp_path / "theirs"
-    generate_history(source, SMALL)
-    remote = pushed(stack, admin, "pulling", source)
-    assert main(["clone", remote, str(ours)]) == 0
-    assert main(["clone", remote, str(theirs)]) == 0
+    ours, theirs = two_clones(stack, admin, tmp_path, "pulling")
     head = add_commits(theirs, 2)
     assert main(["push", "-C", str(theirs), *admin]) == 0
     capsys.readouterr()
@@ -197,11 +187,7 @@ def test_a_non_fast_forward_push_is_refused_before_uploading(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source, ours, theirs = tmp_path / "source", tmp_path / "ours", tmp_path / "theirs"
-    generate_history(source, SMALL)
-    remote = pushed(stack, admin, "diverged", source)
-    assert main(["clone", remote, str(ours)]) == 0
-    assert main(["clone", remote, str(theirs)]) == 0
+    ours, theirs = two_clones(stack, admin, tmp_path, "diverged")
     add_commits(theirs, 1)
     assert main(["push", "-C", str(theirs), *admin]) == 0
     add_commits(ours, 3)

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,6 @@ from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
 from muse_core.types import blob_id
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
-        yield running
-
-
-@pytest.fixture
-def admin(stack: LocalStack) -> list[str]:
-    return ["--identity", str(stack.admin_key_path)]
 
 
 def commit(
