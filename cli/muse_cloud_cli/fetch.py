@@ -128,9 +128,11 @@ class PullOutcome:
         return self.previous != self.head
 
 
-def fast_forward(root: Path, branch: str, remote_name: str, target: str | None) -> PullOutcome:
-    """Move ``branch`` to ``target`` when that only adds commits; the checkout follows it when
-    ``branch`` is the one checked out."""
+def fast_forward(
+    root: Path, branch: str, remote_name: str, target: str | None, *, checked_out: bool
+) -> PullOutcome:
+    """Move ``branch`` to ``target`` when that only adds commits; the working tree follows when
+    ``branch`` is the one ``checked_out``."""
     if target is None:
         raise CliError("no_such_branch", f"{remote_name} has no branch {branch!r}")
     local = read_branch_ref(root, branch)
@@ -142,7 +144,7 @@ def fast_forward(root: Path, branch: str, remote_name: str, target: str | None) 
             f"{branch} and {remote_name}/{branch} have diverged; merge them with the Muse "
             f"client (`muse merge {remote_name}/{branch}`), then push",
         )
-    files = check_out_move(root, local, target)
+    files = check_out_move(root, local, target) if checked_out else 0
     write_branch_ref(root, branch, target)
     return PullOutcome(branch, local, target, files)
 

@@ -39,6 +39,7 @@ from muse_cloud_cli.remotes import (
 from muse_cloud_cli.signer import KeyFile, default_identity_path, new_identity
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_core.errors import MuseError
+from muse_core.refs import read_head
 
 DEV_PORT = 8787
 SERVER_ENV = "MUSE_CLOUD_URL"
@@ -282,15 +283,23 @@ def cmd_pull(args: argparse.Namespace) -> int:
     root = Path(args.path)
     reporter = Reporter(quiet=args.quiet)
     name, result = _fetch(args, root, reporter)
+    kind, checked_out = read_head(root)
     branch = args.branch or current_branch(root)
     with reporter.phase("checking out"):
-        outcome = fast_forward(root, branch, name, result.heads.get(branch))
+        outcome = fast_forward(
+            root,
+            branch,
+            name,
+            result.heads.get(branch),
+            checked_out=(kind, checked_out) == ("ref", branch),
+        )
     if not outcome.moved:
         print(f"already up to date: {branch} is at {short(outcome.head, args.full)}")
         return 0
+    files = f" ({plural(outcome.files, 'file')} checked out)" if outcome.files else ""
     print(
         f"fast-forward {branch}: {short(outcome.previous, args.full)}.."
-        f"{short(outcome.head, args.full)} ({plural(outcome.files, 'file')} checked out)"
+        f"{short(outcome.head, args.full)}{files}"
     )
     return 0
 

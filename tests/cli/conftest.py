@@ -10,11 +10,11 @@ from muse_cloud_cli.local_stack import LocalStack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with LocalStack(tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 
 @pytest.fixture
-def admin(stack: LocalStack) -> list[str]:
-    return ["--identity", str(stack.admin_key_path)]
+def admin(local_stack: LocalStack) -> list[str]:
+    return ["--identity", str(local_stack.admin_key_path)]

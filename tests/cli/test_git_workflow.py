@@ -25,23 +25,25 @@ from muse_core.refs import list_branches, read_branch_ref
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
 
-def new_repo(stack: LocalStack, admin: list[str], name: str) -> str:
-    assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
-    return f"{stack.api_url}/admin/{name}"
+def new_repo(local_stack: LocalStack, admin: list[str], name: str) -> str:
+    assert main(["repo", "create", f"admin/{name}", "--server", local_stack.api_url, *admin]) == 0
+    return f"{local_stack.api_url}/admin/{name}"
 
 
-def pushed(stack: LocalStack, admin: list[str], name: str, root: Path) -> str:
+def pushed(local_stack: LocalStack, admin: list[str], name: str, root: Path) -> str:
     """A new repository holding ``root``'s main, pushed by URL."""
-    remote = new_repo(stack, admin, name)
+    remote = new_repo(local_stack, admin, name)
     assert main(["push", "-C", str(root), "--remote", remote, *admin]) == 0
     return remote
 
 
-def two_clones(stack: LocalStack, admin: list[str], tmp_path: Path, name: str) -> tuple[Path, Path]:
+def two_clones(
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, name: str
+) -> tuple[Path, Path]:
     """A new repository and two clones of it, ``ours`` and ``theirs``."""
     source, ours, theirs = tmp_path / "source", tmp_path / "ours", tmp_path / "theirs"
     generate_history(source, SMALL)
-    remote = pushed(stack, admin, name, source)
+    remote = pushed(local_stack, admin, name, source)
     assert main(["clone", remote, str(ours)]) == 0
     assert main(["clone", remote, str(theirs)]) == 0
     return ours, theirs
@@ -51,8 +53,8 @@ def tracking(root: Path, branch: str = "main") -> str:
     return (root / ".muse" / "remotes" / "origin" / branch).read_text(encoding="utf-8")
 
 
-def server_heads(stack: LocalStack, name: str) -> dict[str, str]:
-    with MuseCloudClient(stack.api_url) as client:
+def server_heads(local_stack: LocalStack, name: str) -> dict[str, str]:
+    with MuseCloudClient(local_stack.api_url) as client:
         heads: dict[str, str] = client.refs("admin", name)["branch_heads"]
     return heads
 
@@ -67,11 +69,11 @@ def add_commits(root: Path, count: int) -> str:
 
 
 def test_clone_records_origin_and_a_push_needs_no_flags(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, copy = tmp_path / "source", tmp_path / "copy"
     generate_history(source, SMALL)
-    remote = pushed(stack, admin, "noflags", source)
+    remote = pushed(local_stack, admin, "noflags", source)
     assert main(["clone", remote, str(copy)]) == 0
 
     config = tomllib.loads((copy / ".muse" / "config.toml").read_text(encoding="utf-8"))
@@ -85,23 +87,23 @@ def test_clone_records_origin_and_a_push_needs_no_flags(
     previous = list_branches(source)["main"]
     assert f"   {previous[:8]}..{head[:8]}  main -> main" in out.splitlines()
     assert "written: 2 commits, 2 snapshots" in out
-    assert server_heads(stack, "noflags") == {"main": head}
+    assert server_heads(local_stack, "noflags") == {"main": head}
     assert tracking(copy) == head
 
 
 def test_a_remote_added_by_the_muse_client_pushes_with_no_flags(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The file as `muse remote add origin URL` writes it, and `push origin main` as named."""
     generate_history(tmp_path, SMALL)
-    remote = new_repo(stack, admin, "client-remote")
+    remote = new_repo(local_stack, admin, "client-remote")
     (tmp_path / ".muse" / "config.toml").write_text(
         f'[user]\nname = "Alice"\n\n[remotes.origin]\nurl = "{remote}"\n', encoding="utf-8"
     )
     capsys.readouterr()
     assert main(["push", "origin", "main", "-C", str(tmp_path), *admin]) == 0
     assert " * [new branch]      main -> main" in capsys.readouterr().out.splitlines()
-    assert server_heads(stack, "client-remote") == list_branches(tmp_path)
+    assert server_heads(local_stack, "client-remote") == list_branches(tmp_path)
     assert tracking(tmp_path) == list_branches(tmp_path)["main"]
     # -u records the upstream branch beside the URL; the other settings stay.
     assert main(["push", "-u", "-C", str(tmp_path), *admin]) == 0
@@ -122,9 +124,9 @@ def test_a_push_without_a_remote_says_how_to_add_one(
 
 
 def test_fetch_brings_only_what_another_clone_pushed(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ours, theirs = two_clones(stack, admin, tmp_path, "fetching")
+    ours, theirs = two_clones(local_stack, admin, tmp_path, "fetching")
     before = list_branches(ours)["main"]
     head = add_commits(theirs, 1)
     assert main(["push", "-C", str(theirs), *admin]) == 0
@@ -143,9 +145,9 @@ def test_fetch_brings_only_what_another_clone_pushed(
 
 
 def test_pull_fast_forwards_then_stops_when_the_branches_diverge(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ours, theirs = two_clones(stack, admin, tmp_path, "pulling")
+    ours, theirs = two_clones(local_stack, admin, tmp_path, "pulling")
     head = add_commits(theirs, 2)
     assert main(["push", "-C", str(theirs), *admin]) == 0
     capsys.readouterr()
@@ -174,20 +176,20 @@ def test_pull_fast_forwards_then_stops_when_the_branches_diverge(
     assert read_branch_ref(ours, "main") == ours_only
 
 
-def _bucket_objects(stack: LocalStack) -> int:
+def _bucket_objects(local_stack: LocalStack) -> int:
     s3 = boto3.client("s3", region_name="us-east-1")
-    listed = s3.list_objects_v2(Bucket=stack.names.bucket)
+    listed = s3.list_objects_v2(Bucket=local_stack.names.bucket)
     return int(listed.get("KeyCount", 0))
 
 
 def test_a_non_fast_forward_push_is_refused_before_uploading(
-    stack: LocalStack,
+    local_stack: LocalStack,
     admin: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ours, theirs = two_clones(stack, admin, tmp_path, "diverged")
+    ours, theirs = two_clones(local_stack, admin, tmp_path, "diverged")
     add_commits(theirs, 1)
     assert main(["push", "-C", str(theirs), *admin]) == 0
     add_commits(ours, 3)
@@ -199,33 +201,33 @@ def test_a_non_fast_forward_push_is_refused_before_uploading(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(MuseCloudClient, "presign", counted)
-    stored = _bucket_objects(stack)
+    stored = _bucket_objects(local_stack)
     capsys.readouterr()
 
     assert main(["push", "-C", str(ours), *admin]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: non_fast_forward: rejected: ") and "fetch first" in err
-    assert presigned == [] and _bucket_objects(stack) == stored
+    assert presigned == [] and _bucket_objects(local_stack) == stored
 
 
 def test_a_forbidden_push_is_refused_before_building(
-    stack: LocalStack,
+    local_stack: LocalStack,
     admin: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    remote = new_repo(stack, admin, "not-bobs")
+    remote = new_repo(local_stack, admin, "not-bobs")
     bob = new_identity("bob-pusher")
     bob_file = tmp_path / "bob.json"
     bob.save(bob_file)
-    assert stack.admin is not None
-    with MuseCloudClient(stack.api_url, stack.admin) as client:
+    assert local_stack.admin is not None
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_identity(bob.handle, bob.public_key)
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": True}
-    with MuseCloudClient(stack.api_url, bob) as client:
+    with MuseCloudClient(local_stack.api_url, bob) as client:
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": False}
-    with MuseCloudClient(stack.api_url) as anonymous:
+    with MuseCloudClient(local_stack.api_url) as anonymous:
         assert "permissions" not in anonymous.refs("admin", "not-bobs")
 
     def never(*args: object) -> dict[str, Any]:
@@ -241,10 +243,10 @@ def test_a_forbidden_push_is_refused_before_building(
 
 
 def test_refs_answer_while_a_1000_commit_ingestion_runs(
-    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generate_history(tmp_path, Workload(commits=1000, files=40, changed_per_commit=4))
-    assert stack.admin is not None
+    assert local_stack.admin is not None
     ingesting = threading.Event()
     original = MuseCloudClient.unpack
 
@@ -254,9 +256,9 @@ def test_refs_answer_while_a_1000_commit_ingestion_runs(
 
     monkeypatch.setattr(MuseCloudClient, "unpack", signalled)
     finished: dict[str, float] = {}
-    with MuseCloudClient(stack.api_url, stack.admin) as client:
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_repo("admin", "busy")
-        remote = Remote(stack.api_url, "admin", "busy")
+        remote = Remote(local_stack.api_url, "admin", "busy")
         prepared = prepare_push(client, remote, tmp_path)
 
         def run() -> None:
@@ -268,19 +270,19 @@ def test_refs_answer_while_a_1000_commit_ingestion_runs(
         assert ingesting.wait(60)
         time.sleep(0.3)  # the unpack request is in the API function by now
         asked = time.monotonic()
-        with MuseCloudClient(stack.api_url, stack.admin) as reader:
+        with MuseCloudClient(local_stack.api_url, local_stack.admin) as reader:
             assert reader.refs("admin", "busy")["branch_heads"] == {}
         finished["refs"] = time.monotonic()
         pushing.join(300)
     assert finished["refs"] < finished["push"], "refs waited for the ingestion"
     assert finished["refs"] - asked < 2.0
-    assert server_heads(stack, "busy") == list_branches(tmp_path)
+    assert server_heads(local_stack, "busy") == list_branches(tmp_path)
 
 
-def test_transactions_roll_back_item_by_item_and_stay_fast(stack: LocalStack) -> None:
+def test_transactions_roll_back_item_by_item_and_stay_fast(local_stack: LocalStack) -> None:
     """moto deep-copied the whole table once per action: this took ~100 table copies."""
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    table = stack.names.table
+    table = local_stack.names.table
     with boto3.resource("dynamodb", region_name="us-east-1").Table(table).batch_writer() as batch:
         for n in range(5_000):
             batch.put_item(Item={"pk": f"FILL#{n}", "sk": "FILL", "blob": "x" * 200})
