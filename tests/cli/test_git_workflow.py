@@ -20,7 +20,7 @@ from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.commits import has_commit
-from muse_core.refs import list_branches, read_branch_ref
+from muse_core.refs import list_branches, read_branch_ref, write_branch_ref, write_head
 
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
@@ -174,6 +174,25 @@ def test_pull_fast_forwards_then_stops_when_the_branches_diverge(
     err = capsys.readouterr().err
     assert err.startswith("error: diverged: ") and "muse merge origin/main" in err
     assert read_branch_ref(ours, "main") == ours_only
+
+
+def test_pulling_a_branch_not_checked_out_leaves_the_files(
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours, theirs = two_clones(local_stack, admin, tmp_path, "side-pull")
+    base = read_branch_ref(ours, "main")
+    assert base is not None
+    head = add_commits(theirs, 1)
+    assert main(["push", "-C", str(theirs), *admin]) == 0
+    write_branch_ref(ours, "work", base)
+    write_head(ours, "work")
+    files = {p.name: p.read_bytes() for p in (ours / "tracks").iterdir()}
+    capsys.readouterr()
+
+    assert main(["pull", "origin", "main", "-C", str(ours)]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"fast-forward main: {base[:8]}..{head[:8]}")
+    assert read_branch_ref(ours, "main") == head and read_branch_ref(ours, "work") == base
+    assert {p.name: p.read_bytes() for p in (ours / "tracks").iterdir()} == files
 
 
 def _bucket_objects(local_stack: LocalStack) -> int:
