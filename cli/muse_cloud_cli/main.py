@@ -175,6 +175,9 @@ def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: b
 
 def cmd_push(args: argparse.Namespace) -> int:
     root = Path(args.path)
+    if args.remote_url and args.remote and Path(args.remote).is_dir():
+        # The older form, `push PATH --remote URL`, still works.
+        root, args.remote = Path(args.remote), None
     if args.remote_url and args.remote:
         raise CliError("invalid_arguments", "give the remote either as REMOTE or as --remote")
     remote, name = _resolve_remote(root, args.remote_url or args.remote)

@@ -165,7 +165,8 @@ def test_non_fast_forward_is_explained_then_forced(
     generate_history(theirs, Workload(commits=2, files=5, changed_per_commit=1))
     remote = f"{local_stack.api_url}/admin/nff"
     assert main(["repo", "create", "admin/nff", "--server", local_stack.api_url, *admin]) == 0
-    assert main(["push", "-C", str(ours), "--remote", remote, *admin]) == 0
+    # The older form: the repository as the first argument, beside --remote.
+    assert main(["push", str(ours), "--remote", remote, *admin]) == 0
     capsys.readouterr()
 
     assert main(["push", "-C", str(theirs), "--remote", remote, *admin]) == 1
