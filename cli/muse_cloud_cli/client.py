@@ -7,8 +7,10 @@ exactly the bytes sent; the query string is built here too, in the order it goes
 from __future__ import annotations
 
 import json
+import random
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,6 +34,19 @@ from muse_cloud_cli.signer import KeyFile, sign_request
 
 # Ingesting a large pack synchronously can take a while; connecting should not.
 TIMEOUT = (10.0, 600.0)
+ATTEMPTS = 5
+FIRST_DELAY = 0.5
+MAX_DELAY = 8.0
+# The server refused without acting: any call may be sent again.
+_BUSY_STATUSES = frozenset({429, 503})
+_THROTTLING_CODES = frozenset(
+    {"SlowDown", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+# The call may or may not have been acted on: only calls that mean the same twice go again.
+_UNSURE_STATUSES = frozenset({500, 502, 504})
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+# POSTs that are reads, or that the server answers from the push record when repeated.
+_IDEMPOTENT_POSTS = ("/fetch/mpack", "/push/unpack-mpack")
 _CHUNK = 256 * 1024
 _S3_ERROR = re.compile(
     r"<Code>(?P<code>[^<]*)</Code>.*?<Message>(?P<message>[^<]*)</Message>", re.S
@@ -97,6 +112,68 @@ def _error_from(response: requests.Response) -> ClientError:
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def unreachable(method: str, url: str, error: requests.RequestException) -> ClientError:
+    """One line a person can act on, instead of urllib3's chain of wrapped exceptions."""
+    text = str(error)
+    if isinstance(error, requests.Timeout) or "timed out" in text:
+        why = "it did not answer in time"
+    elif "Name or service not known" in text or "Failed to resolve" in text:
+        why = "its host name does not resolve"
+    elif "refused" in text:
+        why = "nothing listens there (is `muse-cloud dev` running? is the URL right?)"
+    else:
+        why = type(error).__name__
+    parts = urlsplit(url)
+    return ClientError(
+        0, "unreachable", f"cannot reach {parts.scheme}://{parts.netloc} ({method}): {why}"
+    )
+
+
+def _retry_delay(attempt: int, response: requests.Response | None) -> float:
+    after = response.headers.get("Retry-After", "") if response is not None else ""
+    if after.isdigit():
+        return min(float(after), MAX_DELAY)
+    return min(FIRST_DELAY * 2.0**attempt, MAX_DELAY) * random.uniform(0.5, 1.0)
+
+
+def _maybe_sent(error: requests.RequestException) -> bool:
+    """False when no connection was made (the request cannot have been acted on)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    text = str(error)
+    return not ("refused" in text or "Failed to resolve" in text or "not known" in text)
+
+
+def _should_retry(response: requests.Response, idempotent: bool) -> bool:
+    if response.status_code in _BUSY_STATUSES:
+        return True
+    if response.status_code == 400 and any(c in response.text for c in _THROTTLING_CODES):
+        return True
+    return idempotent and response.status_code in _UNSURE_STATUSES
+
+
+def send_with_retries(
+    send: Callable[[], requests.Response], method: str, url: str, *, idempotent: bool
+) -> requests.Response:
+    """``send()`` again, with backoff, while the network fails or the server is busy."""
+    for attempt in range(ATTEMPTS):
+        last = attempt == ATTEMPTS - 1
+        try:
+            response = send()
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if last or (_maybe_sent(error) and not idempotent):
+                raise unreachable(method, url, error) from None
+            time.sleep(_retry_delay(attempt, None))
+            continue
+        except requests.RequestException as error:
+            raise unreachable(method, url, error) from None
+        if last or not _should_retry(response, idempotent):
+            return response
+        response.close()
+        time.sleep(_retry_delay(attempt, response))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _ProgressReader:
@@ -177,14 +254,16 @@ class MuseCloudClient:
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         target = self._base_path + path + (f"?{query}" if query else "")
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if self.key is not None:
-            headers["Authorization"] = sign_request(self.key, method, target, data)
         url = urljoin(self.base_url + "/", target)
-        try:
-            response = self._session.request(
+
+        def send() -> requests.Response:
+            headers = {"Accept": "application/json"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            if self.key is not None:
+                # Signed afresh each time: a nonce is accepted once.
+                headers["Authorization"] = sign_request(self.key, method, target, data)
+            return self._session.request(
                 method,
                 url,
                 data=data or None,
@@ -192,8 +271,9 @@ class MuseCloudClient:
                 timeout=TIMEOUT,
                 allow_redirects=False,
             )
-        except requests.RequestException as error:
-            raise ClientError(0, "connection_failed", f"{method} {url}: {error}") from error
+
+        idempotent = method in _IDEMPOTENT_METHODS or path.endswith(_IDEMPOTENT_POSTS)
+        response = send_with_retries(send, method, url, idempotent=idempotent)
         if response.status_code >= 400:
             raise _error_from(response)
         return response
@@ -338,21 +418,26 @@ class MuseCloudClient:
         """PUT ``data`` to a presigned URL, sending exactly the headers the server asked for."""
         bar = transfer_progress() if progress else None
         task = bar.add_task("upload", total=len(data)) if bar is not None else None
-        reader = _ProgressReader(data, bar, task)
-        try:
-            with bar or nullcontext():
-                response = self._session.put(
-                    url, data=reader, headers=dict(headers), timeout=TIMEOUT
-                )
-        except requests.RequestException as error:
-            raise ClientError(0, "connection_failed", f"PUT upload: {error}") from error
+
+        def send() -> requests.Response:
+            # The key is the bytes' hash: a second PUT stores the same object again.
+            reader = _ProgressReader(data, bar, task)
+            return self._session.put(url, data=reader, headers=dict(headers), timeout=TIMEOUT)
+
+        with bar or nullcontext():
+            response = send_with_retries(send, "PUT", url, idempotent=True)
         if response.status_code >= 300:
             raise _error_from(response)
 
     def download(self, url: str, progress: bool = False) -> bytes:
         """GET a presigned URL (no signature: it would only leak to object storage)."""
         try:
-            response = self._session.get(url, stream=True, timeout=TIMEOUT)
+            response = send_with_retries(
+                lambda: self._session.get(url, stream=True, timeout=TIMEOUT),
+                "GET",
+                url,
+                idempotent=True,
+            )
             if response.status_code >= 300:
                 raise _error_from(response)
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -366,4 +451,4 @@ class MuseCloudClient:
                         bar.advance(task, len(chunk))
             return b"".join(chunks)
         except requests.RequestException as error:
-            raise ClientError(0, "connection_failed", f"GET download: {error}") from error
+            raise unreachable("GET", url, error) from None

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.errors import CliError
+from muse_cloud_cli.progress import Reporter
+from muse_cloud_cli.remotes import DEFAULT_REMOTE, set_remote, write_tracking
 from muse_core.commits import read_commit, write_commit
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
@@ -46,14 +48,14 @@ class CloneResult:
 
 
 def clone_repo(
-    client: MuseCloudClient, remote: Remote, dest: Path, *, progress: bool = False
+    client: MuseCloudClient, remote: Remote, dest: Path, *, reporter: Reporter | None = None
 ) -> CloneResult:
     """Clone ``remote`` into ``dest`` (missing or empty); a failed clone leaves it as it was."""
     existed = dest.exists()
     if existed and (not dest.is_dir() or any(dest.iterdir())):
         raise CliError("destination_exists", f"{dest} exists and is not an empty directory")
     try:
-        return _clone(client, remote, dest, progress)
+        return _clone(client, remote, dest, reporter or Reporter(quiet=True))
     except BaseException:
         if existed:
             for child in dest.iterdir():
@@ -63,7 +65,7 @@ def clone_repo(
         raise
 
 
-def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) -> CloneResult:
+def _clone(client: MuseCloudClient, remote: Remote, dest: Path, reporter: Reporter) -> CloneResult:
     refs = client.refs(remote.owner, remote.name)
     default_branch: str = refs.get("default_branch") or DEFAULT_BRANCH
     dest.mkdir(parents=True, exist_ok=True)
@@ -74,9 +76,10 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
     if refs["branch_heads"]:
         # No wants: the server packs every branch at its heads as it reads them then, and names
         # them in the pack. Wanting the heads read above would lose any branch that moved since.
-        ticket = client.fetch(remote.owner, remote.name, want=[], have=[])
+        with reporter.phase("the server is building the pack"):
+            ticket = client.fetch(remote.owner, remote.name, want=[], have=[])
         fetched = time.perf_counter()
-        data = client.download(ticket["download_url"], progress=progress)
+        data = client.download(ticket["download_url"], progress=reporter.enabled)
         downloaded = time.perf_counter()
         pack_bytes = len(data)
 
@@ -114,7 +117,10 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, progress: bool) 
     for branch, head in sorted(heads.items()):
         write_branch_ref(dest, branch, head)
     write_head(dest, default_branch)
-    files = _check_out(dest, heads[default_branch]) if default_branch in heads else 0
+    set_remote(dest, DEFAULT_REMOTE, remote.url, branch=default_branch)
+    write_tracking(dest, DEFAULT_REMOTE, heads)
+    with reporter.phase("checking out"):
+        files = _check_out(dest, heads[default_branch]) if default_branch in heads else 0
     done = time.perf_counter()
     return CloneResult(
         dest=dest,

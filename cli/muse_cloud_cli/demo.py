@@ -15,6 +15,7 @@ from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.clone import CloneResult, clone_repo
 from muse_cloud_cli.compare import Comparison, check_worktree, compare_repos
 from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.push import PushResult, prepare_push, send_push
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_core.commits import read_commit
@@ -57,6 +58,7 @@ def run_demo(
 ) -> bool:
     """Run every step; True only when every check matched."""
     out = console or Console()
+    reporter = Reporter()
     generating = workload if repo is None else None
     started = time.perf_counter()
     checks = _Checks()
@@ -82,8 +84,8 @@ def run_demo(
             pushes: list[PushResult] = []
             for branch in list_branches(repo):
                 out.print(f"pushing {branch}")
-                prepared = prepare_push(client, remote, repo, branch)
-                pushes.append(send_push(client, remote, prepared, progress=True))
+                prepared = prepare_push(client, remote, repo, branch, reporter=reporter)
+                pushes.append(send_push(client, remote, prepared, reporter=reporter))
 
             heads = list_branches(repo)
             server_heads = client.refs(OWNER, NAME)["branch_heads"]
@@ -91,7 +93,7 @@ def run_demo(
             _check_snapshots(client, repo, heads, checks)
 
             out.print("cloning")
-            clone = clone_repo(client, remote, Path(scratch) / "clone", progress=True)
+            clone = clone_repo(client, remote, Path(scratch) / "clone", reporter=reporter)
         comparison = compare_repos(repo, clone.dest)
         checks.add(
             "clone",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import multiprocessing
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ import traceback
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,20 +28,36 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from muse_cloud import aws
 from muse_cloud.auth.identities import IdentityStore
 from muse_cloud.config import settings
-from muse_cloud.handlers import api, unpack
+from muse_cloud.handlers import api
 from muse_cloud.services.unpack import ingest_once
+from muse_cloud_cli import sandbox
 from muse_cloud_cli.event_source import LocalLambdaContext, SqsEventSource
+from muse_cloud_cli.moto_state import (
+    GatedMotoServer,
+    RequestGate,
+    SavedResources,
+    forget_resources,
+    keep_transactions_fast,
+    restore_state,
+    save_state,
+    saved_prefix,
+)
 from muse_cloud_cli.provision import Provisioned, StackNames, provision
 from muse_cloud_cli.signer import KeyFile, new_identity
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 ADMIN_KEY_FILE = "admin.json"
+STATE_FILE = "state.pickle"
+API_HANDLER = "muse_cloud.handlers.api:lambda_handler"
+UNPACK_HANDLER = "muse_cloud.handlers.unpack:lambda_handler"
+# Concurrent invocations per function (Lambda's would be many more; each here is a process).
+API_WORKERS = 3
+UNPACK_WORKERS = 2
 POLL_WAIT_SECONDS = 1
 # API Gateway refuses larger request bodies: packs must go to S3 by presigned URL.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -231,7 +249,12 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
 
 
 class LocalStack:
-    """Start with ``with LocalStack(data_dir) as stack:``; ``stack.api_url`` is the API."""
+    """Start with ``with LocalStack(data_dir) as stack:``; ``stack.api_url`` is the API.
+
+    With ``persist``, the stack's tables and bucket are saved to ``<data_dir>/state.pickle``
+    every ``snapshot_seconds`` (when anything was asked of moto since the last save) and on stop,
+    and restored on start unless ``reset``.
+    """
 
     def __init__(
         self,
@@ -240,28 +263,40 @@ class LocalStack:
         api_port: int = 0,
         moto_port: int = 0,
         verbose: bool = False,
+        persist: bool = False,
+        reset: bool = False,
+        snapshot_seconds: float = 30.0,
+        api_workers: int = API_WORKERS,
+        unpack_workers: int = UNPACK_WORKERS,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.api_port = api_port
         self.moto_port = moto_port
         self.verbose = verbose
-        # moto's backends live as long as the process: fresh names keep two stacks apart.
-        self.names = StackNames.with_prefix(f"local-{secrets.token_hex(4)}")
+        self.persist = persist
+        self.reset = reset
+        self.snapshot_seconds = snapshot_seconds
+        self.api_workers = api_workers
+        self.unpack_workers = unpack_workers
+        self.state_path = self.data_dir / STATE_FILE
         self.admin_key_path = self.data_dir / ADMIN_KEY_FILE
         self.admin: KeyFile | None = None
         self.provisioned: Provisioned | None = None
+        self.restored = False
         self.moto_url = ""
         self.api_url = ""
-        # Powertools keeps per-invocation state in module globals (the resolver's current event,
-        # the batch processor, the idempotency config), like one Lambda sandbox: one at a time.
-        self._invoke_lock = threading.Lock()
+        # moto's backends live as long as the process: fresh names keep two stacks apart.
+        self.prefix = f"local-{secrets.token_hex(4)}"
+        self.names = StackNames.with_prefix(self.prefix)
+        self._gate = RequestGate()
         self._stopping = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self._undo = ExitStack()
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: GatedMotoServer | None = None
         self._api: _ApiServer | None = None
-        self._serving: threading.Thread | None = None
-        self._polling: threading.Thread | None = None
+        self._pools: list[ProcessPoolExecutor] = []
+        self._threads: list[threading.Thread] = []
+        self._may_save = False
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -282,56 +317,124 @@ class LocalStack:
             self.stop()
             raise
 
+    def describe_state(self) -> str:
+        if not self.persist:
+            return "in memory only"
+        how = "restored from" if self.restored else "new, saved to"
+        return f"{how} {self.state_path} (every {self.snapshot_seconds:g} s and on stop)"
+
     def _start(self) -> None:
         self._quiet_logs()
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.moto_port, verbose=False)
+        keep_transactions_fast()
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.persist and self.reset:
+            self.state_path.unlink(missing_ok=True)
+        prefix = saved_prefix(self.state_path) if self.persist else None
+        if prefix is not None:
+            self.prefix = prefix
+            self.names = StackNames.with_prefix(prefix)
+        self._moto = GatedMotoServer(HOST, self.moto_port, self._gate)
         self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.moto_url = f"http://{host}:{port}"
+        self.moto_url = self._moto.url
         self._set_environment()
         session = boto3.Session(region_name=REGION)
         self.provisioned = provision(session, self.names)
+        if prefix is not None:
+            restore_state(self.state_path, self._resources)
+            self.restored = True
+        self._may_save = self.persist
         self.admin = self._admin_key()
         os.environ["MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY"] = self.admin.public_key
         IdentityStore().ensure_bootstrap_admin(self.admin.public_key)
 
-        self._api = _ApiServer(self.api_port, self._invoke(api.lambda_handler), self.verbose)
+        environment = {name: os.environ.get(name) for name in self._saved_env}
+        if not self.verbose:
+            environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        api_pool = self._pool(self.api_workers, environment, API_HANDLER)
+        unpack_pool = self._pool(self.unpack_workers, environment, UNPACK_HANDLER)
+        self._api = _ApiServer(self.api_port, _invoker(api_pool, API_HANDLER), self.verbose)
         self.api_url = f"http://{HOST}:{self._api.server_address[1]}"
-        source = SqsEventSource(
-            session.client("sqs"),
-            self.provisioned.queue_url,
-            self._invoke(unpack.lambda_handler),
-            batch_size=self.provisioned.batch_size,
-            wait_seconds=POLL_WAIT_SECONDS,
-            region=REGION,
-            report_batch_item_failures=self.provisioned.report_batch_item_failures,
-        )
-        self._serving = threading.Thread(
-            target=self._api.serve_forever, name="muse-api", daemon=True
-        )
-        self._serving.start()
-        self._polling = threading.Thread(
-            target=self._poll, args=(source,), name="muse-poller", daemon=True
-        )
-        self._polling.start()
+        self._thread("muse-api", self._api.serve_forever)
+        for n in range(self.unpack_workers):
+            source = SqsEventSource(
+                session.client("sqs"),
+                self.provisioned.queue_url,
+                _invoker(unpack_pool, UNPACK_HANDLER),
+                batch_size=self.provisioned.batch_size,
+                wait_seconds=POLL_WAIT_SECONDS,
+                region=REGION,
+                report_batch_item_failures=self.provisioned.report_batch_item_failures,
+            )
+            self._thread(f"muse-poller-{n}", self._poll, source)
+        if self.persist:
+            self._thread("muse-snapshots", self._save_periodically)
 
     def stop(self) -> None:
         self._stopping.set()
         if self._api is not None:
             # shutdown() waits for serve_forever, so it must only be called once that runs.
-            if self._serving is not None:
+            if self._threads:
                 self._api.shutdown()
             self._api.server_close()
-        for thread in (self._serving, self._polling):
-            if thread is not None:
-                thread.join()
-        self._serving = self._polling = None
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools = []
+        if self._may_save:
+            self.save()
+            self._may_save = False
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+            forget_resources(self._resources, self.names.queue, self.names.dead_letter_queue)
         self._api = None
         self._restore_environment()
         self._undo.close()
+
+    def save(self) -> int:
+        """Save the stack's state now; returns the bytes written."""
+        return save_state(self.state_path, self._resources, self.prefix, self._gate)
+
+    @property
+    def _resources(self) -> SavedResources:
+        return SavedResources(
+            tables=(self.names.table, self.names.idempotency_table), bucket=self.names.bucket
+        )
+
+    def _pool(
+        self, workers: int, environment: dict[str, str | None], target: str
+    ) -> ProcessPoolExecutor:
+        # Spawned, not forked: this process runs threads (moto, the HTTP server) a fork would
+        # copy mid-flight.
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=sandbox.prepare,
+            initargs=(environment,),
+        )
+        # Every sandbox started now, as provisioned concurrency would: a cold start inside a
+        # request would make it wait seconds behind an import.
+        for _ in range(workers):
+            pool.submit(sandbox.warm, target)
+        self._pools.append(pool)
+        return pool
+
+    def _thread(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _save_periodically(self) -> None:
+        saved_at = self._gate.requests
+        while not self._stopping.wait(self.snapshot_seconds):
+            if self._gate.requests != saved_at:
+                saved_at = self._gate.requests
+                try:
+                    self.save()
+                except OSError:
+                    traceback.print_exc(file=sys.stderr)
 
     def _quiet_logs(self) -> None:
         """moto logs every request; without ``verbose`` the functions' logs and metrics go too."""
@@ -340,10 +443,9 @@ class LocalStack:
             logger = logging.getLogger(name)
             self._undo.callback(logger.setLevel, logger.level)
             logger.setLevel(logging.WARNING)
-        if not self.verbose:
-            # Batches holding only S3's test event publish no metrics, and Powertools warns.
-            self._undo.enter_context(warnings.catch_warnings())
-            warnings.filterwarnings("ignore", message="No application metrics to publish")
+        # Batches holding only S3's test event publish no metrics, and Powertools warns.
+        self._undo.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     def _set_environment(self) -> None:
         values: dict[str, str | None] = {
@@ -383,19 +485,11 @@ class LocalStack:
 
     def _admin_key(self) -> KeyFile:
         """The data directory's admin key, made on first start so that it outlives restarts."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.admin_key_path.exists():
             return KeyFile.load(self.admin_key_path)
         key = new_identity("admin", is_admin=True)
         key.save(self.admin_key_path)
         return key
-
-    def _invoke(self, handler: Handler) -> Handler:
-        def invoke(event: dict[str, Any], context: Any) -> Any:
-            with self._invoke_lock:
-                return handler(event, context)
-
-        return invoke
 
     def _poll(self, source: SqsEventSource) -> None:
         while not self._stopping.is_set():
@@ -406,3 +500,10 @@ class LocalStack:
                 if not self._stopping.is_set():
                     traceback.print_exc(file=sys.stderr)
                     time.sleep(POLL_WAIT_SECONDS)
+
+
+def _invoker(pool: ProcessPoolExecutor, target: str) -> Handler:
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        return pool.submit(sandbox.invoke, target, event, context).result()
+
+    return invoke

@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+
+import platformdirs
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
 from muse_cloud_cli.errors import CliError
-from muse_cloud_cli.push import prepare_push, send_push
+from muse_cloud_cli.fetch import (
+    FetchResult,
+    check_out_move,
+    fast_forward,
+    fetch_remote,
+    is_local_ancestor,
+)
+from muse_cloud_cli.progress import Reporter, plural, ref_line, short
+from muse_cloud_cli.push import current_branch, prepare_push, send_push
+from muse_cloud_cli.remotes import (
+    DEFAULT_REMOTE,
+    read_config,
+    remote_entry,
+    set_remote,
+    update_tracking,
+    validate_remote_name,
+)
 from muse_cloud_cli.signer import KeyFile, default_identity_path, new_identity
 from muse_cloud_cli.tokens import add_token_commands
-from muse_cloud_cli.workload import SEED, Workload
+from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_core.errors import MuseError
+from muse_core.refs import read_head
 
 DEV_PORT = 8787
 SERVER_ENV = "MUSE_CLOUD_URL"
@@ -28,10 +50,8 @@ LOG_PAGE = 100
 Command = Callable[[argparse.Namespace], int]
 
 
-def _default_data_dir() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "muse-cloud" / "dev"
+def default_data_dir() -> Path:
+    return platformdirs.user_data_path("muse-cloud") / "dev"
 
 
 def _load_identity(explicit: str | None, *, required: bool = False) -> KeyFile | None:
@@ -69,6 +89,27 @@ def _client(base_url: str, identity: str | None, *, required: bool = False) -> M
 # commands
 
 
+def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
+    """A remote's name (default ``origin``) or a URL; the name is None for a URL that no
+    configured remote has, whose tracking heads then stay as they are."""
+    value = value or DEFAULT_REMOTE
+    if "://" in value:
+        remote = Remote.parse(value)
+        remotes = read_config(root).get("remotes")
+        for name in sorted(remotes) if isinstance(remotes, dict) else []:
+            if remote_entry(root, name).get("url", "").rstrip("/") == remote.url:
+                return remote, name
+        return remote, None
+    url = remote_entry(root, validate_remote_name(value)).get("url")
+    if not url:
+        raise CliError(
+            "no_remote",
+            f"{root} has no remote {value!r}; add one with `muse remote add {value} URL` "
+            "(the Muse client), or push once with --remote URL -u",
+        )
+    return Remote.parse(url), value
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     # The local stack needs moto and the server package; push and clone must work without them.
     from muse_cloud_cli.local_stack import LocalStack
@@ -78,45 +119,101 @@ def cmd_dev(args: argparse.Namespace) -> int:
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else _default_data_dir()
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    stack = LocalStack(
+        data_dir,
+        api_port=args.port,
+        verbose=True,
+        persist=True,
+        reset=args.reset,
+        snapshot_seconds=args.snapshot_seconds,
+    )
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with LocalStack(data_dir, api_port=args.port, verbose=True) as stack:
+        try:
+            stack.start()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise CliError(
+                "port_in_use",
+                f"port {args.port} on 127.0.0.1 is in use (another `muse-cloud dev`?); "
+                "stop it or choose another with --port",
+            ) from None
+        try:
             print(f"Muse Cloud API  {stack.api_url}")
             print(f"admin key       {stack.admin_key_path}")
-            print(f"S3/SQS/DynamoDB {stack.moto_url} (moto, in memory)")
+            print(f"S3/SQS/DynamoDB {stack.moto_url} (moto)")
+            print(f"data            {stack.describe_state()}")
             print(
-                f"try: MUSE_CLOUD_IDENTITY={stack.admin_key_path} muse-cloud repo create "
-                f"admin/songs --server {stack.api_url}"
+                f"try: muse-cloud repo create admin/songs --server {stack.api_url} "
+                f"--identity {stack.admin_key_path}"
             )
             print("Ctrl-C stops the stack", flush=True)
             while not stop.wait(0.5):
                 pass
             print("stopping", flush=True)
+        finally:
+            stack.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
 
 
+def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: bool) -> list[str]:
+    """The ref moves the server reports, one line each, as git prints them."""
+    lines = [f"To {remote.url}"]
+    updates = answer.get("updates")
+    for update in updates if isinstance(updates, list) else []:
+        branch, head, previous = update["branch"], update["head"], update.get("previous_head")
+        forced = previous is not None and not is_local_ancestor(root, previous, head)
+        lines.append(ref_line(branch, previous, head, forced=forced, full=full))
+    if len(lines) == 1:
+        lines.append(" = the server moved no branch")
+    return lines
+
+
 def cmd_push(args: argparse.Namespace) -> int:
-    if not args.remote:
-        raise CliError("no_remote", "give the repository URL with --remote URL")
-    remote = Remote.parse(args.remote)
     root = Path(args.path)
+    if args.remote_url and args.remote and Path(args.remote).is_dir():
+        # The older form, `push PATH --remote URL`, still works.
+        root, args.remote = Path(args.remote), None
+    if args.remote_url and args.remote:
+        raise CliError("invalid_arguments", "give the remote either as REMOTE or as --remote")
+    remote, name = _resolve_remote(root, args.remote_url or args.remote)
+    reporter = Reporter(quiet=args.quiet or args.json)
+    branch = args.branch_name or args.branch or current_branch(root)
+    if args.set_upstream:
+        if name is None and remote_entry(root, DEFAULT_REMOTE).get("url") not in (None, remote.url):
+            raise CliError(
+                "remote_exists",
+                f"{DEFAULT_REMOTE} already names {remote_entry(root, DEFAULT_REMOTE)['url']}; "
+                "push to it by name, or give -u with a configured remote's name",
+            )
+        name = name or DEFAULT_REMOTE
+        set_remote(root, name, remote.url, branch=branch)
     with _client(remote.base_url, args.identity, required=True) as client:
-        prepared = prepare_push(client, remote, root, args.branch)
+        prepared = prepare_push(client, remote, root, branch, force=args.force, reporter=reporter)
         if prepared.up_to_date:
-            print(f"everything up to date: {prepared.branch} is at {prepared.head}")
+            if name is not None:
+                update_tracking(root, name, prepared.branch, prepared.head)
+            print(
+                json.dumps({"up_to_date": True, "branch": branch, "head": prepared.head})
+                if args.json
+                else f"everything up to date: {branch} is at {short(prepared.head, args.full)}"
+            )
             return 0
         pack = prepared.pack
-        print(
-            f"pushing {prepared.branch} to {remote.url}: {len(pack['commits'])} commits, "
-            f"{len(pack['snapshots'])} snapshots, {len(pack['objects'])} objects, "
-            f"{len(prepared.data):,} bytes"
-        )
+        if not args.json:
+            print(
+                f"pushing {prepared.branch} to {remote.url}: "
+                f"{plural(len(pack['commits']), 'commit')}, "
+                f"{plural(len(pack['snapshots']), 'snapshot')}, "
+                f"{plural(len(pack['objects']), 'object')}, {len(prepared.data):,} bytes"
+            )
         try:
-            result = send_push(client, remote, prepared, force=args.force, progress=True)
+            result = send_push(client, remote, prepared, force=args.force, reporter=reporter)
         except ClientError as error:
             if error.code != "non_fast_forward":
                 raise
@@ -128,28 +225,101 @@ def cmd_push(args: argparse.Namespace) -> int:
             )
             return 1
     answer = result.answer
-    previous = answer.get("previous_head") or "(new branch)"
-    print(f"{answer.get('branch')}: {previous} -> {answer.get('head')}")
+    updates = answer.get("updates")
+    if name is not None:
+        for update in updates if isinstance(updates, list) else []:
+            update_tracking(root, name, update["branch"], update["head"])
+    if args.json:
+        print(json.dumps(answer, sort_keys=True))
+        return 0
+    for line in _push_summary(root, remote, answer, args.full):
+        print(line)
     print(
-        f"written: {answer.get('commits_written', 0)} commits, "
-        f"{answer.get('snapshots_written', 0)} snapshots, "
-        f"{answer.get('objects_written', 0)} objects "
+        f"written: {plural(int(answer.get('commits_written', 0)), 'commit')}, "
+        f"{plural(int(answer.get('snapshots_written', 0)), 'snapshot')}, "
+        f"{plural(int(answer.get('objects_written', 0)), 'object')} "
         f"(upload {result.upload_seconds:.2f} s, ingestion {result.ingest_seconds:.2f} s)"
+    )
+    return 0
+
+
+def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[str, FetchResult]:
+    remote, name = _resolve_remote(root, args.remote)
+    if name is None:
+        raise CliError(
+            "no_remote", "fetch needs a configured remote (its tracking heads live under its name)"
+        )
+    with _client(remote.base_url, args.identity) as client:
+        result = fetch_remote(client, remote, root, name, reporter)
+    if result.moves:
+        print(f"From {remote.url}")
+    for move in result.moves:
+        if move.head is None:
+            print(f" - [deleted]         {name}/{move.branch}")
+        else:
+            forced = move.previous is not None and not is_local_ancestor(
+                root, move.previous, move.head
+            )
+            print(
+                ref_line(
+                    move.branch,
+                    move.previous,
+                    move.head,
+                    forced=forced,
+                    full=args.full,
+                    target=f"{name}/{move.branch}",
+                )
+            )
+    if result.commits:
+        print(f"received {plural(result.commits, 'commit')} ({result.pack_bytes:,} bytes)")
+    return name, result
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    _, result = _fetch(args, root, Reporter(quiet=args.quiet))
+    if not result.moves:
+        print("already up to date")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    reporter = Reporter(quiet=args.quiet)
+    name, result = _fetch(args, root, reporter)
+    kind, checked_out = read_head(root)
+    branch = args.branch or current_branch(root)
+    with reporter.phase("checking out"):
+        outcome = fast_forward(
+            root,
+            branch,
+            name,
+            result.heads.get(branch),
+            checked_out=(kind, checked_out) == ("ref", branch),
+        )
+    if not outcome.moved:
+        print(f"already up to date: {branch} is at {short(outcome.head, args.full)}")
+        return 0
+    files = f" ({plural(outcome.files, 'file')} checked out)" if outcome.files else ""
+    print(
+        f"fast-forward {branch}: {short(outcome.previous, args.full)}.."
+        f"{short(outcome.head, args.full)}{files}"
     )
     return 0
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
     remote = Remote.parse(args.url)
-    dest = Path(args.dir)
+    dest = Path(args.dir) if args.dir else Path(remote.name)
     with _client(remote.base_url, args.identity) as client:
-        result = clone_repo(client, remote, dest, progress=True)
+        result = clone_repo(client, remote, dest, reporter=Reporter(quiet=args.quiet))
     print(
-        f"cloned {remote.url} into {dest}: {result.commits} commits, {result.snapshots} "
-        f"snapshots, {result.objects} objects ({result.pack_bytes:,} bytes)"
+        f"cloned {remote.url} into {dest}: {plural(result.commits, 'commit')}, "
+        f"{plural(result.snapshots, 'snapshot')}, {plural(result.objects, 'object')} "
+        f"({result.pack_bytes:,} bytes); remote {DEFAULT_REMOTE} recorded"
     )
     if result.default_branch in result.branch_heads:
-        print(f"checked out {result.default_branch}: {result.files} files")
+        print(f"checked out {result.default_branch}: {plural(result.files, 'file')}")
     else:
         print("the repository has no commits yet")
     return 0
@@ -166,6 +336,12 @@ def cmd_repo_create(args: argparse.Namespace) -> int:
 
 def cmd_repo_delete(args: argparse.Namespace) -> int:
     server, owner, name = _server_and_slug(args.repo, args.server)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("confirmation_needed", f"deleting {owner}/{name} needs --yes")
+        typed = input(f"delete {owner}/{name} and all its history? type its name to confirm: ")
+        if typed.strip() not in (name, f"{owner}/{name}"):
+            raise CliError("not_confirmed", f"{owner}/{name} was not deleted")
     with _client(server, args.identity, required=True) as client:
         repo = client.repo_by_slug(owner, name)
         client.delete_repo(repo["repoId"])
@@ -235,7 +411,8 @@ def cmd_log(args: argparse.Namespace) -> int:
             for commit in page.get("commits", [])[: args.limit - shown]:
                 message = str(commit.get("message", "")).splitlines()[0:1]
                 print(
-                    f"{commit['commit_id']}  {commit.get('committed_at', '')}  {''.join(message)}"
+                    f"{short(commit['commit_id'], args.full)}  "
+                    f"{commit.get('committed_at', '')}  {''.join(message)}"
                 )
                 shown += 1
             cursor = page.get("next_cursor")
@@ -248,9 +425,12 @@ def cmd_refs(args: argparse.Namespace) -> int:
     remote = Remote.parse(args.url)
     with _client(remote.base_url, args.identity) as client:
         refs = client.refs(remote.owner, remote.name)
+    if args.json:
+        print(json.dumps(refs, sort_keys=True))
+        return 0
     default = refs.get("default_branch")
     for branch, head in sorted(refs.get("branch_heads", {}).items()):
-        print(f"{'*' if branch == default else ' '} {branch}  {head}")
+        print(f"{'*' if branch == default else ' '} {branch}  {short(head, args.full)}")
     if not refs.get("branch_heads"):
         print(f"no branches yet (default branch: {default})")
     return 0
@@ -266,16 +446,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
         blob_bytes=SEED.blob_bytes,
     )
     repo = Path(args.repo) if args.repo else None
-    return 0 if run_demo(workload, repo) else 1
+    passed = run_demo(workload, repo)
+    admin = default_data_dir() / "admin.json"
+    print("\ntry it by hand, each in order (the first in a terminal of its own):")
+    print("  muse-cloud dev")
+    print(f"  muse-cloud repo create admin/songs --identity {admin}")
+    print(
+        f"  muse-cloud generate songs --commits 20 && muse-cloud push -C songs "
+        f"--remote {DEFAULT_SERVER}/admin/songs -u --identity {admin}"
+    )
+    return 0 if passed else 1
 
 
-# arguments
+def cmd_generate(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise CliError("destination_exists", f"{root} exists and is not an empty directory")
+    workload = Workload(commits=args.commits, files=args.files, changed_per_commit=args.changed)
+    ids = generate_history(root, workload)
+    files = check_out_move(root, None, ids[-1])
+    print(f"made {root}: {plural(len(ids), 'commit')} on main, {plural(files, 'file')} checked out")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="muse-cloud", description="Push Muse repositories to Muse Cloud, and run it locally."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('muse-cloud')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     identity = argparse.ArgumentParser(add_help=False)
@@ -291,71 +496,142 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(SERVER_ENV, DEFAULT_SERVER),
         help=f"API base URL (default: ${SERVER_ENV}, then {DEFAULT_SERVER})",
     )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress display (none off a terminal)"
+    )
+    output.add_argument("--full", action="store_true", help="full 64-character ids")
+    local = argparse.ArgumentParser(add_help=False)
+    local.add_argument(
+        "-C", dest="path", metavar="PATH", default=".", help="the repository (default: .)"
+    )
 
     dev = commands.add_parser("dev", help="run the whole stack locally until Ctrl-C")
     dev.add_argument("--port", type=int, default=DEV_PORT, help="API port on 127.0.0.1")
-    dev.add_argument("--data-dir", help="where the admin key lives (default: XDG data dir)")
+    dev.add_argument(
+        "--data-dir",
+        help=f"where the admin key and the stack's saved state live (default: "
+        f"{default_data_dir()})",
+    )
+    dev.add_argument("--reset", action="store_true", help="start empty, discarding the saved state")
+    dev.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=30.0,
+        help="how often the state is saved while running (also saved on stop; default: 30)",
+    )
     dev.set_defaults(run=cmd_dev)
 
-    push = commands.add_parser("push", parents=[identity], help="push a branch")
-    push.add_argument("path", nargs="?", default=".", help="repository (default: .)")
-    push.add_argument("--remote", help="repository URL, e.g. http://127.0.0.1:8787/owner/repo")
-    push.add_argument("--branch", help="branch to push (default: the checked-out branch)")
+    push = commands.add_parser(
+        "push", parents=[identity, output, local], help="push a branch to a remote"
+    )
+    push.add_argument(
+        "remote", nargs="?", metavar="REMOTE", help="remote name or URL (default: origin)"
+    )
+    push.add_argument(
+        "branch_name", nargs="?", metavar="BRANCH", help="default: the checked-out branch"
+    )
+    push.add_argument(
+        "--remote",
+        dest="remote_url",
+        metavar="URL",
+        help="repository URL, e.g. http://127.0.0.1:8787/owner/repo",
+    )
+    push.add_argument("--branch", help="the branch to push (same as BRANCH)")
     push.add_argument("--force", action="store_true", help="move the branch even if it rewinds")
+    push.add_argument(
+        "-u",
+        "--set-upstream",
+        action="store_true",
+        help="record the remote (origin for a URL) and the branch in .muse/config.toml",
+    )
+    push.add_argument("--json", action="store_true", help="print the server's answer as JSON")
     push.set_defaults(run=cmd_push)
 
-    clone = commands.add_parser("clone", parents=[identity], help="clone a repository")
-    clone.add_argument("url")
-    clone.add_argument("dir")
+    fetch = commands.add_parser(
+        "fetch", parents=[identity, output, local], help="bring in a remote's new commits"
+    )
+    fetch.add_argument(
+        "remote", nargs="?", metavar="REMOTE", help="remote name or URL (default: origin)"
+    )
+    fetch.set_defaults(run=cmd_fetch)
+
+    pull = commands.add_parser(
+        "pull",
+        parents=[identity, output, local],
+        help="fetch, then fast-forward the branch and its checkout",
+    )
+    pull.add_argument(
+        "remote", nargs="?", metavar="REMOTE", help="remote name or URL (default: origin)"
+    )
+    pull.add_argument("branch", nargs="?", metavar="BRANCH", help="default: the checked-out one")
+    pull.set_defaults(run=cmd_pull)
+
+    clone = commands.add_parser("clone", parents=[identity, output], help="clone a repository")
+    clone.add_argument("url", help="repository URL, e.g. http://127.0.0.1:8787/owner/repo")
+    clone.add_argument("dir", nargs="?", help="where to (default: the repository's name)")
     clone.set_defaults(run=cmd_clone)
 
     repo = commands.add_parser("repo", help="create or delete repositories")
     repo_commands = repo.add_subparsers(dest="repo_command", required=True, metavar="COMMAND")
     create = repo_commands.add_parser("create", parents=[identity, server], help="create")
     create.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
-    create.add_argument("--private", action="store_true")
+    create.add_argument("--private", action="store_true", help="readable only by its people")
     create.set_defaults(run=cmd_repo_create)
     delete = repo_commands.add_parser("delete", parents=[identity, server], help="delete")
     delete.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
+    delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(run=cmd_repo_delete)
 
     ident = commands.add_parser("identity", help="key files and identities")
     ident_commands = ident.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
     new = ident_commands.add_parser("new", help="make a key file")
-    new.add_argument("handle")
-    new.add_argument("--admin", action="store_true")
-    new.add_argument("--agent", action="store_true")
+    new.add_argument("handle", help="the name the identity goes by")
+    new.add_argument("--admin", action="store_true", help="mark the key file as an admin's")
+    new.add_argument("--agent", action="store_true", help="mark the key file as an agent's")
     new.add_argument("--out", metavar="FILE", help="default: the default identity path")
     new.set_defaults(run=cmd_identity_new)
     register = ident_commands.add_parser(
         "register", parents=[identity, server], help="register a public key (admins only)"
     )
-    register.add_argument("handle")
+    register.add_argument("handle", help="the handle to register the key under")
     # An option, written --public-key=KEY: a base64url key may start with '-'.
     register.add_argument(
         "--public-key", required=True, help="base64url of the raw 32-byte Ed25519 key"
     )
-    register.add_argument("--admin", action="store_true")
-    register.add_argument("--agent", action="store_true")
+    register.add_argument("--admin", action="store_true", help="the identity may administer")
+    register.add_argument("--agent", action="store_true", help="the identity is an agent")
     register.set_defaults(run=cmd_identity_register)
     show = ident_commands.add_parser("show", parents=[identity], help="show a key file")
     show.add_argument("--server", help="also ask this server who the key is")
     show.set_defaults(run=cmd_identity_show)
 
-    log = commands.add_parser("log", parents=[identity], help="commits, newest first")
-    log.add_argument("url")
-    log.add_argument("--branch")
-    log.add_argument("--limit", type=int, default=20)
+    log = commands.add_parser("log", parents=[identity, output], help="commits, newest first")
+    log.add_argument("url", help="repository URL")
+    log.add_argument("--branch", help="default: the repository's default branch")
+    log.add_argument("--limit", type=_positive, default=20, help="at most this many (default 20)")
     log.set_defaults(run=cmd_log)
 
-    refs = commands.add_parser("refs", parents=[identity], help="branch heads")
-    refs.add_argument("url")
+    refs = commands.add_parser("refs", parents=[identity, output], help="branch heads")
+    refs.add_argument("url", help="repository URL")
+    refs.add_argument("--json", action="store_true", help="the server's answer as JSON")
     refs.set_defaults(run=cmd_refs)
 
+    generate = commands.add_parser(
+        "generate", help="make a repository to push: a generated history, checked out"
+    )
+    generate.add_argument("dir", help="a new or empty directory")
+    generate.add_argument("--commits", type=_positive, default=20, help="default: 20")
+    generate.add_argument("--files", type=_positive, default=30, help="default: 30")
+    generate.add_argument("--changed", type=_positive, default=3, help="files per commit")
+    generate.set_defaults(run=cmd_generate)
+
     demo = commands.add_parser("demo", help="push, check and clone a workload on a local stack")
-    demo.add_argument("--commits", type=int, default=SEED.commits)
-    demo.add_argument("--files", type=int, default=SEED.files)
-    demo.add_argument("--changed", type=int, default=SEED.changed_per_commit)
+    demo.add_argument("--commits", type=_positive, default=SEED.commits, help="workload commits")
+    demo.add_argument("--files", type=_positive, default=SEED.files, help="workload files")
+    demo.add_argument(
+        "--changed", type=_positive, default=SEED.changed_per_commit, help="files per commit"
+    )
     demo.add_argument("--repo", help="push this repository instead of generating one")
     demo.set_defaults(run=cmd_demo)
     add_token_commands(commands, [identity, server], _client)
@@ -369,6 +645,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except (CliError, MuseError) as error:
         print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        if error.code == "auth_unknown_key":
+            print(
+                "hint: the server does not know this key. A `muse-cloud dev` started with "
+                "--reset or another --data-dir is empty: register the identity again, or sign "
+                "with that stack's admin key (<data-dir>/admin.json)",
+                file=sys.stderr,
+            )
     except OSError as error:
         print(f"error: os_error: {error}", file=sys.stderr)
     except KeyboardInterrupt:

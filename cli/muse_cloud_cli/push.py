@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.errors import CliError
+from muse_cloud_cli.fetch import is_local_ancestor
+from muse_cloud_cli.progress import Reporter, plural
 from muse_core.commits import has_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.paths import muse_dir
@@ -54,20 +57,42 @@ def current_branch(root: Path) -> str:
 
 
 def prepare_push(
-    client: MuseCloudClient, remote: Remote, root: Path, branch: str | None = None
+    client: MuseCloudClient,
+    remote: Remote,
+    root: Path,
+    branch: str | None = None,
+    *,
+    force: bool = False,
+    reporter: Reporter | None = None,
 ) -> PreparedPush:
+    """Check what the server says before building anything: that the caller may push, and
+    (unless ``force``) that the push only adds to the remote branch; then build the pack."""
+    reporter = reporter or Reporter(quiet=True)
     if not muse_dir(root).is_dir():
         raise CliError("not_a_repository", f"{root} has no .muse directory")
     branch = branch or current_branch(root)
     head = read_branch_ref(root, branch)
     if head is None:
         raise CliError("nothing_to_push", f"branch {branch!r} has no commits")
-    server_heads: dict[str, str] = client.refs(remote.owner, remote.name)["branch_heads"]
+    with reporter.phase("reading the remote's refs"):
+        refs = client.refs(remote.owner, remote.name)
+    server_heads: dict[str, str] = refs["branch_heads"]
+    if refs.get("permissions", {}).get("push") is False:
+        who = client.key.handle if client.key is not None else "an anonymous caller"
+        raise CliError("forbidden", f"{who!r} may not push to {remote.owner}/{remote.name}")
+    server_head = server_heads.get(branch)
+    if server_head is not None and not force and not is_local_ancestor(root, server_head, head):
+        raise CliError(
+            "non_fast_forward",
+            f"rejected: {remote.url} has commits on {branch} that you lack "
+            f"({server_head[:8]}); fetch first, or push with --force to replace them",
+        )
     started = time.perf_counter()
     # Only heads the local history holds can be left out of the pack; the rest are unknown here.
     have = sorted({h for h in server_heads.values() if has_commit(root, h)})
-    pack = build_mpack(root, {branch: head}, have)
-    data = encode_mpack(pack)
+    with reporter.phase(f"building the pack of {branch}"):
+        pack = build_mpack(root, {branch: head}, have)
+        data = encode_mpack(pack)
     return PreparedPush(
         branch=branch,
         head=head,
@@ -85,9 +110,10 @@ def send_push(
     prepared: PreparedPush,
     *,
     force: bool = False,
-    progress: bool = False,
+    reporter: Reporter | None = None,
 ) -> PushResult:
     """Upload the pack and have the server ingest it; its refusals raise ``ClientError``."""
+    reporter = reporter or Reporter(quiet=True)
     key = prepared.key
     started = time.perf_counter()
     ticket = client.presign(
@@ -100,17 +126,21 @@ def send_push(
         force=force,
     )
     if ticket.get("status") not in ("ok", "processing"):
-        client.upload(ticket["upload_url"], ticket["headers"], prepared.data, progress=progress)
-    uploaded = time.perf_counter()
-    try:
-        answer = client.unpack(
-            remote.owner, remote.name, key, prepared.branch, prepared.head, force
+        client.upload(
+            ticket["upload_url"], ticket["headers"], prepared.data, progress=reporter.enabled
         )
+    uploaded = time.perf_counter()
+    commits = len(prepared.pack["commits"])
+    try:
+        with reporter.phase(f"the server is verifying and writing {plural(commits, 'commit')}"):
+            answer = client.unpack(
+                remote.owner, remote.name, key, prepared.branch, prepared.head, force
+            )
     except ClientError as error:
         if error.code != "push_in_progress" and error.status not in (502, 503, 504):
             raise
         # The event path has the pack, or the gateway gave up waiting: the record will tell.
-        answer = wait_for_push(client, remote, ticket["push_id"])
+        answer = wait_for_push(client, remote, ticket["push_id"], reporter=reporter)
     _require_this_move(prepared, answer, force)
     return PushResult(
         prepared=prepared,
@@ -133,13 +163,30 @@ def _require_this_move(prepared: PreparedPush, answer: dict[str, Any], force: bo
 
 
 def wait_for_push(
-    client: MuseCloudClient, remote: Remote, push_id: str, timeout: float = PUSH_WAIT_SECONDS
+    client: MuseCloudClient,
+    remote: Remote,
+    push_id: str,
+    timeout: float = PUSH_WAIT_SECONDS,
+    reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Poll the push record until ingestion ends; a refusal raises like unpack-mpack's would."""
+    reporter = reporter or Reporter(quiet=True)
+    with reporter.phase(f"waiting for push {push_id[:8]}") as show:
+        return _poll_push(client, remote, push_id, timeout, show)
+
+
+def _poll_push(
+    client: MuseCloudClient,
+    remote: Remote,
+    push_id: str,
+    timeout: float,
+    show: Callable[[str], None],
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     delay = 0.5
     while True:
         record = client.push_status(remote.owner, remote.name, push_id)
+        show(f"waiting for push {push_id[:8]}: {record['status']}")
         if record["status"] == "ok":
             return record
         if record["status"] == "failed":

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,6 @@ from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
 from muse_core.types import blob_id
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
-        yield running
-
-
-@pytest.fixture
-def admin(stack: LocalStack) -> list[str]:
-    return ["--identity", str(stack.admin_key_path)]
 
 
 def commit(
@@ -111,18 +99,20 @@ def muse_files(root: Path) -> dict[str, object]:
 
 
 def test_push_and_clone_round_trip_every_file(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, copy = tmp_path / "source", tmp_path / "copy"
     make_repo(source)
-    remote = f"{stack.api_url}/admin/songs"
-    assert main(["repo", "create", "admin/songs", "--server", stack.api_url, *admin]) == 0
+    remote = f"{local_stack.api_url}/admin/songs"
+    assert main(["repo", "create", "admin/songs", "--server", local_stack.api_url, *admin]) == 0
 
-    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    assert main(["push", "-C", str(source), "--remote", remote, *admin]) == 0
     pushed = capsys.readouterr().out
     assert "written: 4 commits, 4 snapshots" in pushed
     # The side branch's commit arrived with the merge: its push carries no commits.
-    assert main(["push", str(source), "--remote", remote, "--branch", "feature/x", *admin]) == 0
+    assert (
+        main(["push", "-C", str(source), "--remote", remote, "--branch", "feature/x", *admin]) == 0
+    )
     assert "written: 0 commits" in capsys.readouterr().out
 
     assert main(["clone", remote, str(copy)]) == 0
@@ -145,62 +135,65 @@ def test_push_and_clone_round_trip_every_file(
 
 
 def test_incremental_push_up_to_date_refs_and_log(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "source"
     generate_history(source, Workload(commits=4, files=6, changed_per_commit=2))
-    remote = f"{stack.api_url}/admin/inc"
-    assert main(["repo", "create", "admin/inc", "--server", stack.api_url, *admin]) == 0
-    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    remote = f"{local_stack.api_url}/admin/inc"
+    assert main(["repo", "create", "admin/inc", "--server", local_stack.api_url, *admin]) == 0
+    assert main(["push", "-C", str(source), "--remote", remote, *admin]) == 0
     generate_history(source, Workload(commits=2, files=6, changed_per_commit=2), start=4)
     capsys.readouterr()
 
-    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    assert main(["push", "-C", str(source), "--remote", remote, *admin]) == 0
     assert "2 commits, 2 snapshots, 4 objects" in capsys.readouterr().out
-    assert main(["push", str(source), "--remote", remote, *admin]) == 0
+    assert main(["push", "-C", str(source), "--remote", remote, *admin]) == 0
     assert "everything up to date" in capsys.readouterr().out
 
     assert main(["refs", remote]) == 0
-    assert capsys.readouterr().out.split() == ["*", "main", list_branches(source)["main"]]
+    assert capsys.readouterr().out.split() == ["*", "main", list_branches(source)["main"][:8]]
     assert main(["log", remote, "--limit", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[-1] for line in lines] == ["5", "4", "3", "2", "1"]
 
 
 def test_non_fast_forward_is_explained_then_forced(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     generate_history(ours, Workload(commits=3, files=4, changed_per_commit=1))
     generate_history(theirs, Workload(commits=2, files=5, changed_per_commit=1))
-    remote = f"{stack.api_url}/admin/nff"
-    assert main(["repo", "create", "admin/nff", "--server", stack.api_url, *admin]) == 0
+    remote = f"{local_stack.api_url}/admin/nff"
+    assert main(["repo", "create", "admin/nff", "--server", local_stack.api_url, *admin]) == 0
+    # The older form: the repository as the first argument, beside --remote.
     assert main(["push", str(ours), "--remote", remote, *admin]) == 0
     capsys.readouterr()
 
-    assert main(["push", str(theirs), "--remote", remote, *admin]) == 1
+    assert main(["push", "-C", str(theirs), "--remote", remote, *admin]) == 1
     err = capsys.readouterr().err
     assert "error: non_fast_forward:" in err and "--force" in err
 
-    assert main(["push", str(theirs), "--remote", remote, "--force", *admin]) == 0
-    assert main(["refs", remote]) == 0
+    assert main(["push", "-C", str(theirs), "--remote", remote, "--force", *admin]) == 0
+    assert main(["refs", remote, "--full"]) == 0
     assert list_branches(theirs)["main"] in capsys.readouterr().out
 
 
 def test_errors_are_one_line_with_a_code(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["repo", "create", "admin/dup", "--server", stack.api_url, *admin]) == 0
-    assert main(["repo", "create", "admin/dup", "--server", stack.api_url, *admin]) == 1
+    assert main(["repo", "create", "admin/dup", "--server", local_stack.api_url, *admin]) == 0
+    assert main(["repo", "create", "admin/dup", "--server", local_stack.api_url, *admin]) == 1
     assert capsys.readouterr().err.startswith("error: repo_exists: ")
 
     assert (
-        main(["repo", "create", "admin/secret", "--private", "--server", stack.api_url, *admin])
+        main(
+            ["repo", "create", "admin/secret", "--private", "--server", local_stack.api_url, *admin]
+        )
         == 0
     )
     capsys.readouterr()
     # Anonymous callers cannot tell a private repository from a missing one.
-    assert main(["clone", f"{stack.api_url}/admin/secret", str(tmp_path / "nope")]) == 1
+    assert main(["clone", f"{local_stack.api_url}/admin/secret", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert not (tmp_path / "nope").exists()
@@ -208,18 +201,29 @@ def test_errors_are_one_line_with_a_code(
     generate_history(tmp_path / "src", Workload(commits=1, files=1, changed_per_commit=1))
     anonymous = ["--identity", str(tmp_path / "missing.json")]
     assert (
-        main(["push", str(tmp_path / "src"), "--remote", f"{stack.api_url}/admin/dup", *anonymous])
+        main(
+            [
+                "push",
+                "-C",
+                str(tmp_path / "src"),
+                "--remote",
+                f"{local_stack.api_url}/admin/dup",
+                *anonymous,
+            ]
+        )
         == 1
     )
     assert capsys.readouterr().err.startswith("error: no_identity: ")
 
-    assert main(["repo", "delete", "admin/dup", "--server", stack.api_url, *admin]) == 0
-    assert main(["refs", f"{stack.api_url}/admin/dup"]) == 1
+    assert (
+        main(["repo", "delete", "admin/dup", "--server", local_stack.api_url, "--yes", *admin]) == 0
+    )
+    assert main(["refs", f"{local_stack.api_url}/admin/dup"]) == 1
     assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_identities_register_and_create_their_own_repos(
-    stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bob = tmp_path / "bob.json"
     assert main(["identity", "new", "bob", "--out", str(bob)]) == 0
@@ -228,27 +232,41 @@ def test_identities_register_and_create_their_own_repos(
     printed = capsys.readouterr().out
     assert f"identity register bob --public-key={public_key}" in printed
     register = ["identity", "register", "bob", f"--public-key={public_key}"]
-    assert main([*register, "--server", stack.api_url, *admin]) == 0
-    assert main(["identity", "show", "--identity", str(bob), "--server", stack.api_url]) == 0
+    assert main([*register, "--server", local_stack.api_url, *admin]) == 0
+    assert main(["identity", "show", "--identity", str(bob), "--server", local_stack.api_url]) == 0
     assert "server knows bob (admin: False" in capsys.readouterr().out
 
     assert (
-        main(["repo", "create", "bob/tunes", "--server", stack.api_url, "--identity", str(bob)])
+        main(
+            ["repo", "create", "bob/tunes", "--server", local_stack.api_url, "--identity", str(bob)]
+        )
         == 0
     )
     # Bob may not create repositories for someone else.
     assert (
-        main(["repo", "create", "carol/tunes", "--server", stack.api_url, "--identity", str(bob)])
+        main(
+            [
+                "repo",
+                "create",
+                "carol/tunes",
+                "--server",
+                local_stack.api_url,
+                "--identity",
+                str(bob),
+            ]
+        )
         == 1
     )
     assert capsys.readouterr().err.startswith("error: ")
 
 
-def test_upload_alone_is_ingested_by_the_event_path(stack: LocalStack, tmp_path: Path) -> None:
+def test_upload_alone_is_ingested_by_the_event_path(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
     """No unpack-mpack call: the S3 event reaches the poller, which runs the unpack function."""
     generate_history(tmp_path, Workload(commits=3, files=4, changed_per_commit=1))
-    assert stack.admin is not None
-    with MuseCloudClient(stack.api_url, stack.admin) as client:
+    assert local_stack.admin is not None
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_repo("admin", "events")
         data = encode_mpack(build_mpack(tmp_path, ["main"]))
         ticket = client.presign("admin", "events", mpack_key(data), len(data), branch="main")
@@ -260,14 +278,14 @@ def test_upload_alone_is_ingested_by_the_event_path(stack: LocalStack, tmp_path:
         assert client.refs("admin", "events")["branch_heads"] == list_branches(tmp_path)
 
 
-def test_client_covers_every_route(stack: LocalStack, tmp_path: Path) -> None:
+def test_client_covers_every_route(local_stack: LocalStack, tmp_path: Path) -> None:
     init_repo(tmp_path)
     # Past the inline limit, an object answers with a redirect to a presigned URL.
     big = bytes(range(256)) * (6 * 1024)
     head = commit(tmp_path, {"small.txt": b"hi", "big.bin": big}, "init", (), 0)
     write_branch_ref(tmp_path, "main", head)
-    assert stack.admin is not None
-    with MuseCloudClient(stack.api_url, stack.admin) as client:
+    assert local_stack.admin is not None
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         repo = client.create_repo("admin", "routes", "private")
         assert client.get_repo(repo["repoId"]) == client.repo_by_slug("admin", "routes") == repo
         data = encode_mpack(build_mpack(tmp_path, ["main"]))
@@ -290,21 +308,21 @@ def test_client_covers_every_route(stack: LocalStack, tmp_path: Path) -> None:
         assert client.create_identity("carol", carol.public_key)["identity_id"] == carol.identity_id
         client.set_collaborator(repo["repoId"], "carol", "read")
         assert client.collaborators(repo["repoId"])["collaborators"] == {"carol": "read"}
-        with MuseCloudClient(stack.api_url, carol) as reader:
+        with MuseCloudClient(local_stack.api_url, carol) as reader:
             assert reader.me()["handle"] == "carol"
             assert reader.refs("admin", "routes")["branch_heads"] == {"main": head}
         client.remove_collaborator(repo["repoId"], "carol")
         assert client.collaborators(repo["repoId"])["collaborators"] == {}
         client.delete_repo(repo["repoId"])
-    with MuseCloudClient(stack.api_url) as anonymous, pytest.raises(ClientError) as refused:
+    with MuseCloudClient(local_stack.api_url) as anonymous, pytest.raises(ClientError) as refused:
         anonymous.refs("admin", "routes")
     assert refused.value.status == 404
 
 
-def test_only_loopback_listens(stack: LocalStack) -> None:
-    assert stack.api_url.startswith("http://127.0.0.1:")
-    assert stack.moto_url.startswith("http://127.0.0.1:")
-    answer = requests.get(f"{stack.api_url}/openapi.json", timeout=10)
+def test_only_loopback_listens(local_stack: LocalStack) -> None:
+    assert local_stack.api_url.startswith("http://127.0.0.1:")
+    assert local_stack.moto_url.startswith("http://127.0.0.1:")
+    answer = requests.get(f"{local_stack.api_url}/openapi.json", timeout=10)
     assert answer.status_code == 200 and "paths" in answer.json()
 
 
@@ -364,8 +382,8 @@ def test_cookies_arrive_in_their_own_field() -> None:
 
 
 @pytest.mark.parametrize("lengths", [["-1"], ["abc"], ["+5"], ["1_0"], ["5", "6"]], ids=repr)
-def test_unreadable_content_lengths_are_400(stack: LocalStack, lengths: list[str]) -> None:
-    host, port = stack.api_url.removeprefix("http://").split(":")
+def test_unreadable_content_lengths_are_400(local_stack: LocalStack, lengths: list[str]) -> None:
+    host, port = local_stack.api_url.removeprefix("http://").split(":")
     framing = "".join(f"Content-Length: {value}\r\n" for value in lengths)
     request = f"POST /admin/songs/fetch/mpack HTTP/1.1\r\nHost: {host}\r\n{framing}\r\nhello"
     with socket.create_connection((host, int(port)), timeout=10) as connection:
@@ -374,10 +392,10 @@ def test_unreadable_content_lengths_are_400(stack: LocalStack, lengths: list[str
     assert answer.split()[1] == b"400", answer
 
 
-def test_bodies_past_api_gateways_limit_are_refused(stack: LocalStack) -> None:
+def test_bodies_past_api_gateways_limit_are_refused(local_stack: LocalStack) -> None:
     too_big = b"x" * (10 * 1024 * 1024 + 1)
     answer = requests.post(
-        f"{stack.api_url}/admin/songs/push/unpack-mpack", data=too_big, timeout=30
+        f"{local_stack.api_url}/admin/songs/push/unpack-mpack", data=too_big, timeout=30
     )
     assert answer.status_code == 413
 
@@ -389,20 +407,20 @@ def test_public_keys_starting_with_a_dash_parse() -> None:
 
 @pytest.mark.parametrize(("status", "code"), [(504, "gateway_timeout"), (409, "push_in_progress")])
 def test_push_waits_on_the_record_when_unpack_cannot_answer(
-    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, code: str
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, code: str
 ) -> None:
     """A gateway timeout, or a pack the event path is ingesting: the push record tells the end."""
     generate_history(tmp_path, Workload(commits=2, files=3, changed_per_commit=1))
-    assert stack.admin is not None
+    assert local_stack.admin is not None
     name = f"waits-{status}"
 
     def unanswered(self: MuseCloudClient, *args: object, **kwargs: object) -> dict[str, Any]:
         raise ClientError(status, code, "no answer in time")
 
     monkeypatch.setattr(MuseCloudClient, "unpack", unanswered)
-    with MuseCloudClient(stack.api_url, stack.admin) as client:
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_repo("admin", name)
-        remote = Remote.parse(f"{stack.api_url}/admin/{name}")
+        remote = Remote.parse(f"{local_stack.api_url}/admin/{name}")
         result = send_push(client, remote, prepare_push(client, remote, tmp_path))
         assert result.answer["status"] == "ok"
         assert result.answer["commits_written"] == 2

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from muse_cloud.auth.identities import Caller
-from muse_cloud.auth.permissions import RepoAccess, require_admin, require_read, require_write
+from muse_cloud.auth.permissions import (
+    RepoAccess,
+    can_write,
+    require_admin,
+    require_read,
+    require_write,
+)
 from muse_cloud.errors import ServiceError, not_found
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.repos import Repo, RepoStore, validate_repo_name
@@ -39,12 +45,17 @@ class RepoAccessService:
         repo = self.repos.get(repo_id) if _REPO_ID.fullmatch(repo_id) else None
         return self._checked(caller, repo, repo_id, need)
 
-    def _checked(self, caller: Caller, repo: Repo | None, item: str, need: Need) -> Repo:
-        if repo is None:
-            raise not_found("repository", item)
+    def may_push(self, caller: Caller, repo: Repo) -> bool:
+        return can_write(caller, self._access(caller, repo))
+
+    def _access(self, caller: Caller, repo: Repo) -> RepoAccess:
         role = None
         if caller.handle and caller.handle != repo.owner:
             role = self.collaborators.role_of(repo.repo_id, caller.handle)
-        access = RepoAccess(owner=repo.owner, visibility=repo.visibility, collaborator_role=role)
-        _CHECKS[need](caller, access, item)
+        return RepoAccess(owner=repo.owner, visibility=repo.visibility, collaborator_role=role)
+
+    def _checked(self, caller: Caller, repo: Repo | None, item: str, need: Need) -> Repo:
+        if repo is None:
+            raise not_found("repository", item)
+        _CHECKS[need](caller, self._access(caller, repo), item)
         return repo

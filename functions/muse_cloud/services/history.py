@@ -80,12 +80,16 @@ class HistoryService:
 
     def branch_heads(self, caller: Caller, owner: str, name: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
-        return {
+        answer: dict[str, Any] = {
             "repo_id": repo.repo_id,
             "domain": repo.domain,
             "default_branch": repo.default_branch,
             "branch_heads": self.refs.heads(repo.repo_id),
         }
+        if not caller.is_anonymous:
+            # A client can refuse a push it may not make before building and uploading a pack.
+            answer["permissions"] = {"push": self.access.may_push(caller, repo)}
+        return answer
 
     def commit(self, caller: Caller, owner: str, name: str, commit_id: str) -> DocumentAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")

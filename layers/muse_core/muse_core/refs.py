@@ -35,7 +35,11 @@ def read_branch_ref(root: Path | str, branch: str) -> str | None:
 
 def list_branches(root: Path | str) -> dict[str, str]:
     """Every branch with a commit, nested names (``feature/x``) included, sorted by name."""
-    base = heads_dir(root)
+    return heads_under(heads_dir(root))
+
+
+def heads_under(base: Path) -> dict[str, str]:
+    """The non-empty ref files below ``base`` (branch heads, or a remote's tracking heads)."""
     if not base.is_dir():
         return {}
     heads: dict[str, str] = {}

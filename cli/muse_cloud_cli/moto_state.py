@@ -1,0 +1,242 @@
+"""moto as a server that lasts: its state saved to a file and restored, requests gated so that a
+save sees no half-applied request, and DynamoDB transactions that stay fast on a large table.
+
+Only the stack's own resources are saved (its tables and bucket, by name): moto's backends are
+process-wide, and another stack in the same process must not be touched. Queues are not saved:
+a message in flight at a stop or crash is lost, and its push completes when the client asks
+again (unpack-mpack, or presign of the same pack)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import threading
+import types
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto.backends import get_backend
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.exceptions import MockValidationException, TransactionCanceledException
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STATE_VERSION = 1
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class RequestGate:
+    """Many requests at once, or one save alone: a save waits for running requests to end."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._saving = False
+        self.requests = 0
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._saving)
+            self._running += 1
+            self.requests += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._saving)
+            self._saving = True
+            self._changed.wait_for(lambda: self._running == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._saving = False
+                self._changed.notify_all()
+
+
+def _gated(app: WsgiApp, gate: RequestGate) -> WsgiApp:
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # The whole answer is built inside the gate: moto answers with bytes already made.
+        with gate.request():
+            return list(app(environ, start_response))
+
+    return serve
+
+
+class GatedMotoServer:
+    """moto's server on ``host:port`` in a thread, every request passing through ``gate``."""
+
+    def __init__(self, host: str, port: int, gate: RequestGate) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server: BaseWSGIServer = make_server(
+            host, port, _gated(app, gate), True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()
+
+
+@dataclass(frozen=True)
+class SavedResources:
+    tables: tuple[str, ...]
+    bucket: str
+
+
+def save_state(path: Path, resources: SavedResources, prefix: str, gate: RequestGate) -> int:
+    """Write the resources' moto state to ``path`` atomically; returns the bytes written."""
+    dynamodb = get_backend("dynamodb")[ACCOUNT][REGION]
+    s3 = get_backend("s3")[ACCOUNT]["aws"]
+    with gate.alone():
+        data = pickle.dumps(
+            {
+                "version": STATE_VERSION,
+                "prefix": prefix,
+                "tables": {name: dynamodb.tables[name] for name in resources.tables},
+                "bucket": s3.buckets[resources.bucket],
+            },
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    temporary.replace(path)
+    return len(data)
+
+
+def saved_prefix(path: Path) -> str | None:
+    """The resource name prefix of a saved state, or None when there is none to restore."""
+    if not path.is_file():
+        return None
+    state = _load(path)
+    prefix = state.get("prefix")
+    return prefix if isinstance(prefix, str) else None
+
+
+def restore_state(path: Path, resources: SavedResources) -> None:
+    """Put the saved tables and bucket in place of the freshly provisioned, empty ones."""
+    state = _load(path)
+    dynamodb = get_backend("dynamodb")[ACCOUNT][REGION]
+    s3 = get_backend("s3")[ACCOUNT]["aws"]
+    for name in resources.tables:
+        dynamodb.tables[name] = state["tables"][name]
+    s3.buckets[resources.bucket] = state["bucket"]
+
+
+def forget_resources(resources: SavedResources, *queues: str) -> None:
+    """Drop a stopped stack's resources from moto's process-wide backends, freeing their memory
+    and leaving their names free for a stack that restores them in this process."""
+    dynamodb = get_backend("dynamodb")[ACCOUNT][REGION]
+    for name in resources.tables:
+        dynamodb.tables.pop(name, None)
+    get_backend("s3")[ACCOUNT]["aws"].buckets.pop(resources.bucket, None)
+    sqs = get_backend("sqs")[ACCOUNT][REGION]
+    for name in queues:
+        sqs.queues.pop(name, None)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    # The file is the stack's own, written by save_state into its private data directory.
+    with path.open("rb") as source:
+        state = pickle.load(source)
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ValueError(f"{path} is not a saved state this version can read")
+    return state
+
+
+# --- DynamoDB transactions ---------------------------------------------------------------------
+
+_ItemBackup = tuple[Table, DynamoType, DynamoType | None, Any]
+
+
+def _backups(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_ItemBackup]:
+    """A copy of each item the transaction names, as it is before the transaction."""
+    backups: list[_ItemBackup] = []
+    for action in transact_items:
+        try:
+            op_type, op = next(iter(action.items()))
+            table = backend.get_table(op["TableName"])
+            key = op["Item"] if op_type == "Put" else op["Key"]
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_attr = table.range_key_attr
+            range_value = DynamoType(key[range_attr]) if range_attr is not None else None
+        except (KeyError, StopIteration, AttributeError, TypeError, JsonRESTError):
+            # moto refuses a malformed action before it writes anything for it.
+            continue
+        current = table.get_item(hash_value, range_value)
+        backups.append((table, hash_value, range_value, copy.deepcopy(current)))
+    return backups
+
+
+def _roll_back(backups: list[_ItemBackup]) -> None:
+    for table, hash_value, range_value, item in reversed(backups):
+        if item is None:
+            table.delete_item(hash_value, range_value)
+        elif range_value is not None:
+            table.items[hash_value][range_value] = item
+        else:
+            table.items[hash_value] = item
+
+
+class _TablesNotCopied(types.SimpleNamespace):
+    """moto's ``copy`` module as its DynamoDB models see it, except that a whole table is not
+    deep-copied (moto does that once per action of every transaction, so a transaction's cost
+    grew with the table: 100 actions on a long-running stack took minutes)."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+_original_transact = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    backups = _backups(self, transact_items)
+    try:
+        _original_transact(self, transact_items)
+    except (TransactionCanceledException, MockValidationException):
+        _roll_back(backups)
+        raise
+
+
+def keep_transactions_fast() -> None:
+    """Roll transactions back item by item instead of table by table (idempotent)."""
+    import moto.dynamodb.models as models
+
+    if not isinstance(getattr(models, "copy"), _TablesNotCopied):  # noqa: B009
+        setattr(models, "copy", _TablesNotCopied())  # noqa: B010
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]

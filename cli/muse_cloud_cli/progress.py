@@ -1,0 +1,56 @@
+"""What a person sees while a command runs: a spinner or a bar per long phase on stderr, only on
+a terminal and without ``--quiet``, so that CI logs and pipes get the summary lines alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+SHORT_ID = 8
+
+
+def short(commit_id: str | None, full: bool = False) -> str:
+    if commit_id is None:
+        return "(none)"
+    return commit_id if full else commit_id[:SHORT_ID]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+class Reporter:
+    """Phases shown as they run; ``enabled`` is also what transfers use for their bars."""
+
+    def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = not quiet and self.console.is_terminal
+
+    @contextmanager
+    def phase(self, text: str) -> Iterator[Callable[[str], None]]:
+        """A spinner with ``text`` while the block runs; the block may change the text."""
+        if not self.enabled:
+            yield lambda _: None
+            return
+        with self.console.status(text) as shown:
+            yield lambda new: shown.update(new)
+
+
+def ref_line(
+    branch: str,
+    previous: str | None,
+    head: str,
+    *,
+    forced: bool,
+    full: bool = False,
+    target: str | None = None,
+) -> str:
+    """One ref's move as git prints it after a push or a fetch."""
+    where = f"{branch} -> {target or branch}"
+    if previous is None:
+        return f" * [new branch]      {where}"
+    if forced:
+        return f" + {short(previous, full)}...{short(head, full)} {where} (forced update)"
+    return f"   {short(previous, full)}..{short(head, full)}  {where}"
