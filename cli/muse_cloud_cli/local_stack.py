@@ -231,17 +231,33 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer and close: after an unread or unwanted body the connection is not reusable."""
-        data = json.dumps({"message": message}).encode()
+        self._answer_and_close(status, {"message": message})
+
+    def _answer_and_close(self, status: int, answer: dict[str, str | None]) -> None:
+        """After an unread or unwanted body the connection is not reusable."""
+        data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(data)
         self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses itself (a method no route can take, such as TRACE, or a
+        malformed request line) is answered coded, like every answer of the API."""
+        method = getattr(self, "command", None) or None
+        status = 405 if code == 501 else code
+        answer = {
+            "code": "method_not_allowed" if code == 501 else "bad_request",
+            "message": message or "the request cannot be served",
+            "item": method,
+        }
+        self._answer_and_close(status, answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         if cast(_ApiServer, self.server).verbose:

@@ -425,3 +425,14 @@ def test_push_waits_on_the_record_when_unpack_cannot_answer(
         assert result.answer["status"] == "ok"
         assert result.answer["commits_written"] == 2
         assert client.refs("admin", name)["branch_heads"] == list_branches(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_methods_no_route_takes_are_a_coded_405(local_stack: LocalStack, method: str) -> None:
+    answer = requests.request(method, f"{local_stack.api_url}/api/repos", timeout=30)
+    assert answer.status_code == 405
+    assert answer.json() == {
+        "code": "method_not_allowed",
+        "message": f"Unsupported method ({method!r})",
+        "item": method,
+    }
