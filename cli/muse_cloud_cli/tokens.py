@@ -67,11 +67,16 @@ def add_token_commands(
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
     create = token_commands.add_parser("create", parents=parents, help="make a token")
     create.add_argument("--name", default="", help="a label to tell tokens apart")
-    create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
+    create.add_argument(
+        "--scope",
+        choices=("read", "write", "admin"),
+        default="write",
+        help="what the token may do, never more than its owner (default: write)",
+    )
     create.add_argument("--expires-in", type=int, metavar="DAYS", help="default: never")
     create.set_defaults(run=cmd_create)
     listing = token_commands.add_parser("list", parents=parents, help="the identity's tokens")
     listing.set_defaults(run=cmd_list)
     revoke = token_commands.add_parser("revoke", parents=parents, help="revoke a token")
-    revoke.add_argument("token_id", metavar="ID")
+    revoke.add_argument("token_id", metavar="ID", help="the token's id, as `token list` shows it")
     revoke.set_defaults(run=cmd_revoke)

@@ -59,7 +59,8 @@ def test_forcing_a_branch_back_to_an_earlier_push_moves_it_and_says_so(
     code = main(["push", str(ours), "--remote", remote, "--force", *identity(stack)])
 
     assert code == 0
-    assert f"main: {theirs_head} -> {ours_head}" in capsys.readouterr().out
+    moved = f" + {theirs_head[:8]}...{ours_head[:8]} main -> main (forced update)"
+    assert moved in capsys.readouterr().out.splitlines()
     assert heads_of(stack, "rollback") == {"main": ours_head}
 
 

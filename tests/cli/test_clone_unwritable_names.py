@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from muse_cloud import aws
+from muse_cloud.config import settings
+from muse_cloud.services.ingest import IngestService, PushRequest
+from muse_cloud.storage.packs import UploadKey
+from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_core import paths
+from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 
@@ -24,6 +32,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
 
 
+@contextmanager
+def event_path_off() -> Iterator[None]:
+    """The bucket's upload notifications off for a while: the stack's unpack workers, which
+    apply today's rule, never hear of what is uploaded meanwhile."""
+    s3, bucket = aws.s3(), settings().bucket_name
+    answer = s3.get_bucket_notification_configuration(Bucket=bucket)
+    saved: dict[str, Any] = {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        yield
+    finally:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration=saved,  # type: ignore[arg-type]
+        )
+
+
 def push_before_the_rule(
     stack: LocalStack,
     monkeypatch: pytest.MonkeyPatch,
@@ -31,20 +56,29 @@ def push_before_the_rule(
     files: dict[str, bytes],
     branch: str,
 ) -> str:
-    """One commit of ``files`` on ``branch``, pushed as the server took it before the rule: only
-    a top-level ``.muse`` (folded, trailing dots and spaces dropped) was refused."""
+    """One commit of ``files`` on ``branch``, ingested as the server took it before the rule:
+    only a top-level ``.muse`` (folded, trailing dots and spaces dropped) was refused. The
+    stack's functions run in worker processes, so the old rule is applied by the ingestion run
+    here, against the stack's own storage."""
     source = tmp_path / "source"
     init_repo(source)
     name = f"r{uuid.uuid4().hex[:12]}"
-    remote = f"{stack.api_url}/admin/{name}"
     admin = ["--identity", str(stack.admin_key_path)]
+    assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
+    repo = RepoStore().by_slug("admin", name)
+    assert repo is not None
     with monkeypatch.context() as before:
         before.setattr(paths, "_refuse_unwritable_segments", lambda *_: None)
         before.setattr(paths, "_aliases_muse_dir", lambda s: s.rstrip(". ").casefold() == ".muse")
-        write_branch_ref(source, branch, commit(source, files, "one", (), 0))
-        assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
-        assert main(["push", str(source), "--remote", remote, "--branch", branch, *admin]) == 0
-    return remote
+        head = commit(source, files, "one", (), 0)
+        write_branch_ref(source, branch, head)
+        data = encode_mpack(build_mpack(source, [branch]))
+        upload = UploadKey(repo.repo_id, mpack_key(data).removeprefix("sha256:"))
+        with event_path_off():
+            aws.s3().put_object(Bucket=settings().bucket_name, Key=upload.s3_key, Body=data)
+        record = IngestService().ingest(upload, PushRequest(branch, head))
+    assert record.state == "ok", record
+    return f"{stack.api_url}/admin/{name}"
 
 
 @pytest.mark.parametrize(
