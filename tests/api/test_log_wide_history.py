@@ -9,7 +9,7 @@ from core.conftest import commit_tree
 from ingest.test_event_path import upload
 
 from muse_cloud.auth.identities import Caller
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.ingest import IngestService
 from muse_cloud.storage.repos import RepoStore

@@ -17,7 +17,7 @@ import pytest
 
 from muse_cloud.api.http import MAX_BODY_VALUES
 from muse_cloud.auth.identities import Caller
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.handlers.api import lambda_handler
 from muse_cloud.services.push import PushService
 from muse_cloud.storage.pushes import PushStore

@@ -12,7 +12,7 @@ from muse_cloud import aws
 from muse_cloud.auth.identities import IdentityStore
 from muse_cloud.auth.msign import identity_id_for
 from muse_cloud.config import settings
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.handlers import api
 from muse_cloud.storage import keys
 from muse_cloud_cli.provision import Provisioned

@@ -20,7 +20,7 @@ with atheris.instrument_imports(include=["muse_core"]):
     from muse_core.verify import EmptyReceiver, verify_mpack
 
 from attack.mutations import base_history, base_pack, encode
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 
 
 def test_one_input(data: bytes) -> None:

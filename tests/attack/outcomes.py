@@ -11,7 +11,7 @@ import requests
 from api.client import Answer, call
 from ingest.test_event_path import history_items
 
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore

@@ -29,7 +29,7 @@ from ingest.test_event_path import (
 
 from muse_cloud import aws
 from muse_cloud.auth.identities import Caller, IdentityStore
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.services.push import PushService
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.receiver import RepoStores

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from muse_cloud import aws
 from muse_cloud.auth.identities import Identity, IdentityStore
 from muse_cloud.auth.msign import canonical_string, identity_id_for
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.storage import dynamo, keys
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile, b64url_decode, b64url_encode, new_identity, sign_request

@@ -12,7 +12,7 @@ from muse_cloud.auth.authenticate import authenticate
 from muse_cloud.auth.identities import ANONYMOUS, Caller, Identity, IdentityStore
 from muse_cloud.auth.msign import b64url_decode
 from muse_cloud.config import settings
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud_cli.signer import KeyFile, new_identity, sign_request
 

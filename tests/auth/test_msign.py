@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from muse_cloud.auth import msign
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud_cli import signer
 from muse_cloud_cli.signer import KeyFile, new_identity, sign_request
 

@@ -20,7 +20,7 @@ from muse_cloud.auth.permissions import (
     require_read,
     require_write,
 )
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 
 
 def signed(handle: str, *, is_admin: bool = False, is_agent: bool = False) -> Caller:

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from muse_cloud.auth import msign
 from muse_cloud.auth.edwards import point_problem
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud_cli import signer
 from muse_cloud_cli.signer import new_identity, sign_request
 

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from core.conftest import commit_tree
 
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.services.ingest import MAX_ATTEMPTS, IngestService, PushRequest
 from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage import pushes as pushes_module

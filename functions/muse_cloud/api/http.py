@@ -1,5 +1,5 @@
-"""Adapting API Gateway HTTP API v2 events: the caller's identity from the signed request, msgpack
-bodies in and out, and errors as ``{code, message, item}``."""
+"""Adapting API Gateway HTTP API v2 events: bodies read through one bounded decoder, msgpack
+answers when asked for, and errors as ``{code, message, item}`` with the status of their code."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 
 import msgpack
 
-from muse_cloud.auth.authenticate import authenticate
-from muse_cloud.auth.identities import Caller, IdentityStore
-from muse_cloud.errors import ServiceError
+from muse_cloud.api.statuses import http_status
+from muse_cloud.auth.tokens import header
+from muse_cloud.domain.errors import ServiceError
 from muse_core.errors import describe
 
 MSGPACK = "application/x-msgpack"
@@ -45,25 +45,11 @@ def raw_body(event: dict[str, Any]) -> bytes:
 
 
 def _header(event: dict[str, Any], name: str) -> str:
-    return str({k.lower(): v for k, v in (event.get("headers") or {}).items()}.get(name, ""))
-
-
-def identify(event: dict[str, Any], identities: IdentityStore) -> Caller:
-    """The signature covers the exact path, query and body bytes the client sent."""
-    query = event.get("rawQueryString") or ""
-    path = event.get("rawPath") or "/"
-    method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
-    return authenticate(
-        event.get("headers") or {},
-        method,
-        f"{path}?{query}" if query else path,
-        raw_body(event),
-        identities,
-    )
+    return header(event.get("headers") or {}, name) or ""
 
 
 def _malformed(message: str, item: str) -> ServiceError:
-    return ServiceError(400, "malformed_body", message, item)
+    return ServiceError("malformed_body", message, item)
 
 
 def decode_body(event: dict[str, Any], *, allow_bytes: bool = False) -> Any:
@@ -75,7 +61,7 @@ def decode_body(event: dict[str, Any], *, allow_bytes: bool = False) -> Any:
         return None
     if len(data) > MAX_BODY_BYTES:
         raise ServiceError(
-            413, "limit_exceeded", f"the body is larger than {MAX_BODY_BYTES} bytes", "body"
+            "limit_exceeded", f"the body is larger than {MAX_BODY_BYTES} bytes", "body"
         )
     media_type = _header(event, "content-type").partition(";")[0].strip().lower()
     if media_type == MSGPACK:
@@ -84,7 +70,6 @@ def decode_body(event: dict[str, Any], *, allow_bytes: bool = False) -> Any:
         value = _decode_json(data)
     else:
         raise ServiceError(
-            415,
             "unsupported_media_type",
             f"a body must be {JSON} or {MSGPACK}",
             _header(event, "content-type")[:100],
@@ -155,7 +140,7 @@ def _json_shape(text: str) -> tuple[int, int]:
 
 def _too_many_values() -> ServiceError:
     return ServiceError(
-        413, "limit_exceeded", f"the body holds more than {MAX_BODY_VALUES} values", "body"
+        "limit_exceeded", f"the body holds more than {MAX_BODY_VALUES} values", "body"
     )
 
 
@@ -243,7 +228,7 @@ def negotiate(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]
 
 def error_answer(error: ServiceError) -> dict[str, Any]:
     return {
-        "statusCode": error.status,
+        "statusCode": http_status(error),
         "headers": {"Content-Type": "application/json"},
         "body": json.dumps(error.as_dict()),
         "isBase64Encoded": False,

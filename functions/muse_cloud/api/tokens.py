@@ -1,16 +1,16 @@
-"""``/api/tokens``: personal access tokens of the signing identity (a Powertools Router)."""
+"""``/api/tokens``: personal access tokens of the signing identity (MSign only)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Literal
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.services.tokens import MAX_NAME_CHARS, TokenService
+from muse_cloud.api.answers import CreatedTokenAnswer, TokenAnswer, TokensAnswer
+from muse_cloud.api.edge import MSIGN_ONLY, caller, services
+from muse_cloud.api.routes import documented
+from muse_cloud.services.tokens import MAX_NAME_CHARS
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -23,22 +23,20 @@ class CreateToken(BaseModel):
     expires_in_days: int | None = None
 
 
-def _caller() -> Caller:
-    found: Caller = router.context["caller"]
-    return found
+@router.post("/api/tokens", status_code=201, responses=documented(201), security=MSIGN_ONLY)
+def create_token(body: CreateToken) -> CreatedTokenAnswer:
+    created = services(router).tokens.create(
+        caller(router), body.name, body.scope, body.expires_in_days
+    )
+    return CreatedTokenAnswer.created(created)
 
 
-@router.post("/api/tokens")
-def create_token(body: CreateToken) -> Response[Any]:
-    created = TokenService().create(_caller(), body.name, body.scope, body.expires_in_days)
-    return Response(201, "application/json", json.dumps(created))
+@router.get("/api/tokens", responses=documented(), security=MSIGN_ONLY)
+def list_tokens() -> TokensAnswer:
+    listed = services(router).tokens.list(caller(router))
+    return TokensAnswer(tokens=[TokenAnswer.of(r) for r in listed])
 
 
-@router.get("/api/tokens")
-def list_tokens() -> dict[str, Any]:
-    return {"tokens": TokenService().list(_caller())}
-
-
-@router.delete("/api/tokens/<token_id>")
-def revoke_token(token_id: str) -> dict[str, Any]:
-    return TokenService().revoke(_caller(), token_id)
+@router.delete("/api/tokens/<token_id>", responses=documented(), security=MSIGN_ONLY)
+def revoke_token(token_id: str) -> TokenAnswer:
+    return TokenAnswer.of(services(router).tokens.revoke(caller(router), token_id))

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from muse_cloud.auth import msign, tokens
-from muse_cloud.auth.identities import ANONYMOUS, Caller, IdentityStore
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import ANONYMOUS, Caller, Identity
+from muse_cloud.domain.tokens import TokenRecord
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
+class Identities(Protocol):
+    def get(self, identity_id: str) -> Identity | None: ...
+
+    def remember_nonce(self, identity_id: str, nonce: str, *, now: float | None = None) -> None:
+        """Raises ``auth_replayed_nonce`` when the nonce was used already."""
+        ...
+
+
+class Tokens(Protocol):
+    def get(self, token_id: str) -> TokenRecord | None: ...
 
 
 def authenticate(
@@ -21,7 +28,8 @@ def authenticate(
     method: str,
     path_with_query: str,
     body: bytes,
-    store: IdentityStore,
+    identities: Identities,
+    token_records: Tokens,
     now: float | None = None,
 ) -> Caller:
     """Verify the request's MSign signature or Bearer token, if any, and say who sent it.
@@ -30,16 +38,16 @@ def authenticate(
     ``?query`` when there is one. Checks run cheapest first and the nonce is written only after
     the signature holds, so nobody without the key can burn another identity's nonces.
     """
-    value = _header(headers, "authorization")
+    value = tokens.header(headers, "authorization")
     if value is None:
         return ANONYMOUS
     if tokens.is_bearer(value):
-        return tokens.authenticate_bearer(value, headers, store, now=now)
+        return tokens.authenticate_bearer(value, headers, identities, token_records, now=now)
     signed = msign.parse_authorization(value)
     msign.check_timestamp(signed, now)
-    identity = store.get(signed.key_id)
+    identity = identities.get(signed.key_id)
     if identity is None:
-        raise ServiceError(401, "auth_unknown_key", "no identity has this key", signed.key_id)
+        raise ServiceError("auth_unknown_key", "no identity has this key", signed.key_id)
     msign.verify_signature(identity.public_key, signed, method, path_with_query, body)
-    store.remember_nonce(identity.identity_id, signed.nonce, now=now)
+    identities.remember_nonce(identity.identity_id, signed.nonce, now=now)
     return Caller.of(identity)

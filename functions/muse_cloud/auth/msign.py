@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from muse_cloud.auth.edwards import point_problem
-from muse_cloud.errors import ServiceError
+from muse_cloud.domain.errors import ServiceError
 
 SCHEME = "msign"
 SIGNATURE_VERSION = "MSIGN-V1"
@@ -50,7 +50,7 @@ class SignedHeader:
 
 
 def _malformed(message: str) -> ServiceError:
-    return ServiceError(401, "auth_malformed", message)
+    return ServiceError("auth_malformed", message)
 
 
 def b64url_decode(text: str) -> bytes:
@@ -65,10 +65,6 @@ def b64url_decode(text: str) -> bytes:
         return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
     except binascii.Error as error:
         raise ValueError("not base64url") from error
-
-
-def identity_id_for(public_key_raw: bytes) -> str:
-    return "sha256:" + hashlib.sha256(public_key_raw).hexdigest()
 
 
 def parse_authorization(header: str) -> SignedHeader:
@@ -116,7 +112,6 @@ def check_timestamp(header: SignedHeader, now: float | None = None) -> None:
     current = time.time() if now is None else now
     if abs(current - header.issued_at) > MAX_SKEW_SECONDS:
         raise ServiceError(
-            401,
             "auth_stale_timestamp",
             f"ts is more than {MAX_SKEW_SECONDS} s away from the server clock ({int(current)})",
         )
@@ -129,7 +124,7 @@ def verify_signature(
     verifies without any private key: those are refused first, for keys stored before
     registration refused them too."""
     refused = ServiceError(
-        401, "auth_bad_signature", "signature does not match the request", header.key_id
+        "auth_bad_signature", "signature does not match the request", header.key_id
     )
     if (
         point_problem(public_key_raw) is not None

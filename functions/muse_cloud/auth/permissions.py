@@ -7,36 +7,11 @@ private repositories do not leak; refusals on a repository the caller can see ar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.errors import ServiceError, not_found
-
-Role = Literal["read", "write", "admin"]
-Visibility = Literal["public", "private"]
-ROLES: Final[tuple[Role, ...]] = get_args(Role)
-VISIBILITIES: Final[tuple[Visibility, ...]] = get_args(Visibility)
-_RANK: Final[dict[Role, int]] = {role: rank for rank, role in enumerate(ROLES)}
-
-
-def parse_role(text: str) -> Role:
-    for role in ROLES:
-        if text == role:
-            return role
-    raise ServiceError(400, "invalid_role", f"role must be one of {', '.join(ROLES)}", text)
-
-
-def role_at_least(role: Role | None, needed: Role) -> bool:
-    return role is not None and _RANK[role] >= _RANK[needed]
-
-
-@dataclass(frozen=True)
-class ScopedCaller(Caller):
-    """A caller authenticated by a personal access token: the token's scope caps every right
-    the identity has (a ``read`` token of the owner may only read), never adds to them."""
-
-    scope: Role = "read"
-    token_id: str = ""
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller, ScopedCaller
+from muse_cloud.domain.repos import Visibility
+from muse_cloud.domain.roles import Role, role_at_least
 
 
 def within_scope(caller: Caller, needed: Role) -> bool:
@@ -83,7 +58,7 @@ def can_admin(caller: Caller, access: RepoAccess) -> bool:
 
 def _forbidden(caller: Caller, action: str, item: str | None) -> ServiceError:
     who = "an anonymous caller" if caller.is_anonymous else f"{caller.handle!r}"
-    return ServiceError(403, "forbidden", f"{who} may not {action} this repository", item)
+    return ServiceError("forbidden", f"{who} may not {action} this repository", item)
 
 
 def require_read(caller: Caller, access: RepoAccess, item: str | None = None) -> None:
@@ -105,8 +80,8 @@ def require_admin(caller: Caller, access: RepoAccess, item: str | None = None) -
 
 def require_create(caller: Caller, owner: str) -> None:
     if caller.is_anonymous:
-        raise ServiceError(401, "auth_required", "creating a repository needs a signed request")
+        raise ServiceError("auth_required", "creating a repository needs a signed request")
     if not within_scope(caller, "write") or not (caller.is_admin or caller.handle == owner):
         raise ServiceError(
-            403, "forbidden", f"{caller.handle!r} may not create repositories for {owner!r}", owner
+            "forbidden", f"{caller.handle!r} may not create repositories for {owner!r}", owner
         )

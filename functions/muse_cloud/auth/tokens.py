@@ -19,11 +19,14 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from muse_cloud.auth.identities import IdentityStore
-from muse_cloud.auth.permissions import ScopedCaller
-from muse_cloud.errors import ServiceError
-from muse_cloud.storage.tokens import TokenRecord, TokenStore
+from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import ScopedCaller
+from muse_cloud.domain.tokens import TokenRecord
+
+if TYPE_CHECKING:
+    from muse_cloud.auth.authenticate import Identities, Tokens
 
 SCHEME = "bearer"
 PREFIX = "mct_"
@@ -50,8 +53,9 @@ def is_bearer(authorization: str) -> bool:
     return authorization.strip().partition(" ")[0].lower() == SCHEME
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    return next((v for k, v in headers.items() if k.lower() == name), "")
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, its name matched case-insensitively."""
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def _host_name(host: str) -> str:
@@ -63,37 +67,33 @@ def _host_name(host: str) -> str:
 
 
 def secure_transport(headers: Mapping[str, str]) -> bool:
-    proto = _header(headers, "x-forwarded-proto").split(",")[-1].strip().lower()
-    return proto == "https" or _host_name(_header(headers, "host")) in LOOPBACK_HOSTS
-
-
-def _refused(code: str, message: str, item: str | None = None) -> ServiceError:
-    return ServiceError(401, code, message, item)
+    proto = (header(headers, "x-forwarded-proto") or "").split(",")[-1].strip().lower()
+    return proto == "https" or _host_name(header(headers, "host") or "") in LOOPBACK_HOSTS
 
 
 def authenticate_bearer(
     authorization: str,
     headers: Mapping[str, str],
-    identities: IdentityStore,
-    tokens: TokenStore | None = None,
+    identities: Identities,
+    tokens: Tokens,
     now: float | None = None,
 ) -> ScopedCaller:
     if not secure_transport(headers):
-        raise _refused(
+        raise ServiceError(
             "auth_token_needs_https",
             "a Bearer token is refused over plain http (except to a loopback host)",
         )
     token = authorization.strip().partition(" ")[2].strip()
     match = _TOKEN.fullmatch(token)
     if match is None:
-        raise _refused("auth_token_malformed", "a token is mct_<16 hex>_<43 base64url>")
-    record = (tokens or TokenStore()).get(match.group(1))
+        raise ServiceError("auth_token_malformed", "a token is mct_<16 hex>_<43 base64url>")
+    record = tokens.get(match.group(1))
     if record is None or not hmac.compare_digest(record.secret_sha256, secret_sha256(token)):
-        raise _refused("auth_unknown_token", "no such token", match.group(1))
+        raise ServiceError("auth_unknown_token", "no such token", match.group(1))
     _check_live(record, time.time() if now is None else now)
     identity = identities.get(record.identity_id)
     if identity is None:
-        raise _refused("auth_unknown_token", "the token's identity is gone", record.token_id)
+        raise ServiceError("auth_unknown_token", "the token's identity is gone", record.token_id)
     return ScopedCaller(
         handle=identity.handle,
         identity_id=identity.identity_id,
@@ -107,6 +107,6 @@ def authenticate_bearer(
 
 def _check_live(record: TokenRecord, now: float) -> None:
     if record.revoked_at is not None:
-        raise _refused("auth_token_revoked", "this token was revoked", record.token_id)
+        raise ServiceError("auth_token_revoked", "this token was revoked", record.token_id)
     if record.expires_at is not None and now >= record.expires_at:
-        raise _refused("auth_token_expired", "this token has expired", record.token_id)
+        raise ServiceError("auth_token_expired", "this token has expired", record.token_id)

@@ -4,10 +4,9 @@ can reach a repository's data without it, and an unreadable repository looks lik
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from muse_cloud.auth.identities import Caller
 from muse_cloud.auth.permissions import (
     RepoAccess,
     can_write,
@@ -15,9 +14,12 @@ from muse_cloud.auth.permissions import (
     require_read,
     require_write,
 )
-from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.names import validate_repo_name
+from muse_cloud.domain.repos import Repo
 from muse_cloud.storage.collaborators import CollaboratorStore
-from muse_cloud.storage.repos import Repo, RepoStore, validate_repo_name
+from muse_cloud.storage.repos import RepoStore
 
 Need = Literal["read", "write", "admin"]
 # Repository ids are str(uuid.uuid4()): canonical, lowercase.
@@ -27,8 +29,8 @@ _CHECKS = {"read": require_read, "write": require_write, "admin": require_admin}
 
 @dataclass
 class RepoAccessService:
-    repos: RepoStore = field(default_factory=RepoStore)
-    collaborators: CollaboratorStore = field(default_factory=CollaboratorStore)
+    repos: RepoStore
+    collaborators: CollaboratorStore
 
     def by_slug(self, caller: Caller, owner: str, name: str, need: Need) -> Repo:
         # A slug no repository could have is never looked up: an unchecked path segment in a

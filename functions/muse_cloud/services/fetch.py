@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller
 from muse_cloud.services.access import RepoAccessService
-from muse_cloud.services.history import checked_id
-from muse_cloud.storage import dynamo
+from muse_cloud.services.ids import checked_id
+from muse_cloud.storage import layout
 from muse_cloud.storage.commits import StoredCommit
-from muse_cloud.storage.objects import ObjectLocation
-from muse_cloud.storage.packs import PackStore, fetch_key
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
+from muse_cloud.storage.dynamo import BATCH_GET_MAX, chunks
+from muse_cloud.storage.pack_index import ObjectLocation
+from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
 from muse_core.limits import MIB
 from muse_core.mpack import build_pack, encode_mpack, mpack_key
@@ -34,8 +32,7 @@ class StoreHistory:
     """The server's store of one repository as a muse_core ``HistorySource``."""
 
     repo_id: str
-    stores: RepoStores
-    packs: PackStore
+    stores: Stores
     recent: OrderedDict[str, dict[str, str]] = field(default_factory=OrderedDict)
     read: dict[str, StoredCommit] = field(default_factory=dict)
 
@@ -59,7 +56,7 @@ class StoreHistory:
     def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
         """Items read a hundred at a time; each rebuilt on the previous manifest when that is
         its delta base, as it is along a history packed oldest first."""
-        for batch in dynamo.chunks(snapshot_ids, dynamo.BATCH_GET_MAX):
+        for batch in chunks(snapshot_ids, BATCH_GET_MAX):
             items = self.stores.snapshots.items(self.repo_id, batch)
             for sid in batch:
                 if sid not in items:
@@ -80,11 +77,11 @@ class StoreHistory:
         missing = [o for o in object_ids if o not in locations]
         if missing:
             raise ServiceError(
-                500, "missing_object", "an indexed snapshot names a lost object", missing[0]
+                "missing_object", "an indexed snapshot names a lost object", missing[0]
             )
         found: dict[str, bytes] = {}
         for span in read_spans(locations[o] for o in dict.fromkeys(object_ids)):
-            data = self.packs.read_range(span.s3_key, span.start, span.end - span.start)
+            data = self.stores.packs.read_range(span.s3_key, span.start, span.end - span.start)
             for loc in span.members:
                 found[loc.object_id] = data[
                     loc.offset - span.start : loc.offset - span.start + loc.length
@@ -126,22 +123,31 @@ def read_spans(locations: Iterable[ObjectLocation]) -> list[Span]:
     return spans
 
 
+@dataclass(frozen=True)
+class FetchPack:
+    """A pack built for a fetch, in S3 behind a short-lived URL."""
+
+    download_url: str
+    mpack_key: str
+    size_bytes: int
+    commits: int
+    snapshots: int
+    objects: int
+    branch_heads: dict[str, str]
+
+
 @dataclass
 class FetchService:
-    access: RepoAccessService = field(default_factory=RepoAccessService)
-    refs: RefStore = field(default_factory=RefStore)
-    stores: RepoStores = field(default_factory=RepoStores)
-    packs: PackStore = field(default_factory=PackStore)
+    stores: Stores
+    access: RepoAccessService
 
     def fetch(
         self, caller: Caller, owner: str, name: str, want: list[str], have: list[str]
-    ) -> dict[str, Any]:
+    ) -> FetchPack:
         repo = self.access.by_slug(caller, owner, name, "read")
         if len(want) > MAX_WANTS or len(have) > MAX_WANTS:
-            raise ServiceError(
-                413, "limit_exceeded", f"at most {MAX_WANTS} wants and haves", "want"
-            )
-        heads = self.refs.heads(repo.repo_id)
+            raise ServiceError("limit_exceeded", f"at most {MAX_WANTS} wants and haves", "want")
+        heads = self.stores.refs.heads(repo.repo_id)
         wanted = [checked_id(c, "want") for c in want] or sorted(set(heads.values()))
         haves = [checked_id(c, "have") for c in have]
         missing = set(wanted) - self.stores.commits.known(repo.repo_id, wanted)
@@ -149,20 +155,20 @@ class FetchService:
             raise not_found("commit", sorted(missing)[0])
         tips = {branch: head for branch, head in heads.items() if head in wanted}
         untracked = {f"want/{c}": c for c in wanted if c not in tips.values()}
-        source = StoreHistory(repo.repo_id, self.stores, self.packs)
+        source = StoreHistory(repo.repo_id, self.stores)
         pack = build_pack(source, {**tips, **untracked}, haves)
         pack["branch_heads"] = tips
         pack["repo_id"] = repo.repo_id
         data = encode_mpack(pack)
         key = mpack_key(data)
-        s3_key = fetch_key(repo.repo_id, key.removeprefix("sha256:"))
-        self.packs.put(s3_key, data)
-        return {
-            "download_url": self.packs.presign_download(s3_key),
-            "mpack_key": key,
-            "size_bytes": len(data),
-            "commits": len(pack["commits"]),
-            "snapshots": len(pack["snapshots"]),
-            "objects": len(pack["objects"]),
-            "branch_heads": tips,
-        }
+        s3_key = layout.fetch_pack(repo.repo_id, key.removeprefix("sha256:"))
+        self.stores.packs.put(s3_key, data)
+        return FetchPack(
+            download_url=self.stores.packs.presign_download(s3_key),
+            mpack_key=key,
+            size_bytes=len(data),
+            commits=len(pack["commits"]),
+            snapshots=len(pack["snapshots"]),
+            objects=len(pack["objects"]),
+            branch_heads=tips,
+        )

@@ -5,26 +5,20 @@ from __future__ import annotations
 import heapq
 import json
 import re
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.config import settings
-from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.repos import Repo
 from muse_cloud.services.access import RepoAccessService
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.answers import AnswerStore
+from muse_cloud.services.ids import checked_id
 from muse_cloud.storage.commits import StoredCommit
-from muse_cloud.storage.packs import PackStore, large_value_key
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
+from muse_cloud.storage.stores import Stores
 from muse_core.errors import MuseError
 from muse_core.paths import validate_branch_name
-from muse_core.types import require_id
 
 MAX_LOG_LIMIT = 500
 # Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous call, headers and envelope
@@ -32,15 +26,7 @@ MAX_LOG_LIMIT = 500
 RESPONSE_BUDGET_BYTES = 4_000_000
 # The page's own keys and cursor, beside the commits it lists.
 _LOG_PAGE_OVERHEAD = 1024
-CURSOR_TTL_SECONDS = 24 * 3600
 _TOKEN = re.compile(r"[0-9a-f]{32}")
-
-
-def checked_id(value: object, what: str) -> str:
-    try:
-        return require_id(value, what)
-    except MuseError as error:
-        raise ServiceError(400, error.code, error.message, error.item) from None
 
 
 def wire_bytes(document: Any) -> int:
@@ -70,26 +56,26 @@ class ObjectAnswer:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class BranchHeads:
+    repo: Repo
+    heads: dict[str, str]
+    # Told to signed callers only, so a client refuses a push it may not make before building
+    # and uploading a pack.
+    may_push: bool | None = None
+
+
 @dataclass
 class HistoryService:
-    access: RepoAccessService = field(default_factory=RepoAccessService)
-    refs: RefStore = field(default_factory=RefStore)
-    stores: RepoStores = field(default_factory=RepoStores)
-    packs: PackStore = field(default_factory=PackStore)
-    answers: AnswerStore = field(default_factory=AnswerStore)
+    stores: Stores
+    access: RepoAccessService
+    inline_object_bytes: int
 
-    def branch_heads(self, caller: Caller, owner: str, name: str) -> dict[str, Any]:
+    def branch_heads(self, caller: Caller, owner: str, name: str) -> BranchHeads:
         repo = self.access.by_slug(caller, owner, name, "read")
-        answer: dict[str, Any] = {
-            "repo_id": repo.repo_id,
-            "domain": repo.domain,
-            "default_branch": repo.default_branch,
-            "branch_heads": self.refs.heads(repo.repo_id),
-        }
-        if not caller.is_anonymous:
-            # A client can refuse a push it may not make before building and uploading a pack.
-            answer["permissions"] = {"push": self.access.may_push(caller, repo)}
-        return answer
+        heads = self.stores.refs.heads(repo.repo_id)
+        may_push = None if caller.is_anonymous else self.access.may_push(caller, repo)
+        return BranchHeads(repo, heads, may_push)
 
     def commit(self, caller: Caller, owner: str, name: str, commit_id: str) -> DocumentAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")
@@ -116,9 +102,7 @@ class HistoryService:
         """
         repo = self.access.by_slug(caller, owner, name, "read")
         if not 1 <= limit <= MAX_LOG_LIMIT:
-            raise ServiceError(
-                422, "invalid_limit", f"limit must be 1 to {MAX_LOG_LIMIT}", str(limit)
-            )
+            raise ServiceError("invalid_limit", f"limit must be 1 to {MAX_LOG_LIMIT}", str(limit))
         if cursor:
             frontier = self._load_cursor(repo.repo_id, cursor)
         else:
@@ -127,8 +111,8 @@ class HistoryService:
             try:
                 validate_branch_name(branch)
             except MuseError as error:
-                raise ServiceError(422, error.code, error.message, error.item) from None
-            head = self.refs.get(repo.repo_id, branch)
+                raise ServiceError.from_core(error) from None
+            head = self.stores.refs.get(repo.repo_id, branch)
             if head is None and asked:
                 raise not_found("branch", branch)
             # The default branch of a repository nobody has pushed to yet has no commits.
@@ -148,30 +132,16 @@ class HistoryService:
             spent += cost
             self._push(repo.repo_id, heap, record.parent_ids)
         remaining = sorted(entry[2] for entry in heap)
-        next_cursor = self._save_cursor(repo.repo_id, remaining) if remaining else None
+        next_cursor = self.stores.cursors.save(repo.repo_id, remaining) if remaining else None
         return self._deliver(repo.repo_id, {"commits": commits, "next_cursor": next_cursor})
 
-    def _save_cursor(self, repo_id: str, frontier: list[str]) -> str:
-        """The walk's frontier kept server-side (it can outgrow any URL on a wide history);
-        the cursor is only its name."""
-        token = uuid.uuid4().hex
-        item: dynamo.Item = {
-            **keys.log_cursor(token),
-            "repo_id": repo_id,
-            "ttl": int(time.time()) + CURSOR_TTL_SECONDS,
-        }
-        key = large_value_key(repo_id, "cursors", token)
-        self.packs.store_value(item, "frontier", dynamo.pack_ids(frontier) or b"", key)
-        dynamo.put_item(item)
-        return token
-
     def _load_cursor(self, repo_id: str, cursor: str) -> list[str]:
-        item = dynamo.get_item(keys.log_cursor(cursor)) if _TOKEN.fullmatch(cursor) else None
-        if item is None or item["repo_id"] != repo_id or int(item["ttl"]) < time.time():
+        frontier = self.stores.cursors.load(repo_id, cursor) if _TOKEN.fullmatch(cursor) else None
+        if frontier is None:
             raise ServiceError(
-                422, "invalid_cursor", "the cursor is not one this server issued", cursor[:100]
+                "invalid_cursor", "the cursor is not one this server issued", cursor[:100]
             )
-        return list(dynamo.unpack_ids(self.packs.load_value(item, "frontier")))
+        return frontier
 
     def _push(self, repo_id: str, heap: list[tuple[int, str, str, StoredCommit]], ids: Any) -> None:
         queued = {entry[2] for entry in heap}
@@ -193,17 +163,18 @@ class HistoryService:
     def _deliver(self, repo_id: str, body: dict[str, Any]) -> DocumentAnswer:
         if wire_bytes(body) <= RESPONSE_BUDGET_BYTES:
             return DocumentAnswer(body)
-        return DocumentAnswer(body, self.answers.url(repo_id, json.dumps(body).encode()))
+        return DocumentAnswer(body, self.stores.answers.url(repo_id, json.dumps(body).encode()))
 
     def object(self, caller: Caller, owner: str, name: str, object_id: str) -> ObjectAnswer:
         repo = self.access.by_slug(caller, owner, name, "read")
-        location = self.stores.objects.locate(repo.repo_id, checked_id(object_id, "object id"))
+        location = self.stores.pack_index.locate(repo.repo_id, checked_id(object_id, "object id"))
         if location is None:
             raise not_found("object", object_id)
-        if location.length > settings().inline_object_bytes:
-            return ObjectAnswer(url=self.packs.presign_range(location))
+        if location.length > self.inline_object_bytes:
+            return ObjectAnswer(url=self.stores.packs.presign_object(repo.repo_id, location))
+        packs = self.stores.packs
         return ObjectAnswer(
-            data=self.packs.read_range(location.s3_key, location.offset, location.length)
+            data=packs.read_range(location.s3_key, location.offset, location.length)
         )
 
 

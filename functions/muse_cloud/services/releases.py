@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller
 from muse_cloud.services.access import RepoAccessService
-from muse_cloud.services.history import checked_id
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.releases import ReleaseStore
+from muse_cloud.services.ids import checked_id
+from muse_cloud.storage.stores import Stores
 
 CHANNELS = ("stable", "beta", "alpha", "nightly")
 MAX_TAGS_PER_CALL = 1_000
@@ -26,7 +25,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 255 or _CONTROL.search(value):
         raise ServiceError(
-            422, "invalid_tag", f"{where} must be 1-255 characters, no control characters", where
+            "invalid_tag", f"{where} must be 1-255 characters, no control characters", where
         )
     return value
 
@@ -35,34 +34,29 @@ def _without_id(release: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in release.items() if k != "release_id"}
 
 
-def _invalid(code: str, message: str, item: str) -> ServiceError:
-    return ServiceError(422, code, message, item)
-
-
 @dataclass
 class ReleaseService:
-    access: RepoAccessService = field(default_factory=RepoAccessService)
-    stores: RepoStores = field(default_factory=RepoStores)
-    releases: ReleaseStore = field(default_factory=ReleaseStore)
+    stores: Stores
+    access: RepoAccessService
 
     def _require_commits(self, repo_id: str, commit_ids: list[str]) -> None:
         missing = set(commit_ids) - self.stores.commits.known(repo_id, commit_ids)
         if missing:
-            raise _invalid("missing_commit", "no such commit in this repository", min(missing))
+            raise ServiceError("missing_commit", "no such commit in this repository", min(missing))
 
     def add_tags(self, caller: Caller, owner: str, name: str, tags: Any) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "write")
         if not isinstance(tags, list) or len(tags) > MAX_TAGS_PER_CALL:
             raise ServiceError(
-                400, "invalid_body", f"tags must be a list of at most {MAX_TAGS_PER_CALL}", "tags"
+                "invalid_body", f"tags must be a list of at most {MAX_TAGS_PER_CALL}", "tags"
             )
         records = []
         for index, tag in enumerate(tags):
             where = f"tags[{index}]"
             if not isinstance(tag, dict):
-                raise ServiceError(400, "invalid_body", f"{where} must be a map", where)
+                raise ServiceError("invalid_body", f"{where} must be a map", where)
             if not isinstance(tag.get("tag_id"), str) or not _TAG_ID.fullmatch(tag["tag_id"]):
-                raise _invalid(
+                raise ServiceError(
                     "invalid_tag", f"{where}.tag_id: 1-128 of A-Z a-z 0-9 . _ : -", where
                 )
             _name(tag.get("tag"), f"{where}.tag")
@@ -71,65 +65,65 @@ class ReleaseService:
         self._require_commits(repo.repo_id, [t["commit_id"] for t in records])
         stored = 0
         for record in records:
-            held = self.releases.add_tag(repo.repo_id, record)
+            held = self.stores.releases.add_tag(repo.repo_id, record)
             if held is None:
                 stored += 1
             elif (held.get("commit_id"), held.get("tag")) != (record["commit_id"], record["tag"]):
-                raise ServiceError(
-                    409, "tag_exists", "this tag id names another tag", record["tag_id"]
-                )
+                raise ServiceError("tag_exists", "this tag id names another tag", record["tag_id"])
         return {"stored": stored}
 
     def tags(self, caller: Caller, owner: str, name: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
-        return {"tags": self.releases.tags(repo.repo_id)}
+        return {"tags": self.stores.releases.tags(repo.repo_id)}
 
     def create(self, caller: Caller, owner: str, name: str, release: Any) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "write")
         if not isinstance(release, dict):
-            raise ServiceError(400, "invalid_body", "a release is a map", None)
+            raise ServiceError("invalid_body", "a release is a map", None)
         tag = _name(release.get("tag"), "tag")
         commit_id = checked_id(release.get("commit_id"), "commit_id")
         if release.get("snapshot_id") not in (None, ""):
             checked_id(release["snapshot_id"], "snapshot_id")
         channel = release.get("channel", "stable")
         if channel not in CHANNELS:
-            raise _invalid("invalid_channel", f"channel must be one of {CHANNELS}", str(channel))
+            raise ServiceError(
+                "invalid_channel", f"channel must be one of {CHANNELS}", str(channel)
+            )
         semver = release.get("semver", {})
         if not isinstance(semver, dict) or any(
             not isinstance(semver.get(k, 0), int) for k in ("major", "minor", "patch")
         ):
-            raise _invalid("invalid_semver", "semver major, minor and patch are integers", tag)
+            raise ServiceError("invalid_semver", "semver major, minor and patch are integers", tag)
         if not isinstance(release.get("is_draft", False), bool):
-            raise _invalid("invalid_type", "is_draft must be a boolean", tag)
+            raise ServiceError("invalid_type", "is_draft must be a boolean", tag)
         self._require_commits(repo.repo_id, [commit_id])
         record = {**release, "release_id": str(release.get("release_id") or uuid.uuid4())}
         try:
             size = len(json.dumps(record))
         except (TypeError, ValueError):
-            raise _invalid("invalid_type", "a release holds JSON values only", tag) from None
+            raise ServiceError("invalid_type", "a release holds JSON values only", tag) from None
         if size > MAX_RELEASE_BYTES:
             raise ServiceError(
-                413, "limit_exceeded", f"a release is at most {MAX_RELEASE_BYTES} bytes", tag
+                "limit_exceeded", f"a release is at most {MAX_RELEASE_BYTES} bytes", tag
             )
-        held = self.releases.add_release(repo.repo_id, record)
+        held = self.stores.releases.add_release(repo.repo_id, record)
         if held is None:
             return {"release_id": record["release_id"]}
         same = _without_id(held) == _without_id(record)
         if same and release.get("release_id") in (None, "", held["release_id"]):
             # The same release sent again: the one held answers.
             return {"release_id": held["release_id"]}
-        raise ServiceError(409, "release_exists", "this tag has another release already", tag)
+        raise ServiceError("release_exists", "this tag has another release already", tag)
 
     def list(
         self, caller: Caller, owner: str, name: str, channel: str | None, include_drafts: bool
     ) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
         if channel is not None and channel not in CHANNELS:
-            raise _invalid("invalid_channel", f"channel must be one of {CHANNELS}", channel)
+            raise ServiceError("invalid_channel", f"channel must be one of {CHANNELS}", channel)
         found = [
             r
-            for r in self.releases.releases(repo.repo_id)
+            for r in self.stores.releases.releases(repo.repo_id)
             if (channel is None or r.get("channel", "stable") == channel)
             and (include_drafts or not r.get("is_draft", False))
         ]
@@ -139,6 +133,6 @@ class ReleaseService:
     def retract(self, caller: Caller, owner: str, name: str, tag: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "write")
         _name(tag, "tag")
-        if not self.releases.retract(repo.repo_id, tag):
+        if not self.stores.releases.retract(repo.repo_id, tag):
             raise not_found("release", tag)
         return {"retracted": tag}

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.auth.permissions import Role, ScopedCaller
 from muse_cloud.auth.tokens import NewToken, secret_sha256
-from muse_cloud.errors import ServiceError, not_found
-from muse_cloud.storage.tokens import TokenRecord, TokenStore
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller, ScopedCaller
+from muse_cloud.domain.roles import Role
+from muse_cloud.domain.tokens import TokenRecord
+from muse_cloud.storage.tokens import TokenStore
 
 MAX_NAME_CHARS = 100
 MAX_EXPIRY_DAYS = 3650
@@ -26,29 +26,34 @@ _NAME = re.compile(r"[^\x00-\x1f\x7f]*")
 
 def _signed_identity(caller: Caller) -> str:
     if caller.is_anonymous or caller.identity_id is None:
-        raise ServiceError(401, "auth_required", "managing tokens needs a signed request")
+        raise ServiceError("auth_required", "managing tokens needs a signed request")
     if isinstance(caller, ScopedCaller):
         raise ServiceError(
-            403, "token_cannot_manage_tokens", "sign the request with the identity's key instead"
+            "token_cannot_manage_tokens", "sign the request with the identity's key instead"
         )
     return caller.identity_id
 
 
+@dataclass(frozen=True)
+class CreatedToken:
+    record: TokenRecord
+    secret: str  # shown once, never stored
+
+
 @dataclass
 class TokenService:
-    tokens: TokenStore = field(default_factory=TokenStore)
+    tokens: TokenStore
 
     def create(
         self, caller: Caller, name: str, scope: Role, expires_in_days: int | None
-    ) -> dict[str, Any]:
+    ) -> CreatedToken:
         identity_id = _signed_identity(caller)
         if len(name) > MAX_NAME_CHARS or not _NAME.fullmatch(name):
             raise ServiceError(
-                422, "invalid_token_name", f"at most {MAX_NAME_CHARS} printable characters", name
+                "invalid_token_name", f"at most {MAX_NAME_CHARS} printable characters", name
             )
         if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
             raise ServiceError(
-                422,
                 "invalid_expiry",
                 f"expires_in_days must be 1 to {MAX_EXPIRY_DAYS}",
                 str(expires_in_days),
@@ -66,17 +71,16 @@ class TokenService:
             ),
         )
         self.tokens.create(record)
-        # The only time the secret is ever shown.
-        return {**record.as_dict(), "token": new.secret}
+        return CreatedToken(record, new.secret)
 
-    def list(self, caller: Caller) -> list[dict[str, Any]]:
-        return [r.as_dict() for r in self.tokens.list_for(_signed_identity(caller))]
+    def list(self, caller: Caller) -> list[TokenRecord]:
+        return self.tokens.list_for(_signed_identity(caller))
 
-    def revoke(self, caller: Caller, token_id: str) -> dict[str, Any]:
+    def revoke(self, caller: Caller, token_id: str) -> TokenRecord:
         identity_id = _signed_identity(caller)
         revoked = None
         if _TOKEN_ID.fullmatch(token_id):
             revoked = self.tokens.revoke(identity_id, token_id, datetime.now(UTC).isoformat())
         if revoked is None:
             raise not_found("token", token_id)
-        return revoked.as_dict()
+        return revoked

@@ -17,19 +17,15 @@ from typing import Any
 
 import msgpack
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.config import settings
-from muse_cloud.errors import ServiceError, not_found
+from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.repos import Repo
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.fetch import StoreHistory
-from muse_cloud.services.history import checked_id
+from muse_cloud.services.ids import checked_id
 from muse_cloud.services.push import PushService
-from muse_cloud.storage.packs import PackStore, UploadKey
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import Repo, RepoStore
-from muse_cloud.storage.staging import StagingStore
+from muse_cloud.storage.layout import UploadKey
+from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
 from muse_core.errors import MuseError
 from muse_core.mpack import build_pack, encode_mpack, mpack_key
@@ -47,15 +43,14 @@ _ENTRY_OVERHEAD = 4
 
 def _ids(values: Any, where: str, limit: int = MAX_IDS) -> list[str]:
     if not isinstance(values, list):
-        raise ServiceError(400, "invalid_body", f"{where} must be a list of ids", where)
+        raise ServiceError("invalid_body", f"{where} must be a list of ids", where)
     if len(values) > limit:
-        raise ServiceError(413, "limit_exceeded", f"at most {limit} ids in {where}", where)
+        raise ServiceError("limit_exceeded", f"at most {limit} ids in {where}", where)
     return [checked_id(v, where) for v in values]
 
 
 def too_large(size: int, what: str, item: str | None) -> ServiceError:
     return ServiceError(
-        413,
         "answer_too_large",
         f"the {what} answer would exceed {MAX_ANSWER_BYTES:,} bytes (a synchronous Lambda "
         f"answers at most 6 MB, base64); it is at least {size:,}: clone with `muse-cloud clone`, "
@@ -70,8 +65,7 @@ class _BundleHistory:
     commits it builds on, and the objects uploaded for it that the repository lacks."""
 
     repo_id: str
-    stores: RepoStores
-    staging: StagingStore
+    stores: Stores
     store: StoreHistory
     commit_records: dict[str, CommitRecord]
     full_manifests: dict[str, dict[str, str]]
@@ -93,7 +87,6 @@ class _BundleHistory:
         stored = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.store.recent)
         if stored is None:
             raise ServiceError(
-                422,
                 "missing_snapshot",
                 "a commit names a snapshot neither in the bundle nor held",
                 snapshot_id,
@@ -106,10 +99,12 @@ class _BundleHistory:
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         """Held objects are left out (the receiver has them), and so is anything nobody
         uploaded: verification then refuses the manifest entry that names it."""
-        held = self.stores.objects.known(self.repo_id, object_ids)
+        held = self.stores.pack_index.known(self.repo_id, object_ids)
         wanted = [o for o in object_ids if o not in held]
         found = {o: self.inline[o] for o in wanted if o in self.inline}
-        found.update(self.staging.get_many(self.repo_id, [o for o in wanted if o not in found]))
+        found.update(
+            self.stores.staging.get_many(self.repo_id, [o for o in wanted if o not in found])
+        )
         return found
 
 
@@ -149,10 +144,10 @@ class _BoundedHistory:
 
 def _record(value: Any, where: str) -> CommitRecord:
     if not isinstance(value, dict):
-        raise ServiceError(422, "invalid_type", f"{where} must be a map", where)
+        raise ServiceError("invalid_type", f"{where} must be a map", where)
     for name in ("commit_id", "snapshot_id", "message", "committed_at"):
         if name not in value:
-            raise ServiceError(422, "invalid_commit", f"{where} has no {name}", where)
+            raise ServiceError("invalid_commit", f"{where} has no {name}", where)
     checked_id(value["commit_id"], f"{where}.commit_id")
     for name in ("parent_commit_id", "parent2_commit_id"):
         if value.get(name) is not None:
@@ -162,12 +157,12 @@ def _record(value: Any, where: str) -> CommitRecord:
 
 def _manifests(values: Any) -> dict[str, dict[str, str]]:
     if not isinstance(values, list):
-        raise ServiceError(422, "invalid_type", "bundle.snapshots must be a list", "snapshots")
+        raise ServiceError("invalid_type", "bundle.snapshots must be a list", "snapshots")
     found: dict[str, dict[str, str]] = {}
     for index, snapshot in enumerate(values):
         where = f"snapshots[{index}]"
         if not isinstance(snapshot, dict) or not isinstance(snapshot.get("manifest"), dict):
-            raise ServiceError(422, "invalid_type", f"{where} needs a manifest map", where)
+            raise ServiceError("invalid_type", f"{where} needs a manifest map", where)
         sid = checked_id(snapshot.get("snapshot_id"), f"{where}.snapshot_id")
         found[sid] = snapshot["manifest"]
     return found
@@ -176,16 +171,16 @@ def _manifests(values: Any) -> dict[str, dict[str, str]]:
 def inline_objects(values: Any, where: str) -> dict[str, bytes]:
     """``[{object_id, content: bin}]``, each hashed: bytes that are not their id are refused."""
     if not isinstance(values, list):
-        raise ServiceError(400, "invalid_body", f"{where} must be a list", where)
+        raise ServiceError("invalid_body", f"{where} must be a list", where)
     found: dict[str, bytes] = {}
     for index, entry in enumerate(values):
         at = f"{where}[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("content"), bytes):
-            raise ServiceError(400, "invalid_body", f"{at} needs object_id and bin content", at)
+            raise ServiceError("invalid_body", f"{at} needs object_id and bin content", at)
         object_id = checked_id(entry.get("object_id"), f"{at}.object_id")
         if hashlib.sha256(entry["content"]).hexdigest() != object_id:
             raise ServiceError(
-                422, "object_hash_mismatch", f"{at}: content does not hash to its id", object_id
+                "object_hash_mismatch", f"{at}: content does not hash to its id", object_id
             )
         found[object_id] = entry["content"]
     return found
@@ -193,21 +188,16 @@ def inline_objects(values: Any, where: str) -> dict[str, bytes]:
 
 @dataclass
 class WireV0Service:
-    access: RepoAccessService = field(default_factory=RepoAccessService)
-    repos: RepoStore = field(default_factory=RepoStore)
-    refs: RefStore = field(default_factory=RefStore)
-    stores: RepoStores = field(default_factory=RepoStores)
-    packs: PackStore = field(default_factory=PackStore)
-    staging: StagingStore = field(default_factory=StagingStore)
-    pushes: PushStore = field(default_factory=PushStore)
-    push_service: PushService = field(default_factory=PushService)
+    stores: Stores
+    access: RepoAccessService
+    push_service: PushService
 
     def filter_objects(
         self, caller: Caller, owner: str, name: str, object_ids: Any
     ) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "write")
         ids = _ids(object_ids, "object_ids")
-        held = self.stores.objects.known(repo.repo_id, ids)
+        held = self.stores.pack_index.known(repo.repo_id, ids)
         return {"missing": [o for o in dict.fromkeys(ids) if o not in held]}
 
     def presign(
@@ -216,20 +206,23 @@ class WireV0Service:
         repo = self.access.by_slug(caller, owner, name, "write")
         if direction != "put":
             raise ServiceError(
-                422,
                 "unsupported_direction",
                 "only 'put' is presigned: objects are fetched inline",
                 repr(direction),
             )
         ids = _ids(object_ids, "object_ids", MAX_WANTS)
-        presigned = {o: self.staging.presign_put(repo.repo_id, o) for o in dict.fromkeys(ids)}
+        presigned = {
+            o: self.stores.staging.presign_put(repo.repo_id, o) for o in dict.fromkeys(ids)
+        }
         return {"presigned": presigned, "inline": []}
 
     def put_objects(self, caller: Caller, owner: str, name: str, objects: Any) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "write")
         found = inline_objects(objects, "objects")
-        held = self.stores.objects.known(repo.repo_id, list(found))
-        self.staging.put_many(repo.repo_id, {o: b for o, b in found.items() if o not in held})
+        held = self.stores.pack_index.known(repo.repo_id, list(found))
+        self.stores.staging.put_many(
+            repo.repo_id, {o: b for o, b in found.items() if o not in held}
+        )
         return {"stored": len(found) - len(held), "skipped": len(held)}
 
     def push(
@@ -239,24 +232,24 @@ class WireV0Service:
         try:
             validate_branch_name(branch)
         except MuseError as error:
-            raise ServiceError(422, error.code, error.message, error.item) from None
+            raise ServiceError.from_core(error) from None
         if not isinstance(bundle, dict):
-            raise ServiceError(400, "invalid_body", "bundle must be a map", "bundle")
+            raise ServiceError("invalid_body", "bundle must be a map", "bundle")
         sent = bundle.get("commits")
         if not isinstance(sent, list) or not sent:
-            raise ServiceError(422, "empty_push", "the bundle carries no commit", "commits")
+            raise ServiceError("empty_push", "the bundle carries no commit", "commits")
         records = [_record(c, f"commits[{i}]") for i, c in enumerate(sent)]
         # Walked breadth-first from the pushed head: the first commit is the new head.
         head = records[0].commit_id
         pack = self._pack(repo, records, bundle, branch, head)
         data = encode_mpack(pack)
-        if len(data) > settings().max_upload_bytes:
-            raise ServiceError(413, "limit_exceeded", "the push is larger than a pack may be")
+        if len(data) > self.push_service.max_upload_bytes:
+            raise ServiceError("limit_exceeded", "the push is larger than a pack may be")
         key = mpack_key(data)
         upload = UploadKey(repo.repo_id, key.removeprefix("sha256:"))
         # Recorded before the pack lands, as presign does: the S3 event path then ingests it
         # for this branch, head and force too.
-        self.pushes.open_pending(
+        self.stores.pushes.open_pending(
             repo.repo_id,
             upload.mpack_hex,
             key,
@@ -264,16 +257,17 @@ class WireV0Service:
             branch,
             head,
             force,
-            self.refs.heads(repo.repo_id),
+            self.stores.refs.heads(repo.repo_id),
         )
-        self.staging.put_upload(upload, data)
-        result = self.push_service.unpack(caller, owner, name, key, branch, head, force)
+        self.stores.packs.put_upload(upload, data)
+        record = self.push_service.unpack(caller, owner, name, key, branch, head, force)
+        written = record.result
         return {
             "ok": True,
-            "message": f"{branch} -> {head[:12]}: {result.get('commits_written', 0)} commits, "
-            f"{result.get('objects_written', 0)} objects",
-            "branch_heads": self.refs.heads(repo.repo_id),
-            "push_id": result.get("push_id"),
+            "message": f"{branch} -> {head[:12]}: {written.commits_written if written else 0} "
+            f"commits, {written.objects_written if written else 0} objects",
+            "branch_heads": self.stores.refs.heads(repo.repo_id),
+            "push_id": record.push_id,
         }
 
     def _pack(
@@ -290,8 +284,7 @@ class WireV0Service:
         source = _BundleHistory(
             repo_id=repo.repo_id,
             stores=self.stores,
-            staging=self.staging,
-            store=StoreHistory(repo.repo_id, self.stores, self.packs),
+            store=StoreHistory(repo.repo_id, self.stores),
             commit_records=by_id,
             full_manifests=_manifests(bundle.get("snapshots", [])),
             inline=inline_objects(bundle.get("objects") or [], "bundle.objects"),
@@ -307,13 +300,13 @@ class WireV0Service:
         repo = self.access.by_slug(caller, owner, name, "read")
         wants = _ids(want, "want", MAX_WANTS)
         haves = _ids(have, "have")
-        heads = self.refs.heads(repo.repo_id)
+        heads = self.stores.refs.heads(repo.repo_id)
         wanted = list(dict.fromkeys(wants)) or sorted(set(heads.values()))
         missing = set(wanted) - self.stores.commits.known(repo.repo_id, wanted)
         if missing:
             raise not_found("commit", sorted(missing)[0])
         source = _BoundedHistory(
-            StoreHistory(repo.repo_id, self.stores, self.packs),
+            StoreHistory(repo.repo_id, self.stores),
             "fetch",
             wanted[0] if wanted else None,
         )

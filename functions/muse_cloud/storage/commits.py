@@ -9,12 +9,14 @@ one request per commit.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgpack
 
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.packs import PackStore, large_value_key
+from muse_cloud.storage import keys, layout
+from muse_cloud.storage.backend import Item, Table
+from muse_cloud.storage.dynamo import pack_ids, unpack_ids
+from muse_cloud.storage.values import LargeValues
 from muse_core.commits import CommitRecord
 
 ANCESTOR_HINTS = 32
@@ -27,35 +29,38 @@ class StoredCommit:
     ancestors: tuple[str, ...] = ()
 
 
+def _commit_id(item: Item) -> str:
+    return str(item["pk"]).rsplit("#", 1)[1]
+
+
 @dataclass
 class CommitStore:
-    packs: PackStore = field(default_factory=PackStore)
+    table: Table
+    values: LargeValues
 
-    def put_many(self, repo_id: str, commits: Iterable[StoredCommit]) -> tuple[int, int]:
-        """Write commits parents first, so a commit that can be read has all its ancestors;
-        returns the (DynamoDB, S3) requests made."""
-        s3_requests = 0
+    def put_many(self, repo_id: str, commits: Iterable[StoredCommit]) -> None:
+        """Write commits parents first, so a commit that can be read has all its ancestors."""
         items = []
         for c in commits:
-            item: dynamo.Item = {
+            item: Item = {
                 **keys.commit(repo_id, c.record.commit_id),
                 "generation": c.generation,
                 # Packed, and nothing the record holds besides: each attribute costs a write.
-                "parents": dynamo.pack_ids(c.record.parent_ids),
-                "ancestors": dynamo.pack_ids(c.ancestors),
+                "parents": pack_ids(c.record.parent_ids),
+                "ancestors": pack_ids(c.ancestors),
             }
             record = msgpack.packb(c.record.to_dict(), use_bin_type=True)
-            key = large_value_key(repo_id, "commits", c.record.commit_id)
-            s3_requests += self.packs.store_value(item, "record", record, key)
+            key = layout.large_value(repo_id, "commits", c.record.commit_id)
+            self.values.store(item, "record", record, key)
             items.append(item)
-        return dynamo.batch_write(items, ordered=True), s3_requests
+        self.table.put_many(items, ordered=True)
 
     def get(self, repo_id: str, commit_id: str) -> StoredCommit | None:
-        item = dynamo.get_item(keys.commit(repo_id, commit_id))
+        item = self.table.get(keys.commit(repo_id, commit_id))
         return self._stored(item) if item else None
 
     def get_many(self, repo_id: str, commit_ids: Collection[str]) -> dict[str, StoredCommit]:
-        items = dynamo.batch_get(keys.commit(repo_id, c) for c in commit_ids)
+        items = self.table.get_many(keys.commit(repo_id, c) for c in commit_ids)
         stored = (self._stored(i) for i in items)
         return {s.record.commit_id: s for s in stored}
 
@@ -63,27 +68,24 @@ class CommitStore:
         self, repo_id: str, commit_ids: Collection[str]
     ) -> dict[str, tuple[tuple[str, ...], int]]:
         """Parents and generation of each held commit, without decoding the records."""
-        items = dynamo.batch_get(
-            (keys.commit(repo_id, c) for c in commit_ids), projection="pk, parents, generation"
+        items = self.table.get_many(
+            (keys.commit(repo_id, c) for c in commit_ids), ("parents", "generation")
         )
-        return {
-            i["pk"].rsplit("#", 1)[1]: (dynamo.unpack_ids(i.get("parents")), int(i["generation"]))
-            for i in items
-        }
+        return {_commit_id(i): (unpack_ids(i.get("parents")), int(i["generation"])) for i in items}
 
     def ancestor_hints(
         self, repo_id: str, commit_ids: Collection[str]
     ) -> dict[str, tuple[str, ...]]:
-        items = dynamo.batch_get((keys.commit(repo_id, c) for c in commit_ids), "pk, ancestors")
-        return {i["pk"].rsplit("#", 1)[1]: dynamo.unpack_ids(i.get("ancestors")) for i in items}
+        items = self.table.get_many((keys.commit(repo_id, c) for c in commit_ids), ("ancestors",))
+        return {_commit_id(i): unpack_ids(i.get("ancestors")) for i in items}
 
     def known(self, repo_id: str, commit_ids: Collection[str]) -> set[str]:
         return set(self.generations(repo_id, commit_ids))
 
-    def _stored(self, item: dynamo.Item) -> StoredCommit:
-        record = msgpack.unpackb(self.packs.load_value(item, "record"), raw=False)
+    def _stored(self, item: Item) -> StoredCommit:
+        record = msgpack.unpackb(self.values.load(item, "record"), raw=False)
         return StoredCommit(
             record=CommitRecord.from_dict(record),
             generation=int(item["generation"]),
-            ancestors=dynamo.unpack_ids(item.get("ancestors")),
+            ancestors=unpack_ids(item.get("ancestors")),
         )

@@ -1,22 +1,46 @@
-"""Typed helpers over the low-level DynamoDB client: (de)serialisation and batched I/O.
+"""The ``Table`` of DynamoDB, through the low-level client: typed items in and out, conditions and
+updates rendered as expressions, batches within DynamoDB's caps.
 
 moto never returns ``UnprocessedItems`` nor enforces the 25-item cap of BatchWriteItem, so the
-caps are enforced here and the retry loops are exercised by real AWS only.
+caps are enforced here and the retry loops are exercised by real AWS only. Batches are written
+with BatchWriteItem on this client rather than boto3's resource ``batch_writer``: the resource
+layer serialises every item twice over (measured: 30 % slower on the seed's 2,066 items), writes
+one batch at a time, and cannot keep bases before the deltas on them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
-from muse_cloud import aws
-from muse_cloud.config import settings
+from muse_cloud.storage.backend import (
+    Absent,
+    Action,
+    All,
+    Any_,
+    Below,
+    Change,
+    Condition,
+    ConditionFailed,
+    Delete,
+    Equals,
+    Exists,
+    Item,
+    Key,
+    OneOf,
+    Put,
+    ReturnValues,
+    Update,
+)
+from muse_cloud.storage.requests import map_in_context
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 BATCH_WRITE_MAX = 25
@@ -26,12 +50,7 @@ _PARALLEL_WRITERS = 8
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-Item = dict[str, Any]
 WireItem = dict[str, "AttributeValueTypeDef"]
-
-
-def table() -> str:
-    return settings().table_name
 
 
 def to_wire(item: Mapping[str, Any]) -> WireItem:
@@ -76,90 +95,217 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def get_item(key: Mapping[str, str], consistent: bool = True) -> Item | None:
-    answer = aws.dynamodb().get_item(TableName=table(), Key=to_wire(key), ConsistentRead=consistent)
-    raw = answer.get("Item")
-    return from_wire(raw) if raw else None
+@dataclass
+class _Expression:
+    """Placeholders for one request: every name as ``#nK``, every value as ``:vK``."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def name(self, attribute: str) -> str:
+        for placeholder, known in self.names.items():
+            if known == attribute:
+                return placeholder
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def condition(self, condition: Condition) -> str:
+        match condition:
+            case Exists(attribute):
+                return f"attribute_exists({self.name(attribute)})"
+            case Absent(attribute):
+                return f"attribute_not_exists({self.name(attribute)})"
+            case Equals(attribute, value):
+                return f"{self.name(attribute)} = {self.value(value)}"
+            case Below(attribute, value):
+                return f"{self.name(attribute)} < {self.value(value)}"
+            case OneOf(attribute, values):
+                listed = ", ".join(self.value(v) for v in values)
+                return f"{self.name(attribute)} IN ({listed})"
+            case All(parts):
+                return " AND ".join(f"({self.condition(p)})" for p in parts)
+            case Any_(parts):
+                return " OR ".join(f"({self.condition(p)})" for p in parts)
+
+    def update(self, update: Update) -> str:
+        sets = [f"{self.name(k)} = {self.value(v)}" for k, v in update.set.items() if v is not None]
+        sets += [
+            f"{self.name(k)} = if_not_exists({self.name(k)}, {self.value(v)})"
+            for k, v in update.set_if_absent.items()
+        ]
+        removed = [k for k, v in update.set.items() if v is None] + list(update.remove)
+        clauses = []
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        if update.add:
+            clauses.append(
+                "ADD " + ", ".join(f"{self.name(k)} {self.value(v)}" for k, v in update.add.items())
+            )
+        if removed:
+            clauses.append("REMOVE " + ", ".join(self.name(k) for k in removed))
+        return " ".join(clauses)
+
+    def request(self, condition: Condition | None) -> dict[str, Any]:
+        """The condition (if any) and the placeholders gathered so far, as request fields."""
+        fields: dict[str, Any] = {}
+        if condition is not None:
+            fields["ConditionExpression"] = self.condition(condition)
+        if self.names:
+            fields["ExpressionAttributeNames"] = dict(self.names)
+        if self.values:
+            fields["ExpressionAttributeValues"] = to_wire(self.values)
+        return fields
 
 
-def put_item(item: Mapping[str, Any]) -> None:
-    aws.dynamodb().put_item(TableName=table(), Item=to_wire(item))
+def _condition_failed(error: ClientError) -> ConditionFailed | None:
+    """A condition did not hold (as opposed to a transient conflict, worth a retry)."""
+    response: Any = error.response
+    code = response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailed(["ConditionalCheckFailed"])
+    if code != "TransactionCanceledException":
+        return None
+    reasons = [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
+    # Without reasons (moto omits them at times) the cancellation can only be a condition.
+    if reasons and any(r not in ("ConditionalCheckFailed", "None") for r in reasons):
+        return None
+    if reasons and "ConditionalCheckFailed" not in reasons:
+        return None
+    return ConditionFailed(reasons)
 
 
-def batch_write(items: Sequence[Mapping[str, Any]], ordered: bool = False) -> int:
-    """Write items in 25-item batches, several batches at once unless ``ordered`` asks for
-    each batch to land before the next starts; returns the requests made."""
-    batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
-    if ordered or len(batches) <= 1:
-        return sum(_write_batch(batch) for batch in batches)
-    with ThreadPoolExecutor(max_workers=_PARALLEL_WRITERS) as pool:
-        return sum(pool.map(_write_batch, batches))
+class DynamoTable:
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self.client = client
+        self.name = name
 
+    def get(self, key: Key) -> Item | None:
+        answer = self.client.get_item(TableName=self.name, Key=to_wire(key), ConsistentRead=True)
+        raw = answer.get("Item")
+        return from_wire(raw) if raw else None
 
-def _write_batch(batch: list[Mapping[str, Any]]) -> int:
-    client = aws.dynamodb()
-    pending: list[Any] = [{"PutRequest": {"Item": to_wire(item)}} for item in batch]
-    requests = 0
-    delay = 0.05
-    while pending:
-        requests += 1
-        answer = client.batch_write_item(RequestItems={table(): pending})
-        pending = list(answer.get("UnprocessedItems", {}).get(table(), []))
-        if pending:
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    return requests
+    def put(self, item: Mapping[str, Any], condition: Condition | None = None) -> None:
+        self._call(self.client.put_item, **self._put(Put(item, condition)))
 
+    def change(
+        self,
+        key: Key,
+        update: Update,
+        condition: Condition | None = None,
+        returns: ReturnValues = "NONE",
+    ) -> Item | None:
+        answer = self._call(
+            self.client.update_item,
+            **self._change(Change(key, update, condition)),
+            ReturnValues=returns,
+        )
+        attributes = answer.get("Attributes")
+        return from_wire(attributes) if attributes else None
 
-def batch_get(keys: Iterable[Mapping[str, str]], projection: str | None = None) -> list[Item]:
-    """Every existing item among ``keys`` (strongly consistent, in no particular order)."""
-    client = aws.dynamodb()
-    unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
-    found: list[Item] = []
-    for batch in chunks(unique, BATCH_GET_MAX):
-        request: dict[str, Any] = {"Keys": [to_wire(k) for k in batch], "ConsistentRead": True}
-        if projection:
-            request["ProjectionExpression"] = projection
-        pending: dict[str, Any] = {table(): request}
+    def delete(self, key: Key, condition: Condition | None = None) -> Item | None:
+        answer = self._call(
+            self.client.delete_item, **self._delete(Delete(key, condition)), ReturnValues="ALL_OLD"
+        )
+        attributes = answer.get("Attributes")
+        return from_wire(attributes) if attributes else None
+
+    def transact(self, actions: Sequence[Action]) -> None:
+        if len(actions) > TRANSACTION_MAX:
+            raise ValueError(f"{len(actions)} actions in one transaction (at most 100)")
+        wire = []
+        for action in actions:
+            if isinstance(action, Put):
+                wire.append({"Put": self._put(action)})
+            elif isinstance(action, Change):
+                wire.append({"Update": self._change(action)})
+            else:
+                wire.append({"Delete": self._delete(action)})
+        self._call(self.client.transact_write_items, TransactItems=wire)
+
+    def put_many(self, items: Sequence[Mapping[str, Any]], ordered: bool = False) -> None:
+        batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
+        if ordered or len(batches) <= 1:
+            for batch in batches:
+                self._write_batch(batch)
+        else:
+            map_in_context(self._write_batch, batches, _PARALLEL_WRITERS)
+
+    def _write_batch(self, batch: list[Mapping[str, Any]]) -> None:
+        pending: list[Any] = [{"PutRequest": {"Item": to_wire(item)}} for item in batch]
         delay = 0.05
         while pending:
-            answer = client.batch_get_item(RequestItems=pending)
-            found.extend(from_wire(i) for i in answer.get("Responses", {}).get(table(), []))
-            pending = dict(answer.get("UnprocessedKeys", {}))
+            answer = self.client.batch_write_item(RequestItems={self.name: pending})
+            pending = list(answer.get("UnprocessedItems", {}).get(self.name, []))
             if pending:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-    return found
 
+    def get_many(self, keys: Iterable[Key], attributes: Sequence[str] = ()) -> list[Item]:
+        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+        found: list[Item] = []
+        for batch in chunks(unique, BATCH_GET_MAX):
+            request: dict[str, Any] = {"Keys": [to_wire(k) for k in batch], "ConsistentRead": True}
+            if attributes:
+                expression = _Expression()
+                listed = ("pk", "sk", *attributes)
+                request["ProjectionExpression"] = ", ".join(expression.name(a) for a in listed)
+                request["ExpressionAttributeNames"] = expression.names
+            pending: dict[str, Any] = {self.name: request}
+            delay = 0.05
+            while pending:
+                answer = self.client.batch_get_item(RequestItems=pending)
+                found.extend(from_wire(i) for i in answer.get("Responses", {}).get(self.name, []))
+                pending = dict(answer.get("UnprocessedKeys", {}))
+                if pending:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        return found
 
-def query_prefix(pk: str, sk_prefix: str) -> list[Item]:
-    client = aws.dynamodb()
-    items: list[Item] = []
-    request: dict[str, Any] = {
-        "TableName": table(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
-        "ConsistentRead": True,
-    }
-    while True:
-        answer = client.query(**request)
-        items.extend(from_wire(i) for i in answer.get("Items", []))
-        if "LastEvaluatedKey" not in answer:
-            return items
-        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    def query(self, pk: str, sk_prefix: str) -> list[Item]:
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+            ConsistentRead=True,
+        )
+        return [from_wire(item) for page in pages for item in page.get("Items", [])]
 
+    def _put(self, put: Put) -> dict[str, Any]:
+        return {
+            "TableName": self.name,
+            "Item": to_wire(put.item),
+            **_Expression().request(put.condition),
+        }
 
-def is_conditional_failure(error: Exception) -> bool:
-    """A condition did not hold (as opposed to a transient conflict, which is worth a retry)."""
-    response = getattr(error, "response", {})
-    code = response.get("Error", {}).get("Code", "")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code != "TransactionCanceledException":
-        return False
-    reasons = [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
-    # Without reasons (moto omits them at times) the cancellation can only be a condition.
-    return not reasons or (
-        "ConditionalCheckFailed" in reasons
-        and not any(r not in ("ConditionalCheckFailed", "None") for r in reasons)
-    )
+    def _change(self, change: Change) -> dict[str, Any]:
+        expression = _Expression()
+        rendered = expression.update(change.update)
+        return {
+            "TableName": self.name,
+            "Key": to_wire(change.key),
+            "UpdateExpression": rendered,
+            **expression.request(change.condition),
+        }
+
+    def _delete(self, delete: Delete) -> dict[str, Any]:
+        return {
+            "TableName": self.name,
+            "Key": to_wire(delete.key),
+            **_Expression().request(delete.condition),
+        }
+
+    @staticmethod
+    def _call(operation: Any, **request: Any) -> Any:
+        try:
+            return operation(**request)
+        except ClientError as error:
+            failed = _condition_failed(error)
+            if failed is None:
+                raise
+            raise failed from None

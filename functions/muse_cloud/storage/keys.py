@@ -22,11 +22,17 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | handle       | HANDLE#<handle>                 | HANDLE          |
 | nonce        | NONCE#<identity_id>#<nonce>     | NONCE           |
 | log cursor   | CURSOR#<token>                  | CURSOR          |
+| tag          | REPO#<repo_id>                  | TAG#<tag_id>    |
+| release      | REPO#<repo_id>                  | RELEASE#<tag>   |
+| token        | TOKEN#<token_id>                | TOKEN           |
+| its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
+
+Sort-key prefixes end in ``_SK``: a Query of a repository's partition by prefix lists one kind.
 """
 
 from __future__ import annotations
 
-Key = dict[str, str]
+from muse_cloud.storage.backend import Key
 
 
 def repo_meta(repo_id: str) -> Key:
@@ -41,21 +47,24 @@ def repo_partition(repo_id: str) -> str:
     return f"REPO#{repo_id}"
 
 
-REF_PREFIX = "REF#"
-COLLAB_PREFIX = "COLLAB#"
-PACK_PREFIX = "PACK#"
+REF_SK = "REF#"
+COLLAB_SK = "COLLAB#"
+PACK_SK = "PACK#"
+TAG_SK = "TAG#"
+RELEASE_SK = "RELEASE#"
+TOKEN_SK = "TOKEN#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
-    return {"pk": repo_partition(repo_id), "sk": f"{REF_PREFIX}{branch}"}
+    return {"pk": repo_partition(repo_id), "sk": f"{REF_SK}{branch}"}
 
 
 def collaborator(repo_id: str, handle: str) -> Key:
-    return {"pk": repo_partition(repo_id), "sk": f"{COLLAB_PREFIX}{handle}"}
+    return {"pk": repo_partition(repo_id), "sk": f"{COLLAB_SK}{handle}"}
 
 
 def pack(repo_id: str, mpack_hex: str) -> Key:
-    return {"pk": repo_partition(repo_id), "sk": f"{PACK_PREFIX}{mpack_hex}"}
+    return {"pk": repo_partition(repo_id), "sk": f"{PACK_SK}{mpack_hex}"}
 
 
 def commit(repo_id: str, commit_id: str) -> Key:
@@ -84,3 +93,23 @@ def nonce(identity_id: str, value: str) -> Key:
 
 def log_cursor(token: str) -> Key:
     return {"pk": f"CURSOR#{token}", "sk": "CURSOR"}
+
+
+def tag(repo_id: str, tag_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{TAG_SK}{tag_id}"}
+
+
+def release(repo_id: str, tag_name: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{RELEASE_SK}{tag_name}"}
+
+
+def token(token_id: str) -> Key:
+    return {"pk": f"TOKEN#{token_id}", "sk": "TOKEN"}
+
+
+def tokens_of(identity_id: str) -> str:
+    return f"TOKENS#{identity_id}"
+
+
+def token_listing(identity_id: str, token_id: str) -> Key:
+    return {"pk": tokens_of(identity_id), "sk": f"{TOKEN_SK}{token_id}"}

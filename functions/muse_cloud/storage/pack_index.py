@@ -17,16 +17,21 @@ import hashlib
 import struct
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from muse_cloud import aws
-from muse_cloud.config import PACK_PREFIX
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.objects import ObjectLocation
-from muse_cloud.storage.packs import PackStore, UploadKey
+from muse_cloud.domain.errors import ServiceError
+from muse_cloud.storage import keys, layout
+from muse_cloud.storage.backend import (
+    NEW_ITEM,
+    Bucket,
+    Condition,
+    ConditionFailed,
+    Equals,
+    Item,
+    Table,
+)
+from muse_cloud.storage.layout import UploadKey
 
 _ENTRY = struct.Struct(">32sQQ")
 # A MIDX entry names its pack by position in the MIDX's list of packs.
@@ -43,12 +48,14 @@ _CACHE_BYTES = 256 * 1024 * 1024
 _POINTER = "MIDX"
 
 
-def pack_index_key(repo_id: str, mpack_hex: str, digest: str) -> str:
-    return f"{PACK_PREFIX}{repo_id}/packs/{mpack_hex}.{digest}.idx"
+@dataclass(frozen=True)
+class ObjectLocation:
+    """Where an object's bytes sit: in which uploaded pack, at which offset."""
 
-
-def midx_key(repo_id: str, content: bytes) -> str:
-    return f"{PACK_PREFIX}{repo_id}/midx/{hashlib.sha256(content).hexdigest()}.midx"
+    object_id: str
+    s3_key: str
+    offset: int
+    length: int
 
 
 def encode_index(locations: Iterable[ObjectLocation]) -> bytes:
@@ -161,9 +168,6 @@ def _size(value: bytes | MultiPackIndex) -> int:
     return len(value) if isinstance(value, bytes) else len(value.entries)
 
 
-_cache = _ContentCache(_CACHE_BYTES)
-
-
 @dataclass(frozen=True)
 class PackListing:
     """The repository's PACK items at one moment: the MIDX pointed to, and the packs with an
@@ -175,23 +179,26 @@ class PackListing:
 
 @dataclass
 class PackIndex:
-    packs: PackStore = field(default_factory=PackStore)
+    """A repository's objects, found through the indexes of the packs that brought them. Index
+    files are read once per container (``cache``)."""
+
+    table: Table
+    bucket: Bucket
+    cache: _ContentCache = field(default_factory=lambda: _ContentCache(_CACHE_BYTES))
 
     def record(
         self, repo_id: str, s3_key: str, mpack_hex: str, locations: Sequence[ObjectLocation]
     ) -> None:
         """Write the pack's PACK item, the mark that ingestion began writing this pack (so the
         pack must never expire); ``index`` then adds the pack's object index to it."""
-        dynamo.put_item(self._item(repo_id, mpack_hex, s3_key, len(locations)))
+        self.table.put(self._item(repo_id, mpack_hex, s3_key, len(locations)))
 
-    def index(self, repo_id: str, locations: Sequence[ObjectLocation]) -> tuple[int, int]:
+    def index(self, repo_id: str, locations: Sequence[ObjectLocation]) -> None:
         """Make the objects findable: each pack's sorted index into its PACK item (inline or in
-        S3), then a fold into the MIDX once enough pack indexes are uncovered; returns the
-        (DynamoDB, S3) requests made."""
+        S3), then a fold into the MIDX once enough pack indexes are uncovered."""
         by_pack: dict[str, list[ObjectLocation]] = {}
         for loc in locations:
             by_pack.setdefault(loc.s3_key, []).append(loc)
-        dynamo_requests = s3_requests = 0
         for s3_key, locs in by_pack.items():
             upload = UploadKey.parse(s3_key)
             if upload is None or upload.repo_id != repo_id:
@@ -202,36 +209,33 @@ class PackIndex:
             if len(data) <= INLINE_INDEX_BYTES:
                 item["index"] = data
             else:
-                item["index_key"] = pack_index_key(repo_id, upload.mpack_hex, item["index_sha256"])
-                self.packs.put(item["index_key"], data)
-                _cache.put(item["index_key"], data)
-                s3_requests += 1
-            dynamo.put_item(item)
-            dynamo_requests += 1
+                item["index_key"] = layout.pack_index(
+                    repo_id, upload.mpack_hex, item["index_sha256"]
+                )
+                self.bucket.put(item["index_key"], data)
+                self.cache.put(item["index_key"], data)
+            self.table.put(item)
         if by_pack:
             listing = self.listing(repo_id)
-            dynamo_requests += 1
             if len(listing.uncovered) >= FOLD_AFTER_PACKS:
-                dynamo_requests += 1
-                s3_requests += self._fold(repo_id, listing)
-        return dynamo_requests, s3_requests
+                self._fold(repo_id, listing)
 
     @staticmethod
-    def _item(repo_id: str, mpack_hex: str, s3_key: str, objects: int) -> dynamo.Item:
+    def _item(repo_id: str, mpack_hex: str, s3_key: str, objects: int) -> Item:
         return {**keys.pack(repo_id, mpack_hex), "s3_key": s3_key, "objects": objects}
 
     def holds(self, repo_id: str, mpack_hex: str) -> bool:
         """Whether objects of this pack were indexed (so the pack must never expire)."""
-        return dynamo.get_item(keys.pack(repo_id, mpack_hex)) is not None
+        return self.table.get(keys.pack(repo_id, mpack_hex)) is not None
 
     def listing(self, repo_id: str) -> PackListing:
-        items = dynamo.query_prefix(keys.repo_partition(repo_id), keys.PACK_PREFIX)
-        pointer = next((i for i in items if i["sk"] == keys.PACK_PREFIX + _POINTER), None)
+        items = self.table.query(keys.repo_partition(repo_id), keys.PACK_SK)
+        pointer = next((i for i in items if i["sk"] == keys.PACK_SK + _POINTER), None)
         midx = self._midx(pointer["midx_key"]) if pointer else None
         covered = dict(midx.packs) if midx else {}
         uncovered: dict[str, bytes | str] = {}
         for item in items:
-            mpack_hex = item["sk"][len(keys.PACK_PREFIX) :]
+            mpack_hex = item["sk"][len(keys.PACK_SK) :]
             if mpack_hex == _POINTER or covered.get(mpack_hex) == item.get("index_sha256"):
                 continue
             if "index" in item:
@@ -239,6 +243,12 @@ class PackIndex:
             elif "index_key" in item:
                 uncovered[mpack_hex] = str(item["index_key"])
         return PackListing(pointer["midx_key"] if pointer else None, uncovered)
+
+    def known(self, repo_id: str, object_ids: Collection[str]) -> set[str]:
+        return set(self.locate_all(repo_id, object_ids))
+
+    def locate(self, repo_id: str, object_id: str) -> ObjectLocation | None:
+        return self.locate_all(repo_id, [object_id]).get(object_id)
 
     def locate_all(self, repo_id: str, object_ids: Collection[str]) -> dict[str, ObjectLocation]:
         """Where each held object is: one Query of the PACK items, then the MIDX and the
@@ -256,49 +266,42 @@ class PackIndex:
             found.update(decode_index(self._index_bytes(index), s3_key, rest))
         return found
 
-    def _fold(self, repo_id: str, listing: PackListing) -> int:
+    def _fold(self, repo_id: str, listing: PackListing) -> None:
         """Write a MIDX of everything listed and move the pointer to it unless another push
-        moved it first; returns the S3 requests made."""
+        moved it first."""
         base = self._midx(listing.midx_key) if listing.midx_key else None
         indexes = {
             mpack_hex: self._index_bytes(index)
             for mpack_hex, index in sorted(listing.uncovered.items())
         }
         data = fold(base, indexes).encode()
-        new_key = midx_key(repo_id, data)
-        self.packs.put(new_key, data)
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        if listing.midx_key:
-            condition = {
-                "ConditionExpression": "midx_key = :previous",
-                "ExpressionAttributeValues": dynamo.to_wire({":previous": listing.midx_key}),
-            }
-        try:
-            aws.dynamodb().put_item(
-                TableName=dynamo.table(),
-                Item=dynamo.to_wire({**keys.pack(repo_id, _POINTER), "midx_key": new_key}),
-                **condition,
-            )
-        except ClientError as error:
+        new_key = layout.multi_pack_index(repo_id, data)
+        self.bucket.put(new_key, data)
+        moved: Condition = Equals("midx_key", listing.midx_key) if listing.midx_key else NEW_ITEM
+        with suppress(ConditionFailed):
             # Another push folded first: its MIDX and the PACK items still cover every entry.
-            if not dynamo.is_conditional_failure(error):
-                raise
-        return 1
+            self.table.put({**keys.pack(repo_id, _POINTER), "midx_key": new_key}, moved)
 
     def _index_bytes(self, index: bytes | str) -> bytes:
         if isinstance(index, bytes):
             return index
-        cached = _cache.get(index)
+        cached = self.cache.get(index)
         if isinstance(cached, bytes):
             return cached
-        data = self.packs.get(index)
-        _cache.put(index, data)
+        data = self._read(index)
+        self.cache.put(index, data)
         return data
 
     def _midx(self, key: str) -> MultiPackIndex:
-        cached = _cache.get(key)
+        cached = self.cache.get(key)
         if isinstance(cached, MultiPackIndex):
             return cached
-        midx = MultiPackIndex.decode(self.packs.get(key))
-        _cache.put(key, midx)
+        midx = MultiPackIndex.decode(self._read(key))
+        self.cache.put(key, midx)
         return midx
+
+    def _read(self, key: str) -> bytes:
+        data = self.bucket.get(key)
+        if data is None:
+            raise ServiceError("missing_value", "a pack index is gone from S3", key)
+        return data

@@ -10,80 +10,46 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
-from muse_cloud import aws
-from muse_cloud.storage import dynamo, keys
-
-PushState = Literal["pending", "processing", "ok", "failed"]
-FINAL_STATES = ("ok", "failed")
-
-
-@dataclass
-class PushRecord:
-    repo_id: str
-    push_id: str
-    mpack_key: str
-    state: PushState
-    branch: str | None = None
-    head: str | None = None
-    force: bool = False
-    size_bytes: int | None = None
-    created_at: str = ""
-    updated_at: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    plan: dict[str, str | None] | None = None
-    attempts: int = 0
-    lease_token: str | None = None
-    lease_until: int | None = None
-
-    def targets_other(self, branch: str | None, head: str | None) -> bool:
-        """Whether (branch, head) asks for a ref move this ingested push did not make."""
-        if branch is None:
-            return False
-        applied = {u["branch"]: u["head"] for u in self.result.get("updates", [])}
-        return branch not in applied or head not in (None, applied[branch])
-
-    def in_effect(self, branch: str | None, head: str | None, heads: Mapping[str, str]) -> bool:
-        """Whether this ingested push made the move (branch, head) asks for (every move it made,
-        when no branch is given) and ``heads``, the refs now, still show it."""
-        applied = {u["branch"]: u["head"] for u in self.result.get("updates", [])}
-        if branch is not None and self.targets_other(branch, head):
-            return False
-        wanted = applied if branch is None else {branch: applied[branch]}
-        return all(heads.get(b) == h for b, h in wanted.items())
-
-    def as_dict(self) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "push_id": self.push_id,
-            "status": self.state,
-            "mpack_key": self.mpack_key,
-            "branch": self.branch,
-            "head": self.head,
-            "force": self.force,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            **self.result,
-        }
-        if self.error:
-            answer["error"] = {k: self.error.get(k) for k in ("code", "message", "item")}
-            answer["error"]["http_status"] = self.error.get("status", 422)
-        return answer
+from muse_cloud.domain.pushes import (
+    IngestResult,
+    PushRecord,
+    PushRequest,
+    RefMove,
+    Refusal,
+    Timings,
+)
+from muse_cloud.storage import keys
+from muse_cloud.storage.backend import (
+    NEW_ITEM,
+    Below,
+    Condition,
+    ConditionFailed,
+    Equals,
+    Item,
+    OneOf,
+    Table,
+    Update,
+    all_of,
+    any_of,
+)
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+@dataclass
 class PushStore:
+    table: Table
+
     def get(self, repo_id: str, push_id: str) -> PushRecord | None:
-        item = dynamo.get_item(keys.push(repo_id, push_id))
+        item = self.table.get(keys.push(repo_id, push_id))
         return _from_item(item) if item else None
 
     def open_pending(
@@ -122,18 +88,8 @@ class PushStore:
             updated_at=now,
         )
         try:
-            _put_record(
-                record,
-                "attribute_not_exists(pk) OR #s IN (:pending, :failed, :ok)",
-                {
-                    ":pending": {"S": "pending"},
-                    ":failed": {"S": "failed"},
-                    ":ok": {"S": "ok"},
-                },
-            )
-        except ClientError as error:
-            if not dynamo.is_conditional_failure(error):
-                raise
+            self._put(record, any_of(NEW_ITEM, OneOf("state", ("pending", "failed", "ok"))))
+        except ConditionFailed:
             found = self.get(repo_id, push_id)
             assert found is not None
             return found
@@ -145,71 +101,43 @@ class PushStore:
         push_id: str,
         mpack_key: str,
         lease_seconds: int,
-        request: tuple[str, str | None, bool] | None = None,
+        request: PushRequest | None = None,
     ) -> PushRecord | None:
         """Take the lease, or None when another run holds it or the push is already final.
 
-        ``request`` (branch, head, force) replaces what the presign recorded, so a rerun after a
-        crash targets what this run targeted. The lease token makes sure only the holder of the
-        lease can give it back or record the outcome.
+        ``request`` replaces what the presign recorded, so a rerun after a crash targets what
+        this run targeted. The lease token makes sure only the holder of the lease can give it
+        back or record the outcome.
         """
         now = time.time()
-        update = (
-            "SET #s = :processing, lease_until = :lease, lease_token = :token, updated_at = :now, "
-            "attempts = if_not_exists(attempts, :zero) + :one, "
-            "repo_id = :repo, push_id = :push, mpack_key = :key, "
-            "created_at = if_not_exists(created_at, :now)"
-        )
-        values: dict[str, Any] = {
-            ":processing": {"S": "processing"},
-            ":pending": {"S": "pending"},
-            ":lease": {"N": str(int(now + lease_seconds))},
-            ":token": {"S": uuid.uuid4().hex},
-            ":epoch": {"N": str(int(now))},
-            ":now": {"S": _now()},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":repo": {"S": repo_id},
-            ":push": {"S": push_id},
-            ":key": {"S": mpack_key},
+        fields: dict[str, Any] = {
+            "state": "processing",
+            "lease_until": int(now + lease_seconds),
+            "lease_token": uuid.uuid4().hex,
+            "updated_at": _now(),
+            "repo_id": repo_id,
+            "push_id": push_id,
+            "mpack_key": mpack_key,
         }
-        names = {"#s": "state"}
         if request is not None:
-            branch, head, force = request
-            update += ", #branch = :branch, #head = :head, #force = :force"
-            names.update({"#branch": "branch", "#head": "head", "#force": "force"})
-            values[":branch"] = {"S": branch}
-            values[":head"] = {"S": head} if head else {"NULL": True}
-            values[":force"] = {"BOOL": force}
+            fields.update(branch=request.branch, head=request.head, force=request.force)
+        free = any_of(
+            NEW_ITEM,
+            Equals("state", "pending"),
+            all_of(Equals("state", "processing"), Below("lease_until", int(now))),
+        )
+        update = Update(set=fields, set_if_absent={"created_at": _now()}, add={"attempts": 1})
         try:
-            answer = aws.dynamodb().update_item(
-                TableName=dynamo.table(),
-                Key=dynamo.to_wire(keys.push(repo_id, push_id)),
-                UpdateExpression=update,
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #s = :pending "
-                    "OR (#s = :processing AND lease_until < :epoch)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if dynamo.is_conditional_failure(error):
-                return None
-            raise
-        return _from_item(dynamo.from_wire(answer["Attributes"]))
+            item = self.table.change(keys.push(repo_id, push_id), update, free, returns="ALL_NEW")
+        except ConditionFailed:
+            return None
+        assert item is not None
+        return _from_item(item)
 
     def note_plan(self, repo_id: str, push_id: str, plan: dict[str, str | None]) -> None:
         """Remember each branch's head before the refs move, so a rerun after a crash can still
         report the previous heads."""
-        aws.dynamodb().update_item(
-            TableName=dynamo.table(),
-            Key=dynamo.to_wire(keys.push(repo_id, push_id)),
-            UpdateExpression="SET #p = :plan",
-            ExpressionAttributeNames={"#p": "plan"},
-            ExpressionAttributeValues={":plan": dynamo.to_wire({"v": plan})["v"]},
-        )
+        self.table.change(keys.push(repo_id, push_id), Update(set={"plan": plan}))
 
     def release(self, record: PushRecord, attempted: bool = True) -> None:
         """Give the lease back after a transient failure, so a retry can claim it at once.
@@ -217,34 +145,20 @@ class PushStore:
         ``attempted`` False takes back the attempt the claim counted: a run that found nothing
         to ingest (no pack uploaded yet) is no run that died.
         """
-        values: dict[str, Any] = {
-            ":pending": {"S": "pending"},
-            ":processing": {"S": "processing"},
-            ":token": {"S": record.lease_token or ""},
-        }
-        update = "SET #s = :pending"
-        if not attempted:
-            update += ", attempts = attempts - :one"
-            values[":one"] = {"N": "1"}
-        try:
-            aws.dynamodb().update_item(
-                TableName=dynamo.table(),
-                Key=dynamo.to_wire(keys.push(record.repo_id, record.push_id)),
-                UpdateExpression=f"{update} REMOVE lease_until, lease_token",
-                ConditionExpression="#s = :processing AND lease_token = :token",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if not dynamo.is_conditional_failure(error):
-                raise
+        update = Update(
+            set={"state": "pending"},
+            add={} if attempted else {"attempts": -1},
+            remove=("lease_until", "lease_token"),
+        )
+        with suppress(ConditionFailed):
+            self.table.change(keys.push(record.repo_id, record.push_id), update, _held_by(record))
 
     def finish(
         self,
         record: PushRecord,
         state: Literal["ok", "failed"],
-        result: dict[str, Any],
-        error: dict[str, Any] | None = None,
+        result: IngestResult | None,
+        error: Refusal | None = None,
     ) -> PushRecord:
         """Record the outcome, once: only while this run still holds the lease."""
         final = replace(
@@ -257,32 +171,21 @@ class PushStore:
             lease_until=None,
         )
         try:
-            _put_record(
-                final,
-                "#s = :processing AND lease_token = :token",
-                {":processing": {"S": "processing"}, ":token": {"S": record.lease_token or ""}},
-            )
-        except ClientError as failure:
-            if dynamo.is_conditional_failure(failure):
-                raise LeaseLost(record.push_id) from None
-            raise
+            self._put(final, _held_by(record))
+        except ConditionFailed:
+            raise LeaseLost(record.push_id) from None
         return final
+
+    def _put(self, record: PushRecord, condition: Condition) -> None:
+        self.table.put({**keys.push(record.repo_id, record.push_id), **_to_item(record)}, condition)
 
 
 class LeaseLost(Exception):
     """Another run took the push over (this one outlived its lease): its outcome will count."""
 
 
-def _put_record(record: PushRecord, condition: str, values: dict[str, Any]) -> None:
-    """Write the whole record if ``condition`` holds (``#s`` names the state attribute)."""
-    item = {**keys.push(record.repo_id, record.push_id), **_to_item(record)}
-    aws.dynamodb().put_item(
-        TableName=dynamo.table(),
-        Item=dynamo.to_wire(item),
-        ConditionExpression=condition,
-        ExpressionAttributeNames={"#s": "state"},
-        ExpressionAttributeValues=values,
-    )
+def _held_by(record: PushRecord) -> Condition:
+    return all_of(Equals("state", "processing"), Equals("lease_token", record.lease_token or ""))
 
 
 def _to_item(record: PushRecord) -> dict[str, Any]:
@@ -297,14 +200,16 @@ def _to_item(record: PushRecord) -> dict[str, Any]:
         "size_bytes": record.size_bytes,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
-        "result": record.result or None,
-        "error": record.error,
+        "result": _result_item(record.result) if record.result else None,
+        "error": _refusal_item(record.error) if record.error else None,
         "plan": record.plan,
         "attempts": record.attempts,
     }
 
 
-def _from_item(item: dynamo.Item) -> PushRecord:
+def _from_item(item: Item) -> PushRecord:
+    result = _plain(item.get("result"))
+    error = item.get("error")
     return PushRecord(
         repo_id=item["repo_id"],
         push_id=item["push_id"],
@@ -316,8 +221,8 @@ def _from_item(item: dynamo.Item) -> PushRecord:
         size_bytes=int(item["size_bytes"]) if item.get("size_bytes") is not None else None,
         created_at=item.get("created_at", ""),
         updated_at=item.get("updated_at", ""),
-        result=_plain(item.get("result") or {}),
-        error=_plain(item["error"]) if item.get("error") else None,
+        result=_result(result) if result else None,
+        error=Refusal(error["code"], error["message"], error.get("item")) if error else None,
         plan=item.get("plan"),
         attempts=int(item.get("attempts", 0)),
         lease_token=item.get("lease_token"),
@@ -325,12 +230,51 @@ def _from_item(item: dynamo.Item) -> PushRecord:
     )
 
 
+_TIMINGS = ("verify_ms", "write_ms", "plan_ms", "refs_ms", "total_ms")
+
+
+def _result_item(result: IngestResult) -> dict[str, Any]:
+    timings = result.timings
+    return {
+        "commits_written": result.commits_written,
+        "snapshots_written": result.snapshots_written,
+        "objects_written": result.objects_written,
+        "bytes": result.bytes,
+        "updates": [
+            {"branch": u.branch, "head": u.head, "previous_head": u.previous_head}
+            for u in result.updates
+        ],
+        "dynamodb_requests": result.dynamodb_requests,
+        "s3_requests": result.s3_requests,
+        **{name: getattr(timings, name) for name in _TIMINGS},
+    }
+
+
+def _result(item: Mapping[str, Any]) -> IngestResult:
+    return IngestResult(
+        commits_written=item["commits_written"],
+        snapshots_written=item["snapshots_written"],
+        objects_written=item["objects_written"],
+        bytes=item["bytes"],
+        updates=tuple(
+            RefMove(u["branch"], u["head"], u.get("previous_head")) for u in item["updates"]
+        ),
+        dynamodb_requests=item.get("dynamodb_requests", 0),
+        s3_requests=item.get("s3_requests", 0),
+        timings=Timings(**{name: item.get(name, 0) for name in _TIMINGS}),
+    )
+
+
+def _refusal_item(refusal: Refusal) -> dict[str, Any]:
+    return {"code": refusal.code, "message": refusal.message, "item": refusal.item}
+
+
 def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; answers want ints and floats."""
+    """DynamoDB numbers come back as Decimal; records want ints."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return int(value)
     return value

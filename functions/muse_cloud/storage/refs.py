@@ -22,14 +22,25 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from botocore.exceptions import ClientError
+from muse_cloud.storage import keys
+from muse_cloud.storage.backend import (
+    NEW_ITEM,
+    Absent,
+    Action,
+    Change,
+    ConditionFailed,
+    Equals,
+    Put,
+    Table,
+    Update,
+    all_of,
+    any_of,
+)
+from muse_cloud.storage.dynamo import TRANSACTION_MAX
 
-from muse_cloud import aws
-from muse_cloud.storage import dynamo, keys
-
-_NOTHING_BELOW = "attribute_not_exists(pk) OR (attribute_not_exists(commit_id) AND below = :zero)"
+# Nothing is there, or only a directory with no branch below it.
+_NOTHING_BELOW = any_of(NEW_ITEM, all_of(Absent("commit_id"), Equals("below", 0)))
 
 
 @dataclass(frozen=True)
@@ -53,87 +64,64 @@ def _directory_counts(updates: Sequence[RefUpdate]) -> Counter[str]:
 
 def transaction_size(updates: Sequence[RefUpdate]) -> int:
     """The actions moving ``updates`` at once takes: one per ref, one per directory gaining a
-    branch (a DynamoDB transaction holds at most ``dynamo.TRANSACTION_MAX``)."""
+    branch (a transaction holds at most ``TRANSACTION_MAX``)."""
     return len(updates) + len(_directory_counts(updates))
 
 
+@dataclass
 class RefStore:
+    table: Table
+
     def heads(self, repo_id: str) -> dict[str, str]:
-        items = dynamo.query_prefix(keys.repo_partition(repo_id), keys.REF_PREFIX)
+        items = self.table.query(keys.repo_partition(repo_id), keys.REF_SK)
         return {
-            i["sk"].removeprefix(keys.REF_PREFIX): i["commit_id"] for i in items if "commit_id" in i
+            i["sk"].removeprefix(keys.REF_SK): i["commit_id"] for i in items if "commit_id" in i
         }
 
     def get(self, repo_id: str, branch: str) -> str | None:
-        item = dynamo.get_item(keys.ref(repo_id, branch))
+        item = self.table.get(keys.ref(repo_id, branch))
         return item.get("commit_id") if item else None
 
     def compare_and_swap(self, repo_id: str, updates: list[RefUpdate], push_id: str) -> bool:
         """Move every ref in ``updates`` at once, each only if it still points where expected,
         and create each new one only if no branch is its directory or lives in it.
 
-        One transaction (``transaction_size`` actions, at most 100), so a push that moves
-        several branches moves all of them or none; False when a condition failed: another push
-        moved a ref first, or created a branch nested with a new one.
+        One transaction (``transaction_size`` actions, at most ``TRANSACTION_MAX``), so a push
+        that moves several branches moves all of them or none; False when a condition failed:
+        another push moved a ref first, or created a branch nested with a new one.
         """
         now = datetime.now(UTC).isoformat()
-        actions: list[Any] = [_ref_write(repo_id, u, push_id, now) for u in updates]
+        actions: list[Action] = [_ref_write(repo_id, u, push_id, now) for u in updates]
         for directory, created in sorted(_directory_counts(updates).items()):
             actions.append(
-                {
-                    "Update": {
-                        "TableName": dynamo.table(),
-                        "Key": dynamo.to_wire(keys.ref(repo_id, directory)),
-                        "UpdateExpression": "ADD below :created",
-                        "ConditionExpression": "attribute_not_exists(commit_id)",
-                        "ExpressionAttributeValues": {":created": {"N": str(created)}},
-                    }
-                }
+                Change(
+                    keys.ref(repo_id, directory),
+                    Update(add={"below": created}),
+                    Absent("commit_id"),
+                )
             )
+        assert len(actions) <= TRANSACTION_MAX, "refused before writing by the ingestion plan"
         try:
             if len(actions) > 1:
-                aws.dynamodb().transact_write_items(TransactItems=actions)
-            elif "Put" in actions[0]:
+                self.table.transact(actions)
+            elif isinstance(actions[0], Put):
                 # One top-level branch, or one move, needs no transaction (which costs double).
-                aws.dynamodb().put_item(**actions[0]["Put"])
+                self.table.put(actions[0].item, actions[0].condition)
             else:
-                aws.dynamodb().update_item(**actions[0]["Update"])
-        except ClientError as error:
-            if dynamo.is_conditional_failure(error):
-                return False
-            raise
+                change = actions[0]
+                assert isinstance(change, Change)
+                self.table.change(change.key, change.update, change.condition)
+        except ConditionFailed:
+            return False
         return True
 
 
-def _ref_write(repo_id: str, update: RefUpdate, push_id: str, now: str) -> dict[str, Any]:
+def _ref_write(repo_id: str, update: RefUpdate, push_id: str, now: str) -> Action:
+    moved = {"commit_id": update.new, "updated_at": now, "push_id": push_id}
     if update.expected is None:
-        item = {
-            **keys.ref(repo_id, update.branch),
-            "commit_id": update.new,
-            "updated_at": now,
-            "push_id": push_id,
-            "counted": True,
-        }
-        return {
-            "Put": {
-                "TableName": dynamo.table(),
-                "Item": dynamo.to_wire(item),
-                "ConditionExpression": _NOTHING_BELOW,
-                "ExpressionAttributeValues": {":zero": {"N": "0"}},
-            }
-        }
+        item = {**keys.ref(repo_id, update.branch), **moved, "counted": True}
+        return Put(item, _NOTHING_BELOW)
     # An update, not a put: a move keeps whatever else the item holds (``counted``).
-    return {
-        "Update": {
-            "TableName": dynamo.table(),
-            "Key": dynamo.to_wire(keys.ref(repo_id, update.branch)),
-            "UpdateExpression": "SET commit_id = :new, updated_at = :now, push_id = :push",
-            "ConditionExpression": "commit_id = :expected",
-            "ExpressionAttributeValues": {
-                ":new": {"S": update.new},
-                ":now": {"S": now},
-                ":push": {"S": push_id},
-                ":expected": {"S": update.expected},
-            },
-        }
-    }
+    return Change(
+        keys.ref(repo_id, update.branch), Update(set=moved), Equals("commit_id", update.expected)
+    )

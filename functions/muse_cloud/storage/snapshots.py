@@ -13,9 +13,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 import msgpack
 
-from muse_cloud.errors import ServiceError
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.packs import PackStore, large_value_key
+from muse_cloud.domain.errors import ServiceError
+from muse_cloud.storage import keys, layout
+from muse_cloud.storage.backend import Item, Table
+from muse_cloud.storage.dynamo import pack_ids, unpack_ids
+from muse_cloud.storage.values import LargeValues
 from muse_core.delta import apply_delta
 from muse_core.snapshot import SortedManifest
 from muse_core.verify import VerifiedSnapshot
@@ -25,16 +27,21 @@ _SORTED_KEPT = 2
 DELTA_ENTRY_LIMIT = 2_000
 
 
+def _snapshot_id(item: Item) -> str:
+    return str(item["pk"]).rsplit("#", 1)[1]
+
+
 class SnapshotStore:
-    def __init__(self, packs: PackStore | None = None) -> None:
-        self.packs = packs or PackStore()
+    def __init__(self, table: Table, values: LargeValues) -> None:
+        self.table = table
+        self.values = values
         # The last rebuilt manifests with their sorted entries, used for a caller's base only
         # when it is the very dict handed out (callers read manifests, never change them).
         self._sorted: OrderedDict[tuple[str, str], SortedManifest] = OrderedDict()
 
     def chains(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
-        items = dynamo.batch_get((keys.snapshot(repo_id, s) for s in snapshot_ids), "pk, chain")
-        return {i["pk"].rsplit("#", 1)[1]: dynamo.unpack_ids(i.get("chain")) for i in items}
+        items = self.table.get_many((keys.snapshot(repo_id, s) for s in snapshot_ids), ("chain",))
+        return {_snapshot_id(i): unpack_ids(i.get("chain")) for i in items}
 
     def known(self, repo_id: str, snapshot_ids: Collection[str]) -> set[str]:
         return set(self.chains(repo_id, snapshot_ids))
@@ -44,27 +51,26 @@ class SnapshotStore:
         repo_id: str,
         snapshots: Sequence[VerifiedSnapshot],
         chains: Mapping[str, tuple[str, ...]],
-    ) -> tuple[int, int]:
-        """Write snapshots not yet held; returns the (DynamoDB, S3) requests it made."""
-        s3_requests = 0
+    ) -> None:
+        """Write snapshots not yet held."""
         items = []
         for snap in snapshots:
             sid = snap.snapshot_id
             chain = chains[sid]
-            item: dynamo.Item = {**keys.snapshot(repo_id, sid), "entries": snap.entry_count}
+            item: Item = {**keys.snapshot(repo_id, sid), "entries": snap.entry_count}
             if chain:
-                item.update(parent=snap.parent_snapshot_id, chain=dynamo.pack_ids(chain))
+                item.update(parent=snap.parent_snapshot_id, chain=pack_ids(chain))
                 delta = msgpack.packb([snap.delta_upsert, snap.delta_remove], use_bin_type=True)
-                key = large_value_key(repo_id, "deltas", sid)
-                s3_requests += self.packs.store_value(item, "delta", delta, key)
+                key = layout.large_value(repo_id, "deltas", sid)
+                self.values.store(item, "delta", delta, key)
             else:
                 assert snap.manifest is not None, "checkpoints are verified with their manifest"
                 body = msgpack.packb(snap.manifest, use_bin_type=True)
-                key = large_value_key(repo_id, "checkpoints", sid)
-                s3_requests += self.packs.store_value(item, "manifest", body, key)
+                key = layout.large_value(repo_id, "checkpoints", sid)
+                self.values.store(item, "manifest", body, key)
             items.append(item)
         # In order, bases before the deltas on them: a snapshot that can be read can be rebuilt.
-        return dynamo.batch_write(items, ordered=True), s3_requests
+        self.table.put_many(items, ordered=True)
 
     def manifest(
         self,
@@ -73,19 +79,19 @@ class SnapshotStore:
         bases: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, str] | None:
         """The snapshot's full manifest, rebuilt from its chain and checked against its id."""
-        head = dynamo.get_item(keys.snapshot(repo_id, snapshot_id))
+        head = self.table.get(keys.snapshot(repo_id, snapshot_id))
         return None if head is None else self.rebuild(repo_id, snapshot_id, head, bases)
 
-    def items(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, dynamo.Item]:
+    def items(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, Item]:
         """The stored items of many snapshots, read in batches, for ``rebuild``."""
-        found = dynamo.batch_get(keys.snapshot(repo_id, s) for s in snapshot_ids)
-        return {i["pk"].rsplit("#", 1)[1]: i for i in found}
+        found = self.table.get_many(keys.snapshot(repo_id, s) for s in snapshot_ids)
+        return {_snapshot_id(i): i for i in found}
 
     def rebuild(
         self,
         repo_id: str,
         snapshot_id: str,
-        head: dynamo.Item,
+        head: Item,
         bases: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, str]:
         """The manifest of a stored item. ``bases`` are manifests the caller already rebuilt:
@@ -99,15 +105,13 @@ class SnapshotStore:
                 return self._checked(repo_id, snapshot_id, rebuilt)
             manifest = apply_delta(bases[parent], *self._delta_of(head))
             return self._checked(repo_id, snapshot_id, SortedManifest.of(manifest))
-        chain = dynamo.unpack_ids(head.get("chain"))
+        chain = unpack_ids(head.get("chain"))
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
         for sid in chain:
             item = fetched.get(sid)
             if item is None:
-                raise ServiceError(
-                    500, "corrupt_snapshot", "a snapshot's delta chain is broken", sid
-                )
+                raise ServiceError("corrupt_snapshot", "a snapshot's delta chain is broken", sid)
             items.append(item)
         manifest = self._checkpoint_manifest(items[-1])
         for item in reversed(items[:-1]):
@@ -119,23 +123,19 @@ class SnapshotStore:
         the next snapshot of a walk oldest first is a delta on it, hashed without a re-sort."""
         if rebuilt.snapshot_id() != snapshot_id:
             raise ServiceError(
-                500, "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
+                "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
             )
         self._sorted[(repo_id, snapshot_id)] = rebuilt
         while len(self._sorted) > _SORTED_KEPT:
             self._sorted.popitem(last=False)
         return rebuilt.manifest
 
-    def _checkpoint_manifest(self, item: dynamo.Item) -> dict[str, str]:
+    def _checkpoint_manifest(self, item: Item) -> dict[str, str]:
         if "manifest" not in item and "manifest_key" not in item:
-            raise ServiceError(
-                500, "corrupt_snapshot", "chain does not end at a checkpoint", item["pk"]
-            )
-        manifest: dict[str, str] = msgpack.unpackb(
-            self.packs.load_value(item, "manifest"), raw=False
-        )
+            raise ServiceError("corrupt_snapshot", "chain does not end at a checkpoint", item["pk"])
+        manifest: dict[str, str] = msgpack.unpackb(self.values.load(item, "manifest"), raw=False)
         return manifest
 
-    def _delta_of(self, item: dynamo.Item) -> tuple[dict[str, str], list[str]]:
-        upsert, remove = msgpack.unpackb(self.packs.load_value(item, "delta"), raw=False)
+    def _delta_of(self, item: Item) -> tuple[dict[str, str], list[str]]:
+        upsert, remove = msgpack.unpackb(self.values.load(item, "delta"), raw=False)
         return upsert, remove

@@ -1,0 +1,313 @@
+"""What the API answers, as typed models: the OpenAPI document is generated from them, and each
+is built from a domain record in one place.
+
+Field names are the protocol's (snake case), except a repository, which the protocol and MuseHub
+answer in camel case (``repoId``, ``defaultBranch``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.alias_generators import to_camel
+
+from muse_cloud.api.statuses import status_of
+from muse_cloud.domain.identities import Caller, Identity
+from muse_cloud.domain.pushes import PushRecord
+from muse_cloud.domain.repos import Repo
+from muse_cloud.domain.roles import Role
+from muse_cloud.domain.tokens import TokenRecord
+from muse_cloud.services.fetch import FetchPack
+from muse_cloud.services.history import BranchHeads
+from muse_cloud.services.push import PresignedPush
+from muse_cloud.services.tokens import CreatedToken
+
+
+class Answer(BaseModel):
+    """An answer whose fields in ``omitted_when_none`` are left out rather than sent as null
+    (a key's absence means something to clients: no ``permissions`` for an anonymous caller)."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.omitted_when_none:
+                if data.get(name, 0) is None:
+                    del data[name]
+        return data
+
+
+class ErrorAnswer(BaseModel):
+    """Every refusal: a stable code, a message, and the offending item."""
+
+    code: str
+    message: str
+    item: str | None = None
+
+
+class RepoAnswer(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    repo_id: str
+    # As on MuseHub: the seed client builds /{owner}/{slug}/... paths from it.
+    slug: str
+    full_name: str
+    owner: str
+    name: str
+    visibility: str
+    default_branch: str
+    domain: str
+    created_at: str
+
+    @classmethod
+    def of(cls, repo: Repo) -> RepoAnswer:
+        return cls(
+            repo_id=repo.repo_id,
+            slug=repo.name,
+            full_name=repo.full_name,
+            owner=repo.owner,
+            name=repo.name,
+            visibility=repo.visibility,
+            default_branch=repo.default_branch,
+            domain=repo.domain,
+            created_at=repo.created_at,
+        )
+
+
+class CollaboratorsAnswer(BaseModel):
+    collaborators: dict[str, Role]
+
+
+class CollaboratorAnswer(BaseModel):
+    handle: str
+    role: Role
+
+
+class IdentityAnswer(BaseModel):
+    identity_id: str
+    handle: str
+    is_admin: bool
+    is_agent: bool
+
+    @classmethod
+    def of(cls, identity: Identity) -> IdentityAnswer:
+        return cls(
+            identity_id=identity.identity_id,
+            handle=identity.handle,
+            is_admin=identity.is_admin,
+            is_agent=identity.is_agent,
+        )
+
+
+class CallerAnswer(BaseModel):
+    handle: str | None
+    identity_id: str | None
+    is_admin: bool
+    is_agent: bool
+    anonymous: bool
+
+    @classmethod
+    def of(cls, caller: Caller) -> CallerAnswer:
+        return cls(
+            handle=caller.handle,
+            identity_id=caller.identity_id,
+            is_admin=caller.is_admin,
+            is_agent=caller.is_agent,
+            anonymous=caller.is_anonymous,
+        )
+
+
+class Permissions(BaseModel):
+    push: bool
+
+
+class RefsAnswer(Answer):
+    omitted_when_none = frozenset({"permissions"})
+
+    repo_id: str
+    domain: str
+    default_branch: str
+    branch_heads: dict[str, str]
+    permissions: Permissions | None = Field(
+        default=None, description="only for signed callers: whether they may push"
+    )
+
+    @classmethod
+    def of(cls, heads: BranchHeads) -> RefsAnswer:
+        return cls(
+            repo_id=heads.repo.repo_id,
+            domain=heads.repo.domain,
+            default_branch=heads.repo.default_branch,
+            branch_heads=heads.heads,
+            permissions=None if heads.may_push is None else Permissions(push=heads.may_push),
+        )
+
+
+class RefMoveAnswer(BaseModel):
+    branch: str
+    head: str
+    previous_head: str | None
+
+
+class PushError(ErrorAnswer):
+    http_status: int
+
+
+class PushAnswer(Answer):
+    """A push record; once ingested, what the ingestion did (the first ref move is repeated at
+    the top level, as protocol section 4 shows it)."""
+
+    omitted_when_none = frozenset(
+        {
+            "commits_written",
+            "snapshots_written",
+            "objects_written",
+            "bytes",
+            "updates",
+            "dynamodb_requests",
+            "s3_requests",
+            "verify_ms",
+            "write_ms",
+            "plan_ms",
+            "refs_ms",
+            "total_ms",
+            "error",
+        }
+    )
+
+    push_id: str
+    status: str
+    mpack_key: str
+    branch: str | None
+    head: str | None
+    force: bool
+    created_at: str
+    updated_at: str
+    previous_head: str | None = None
+    commits_written: int | None = None
+    snapshots_written: int | None = None
+    objects_written: int | None = None
+    bytes: int | None = None
+    updates: list[RefMoveAnswer] | None = None
+    dynamodb_requests: int | None = None
+    s3_requests: int | None = None
+    verify_ms: int | None = None
+    write_ms: int | None = None
+    plan_ms: int | None = None
+    refs_ms: int | None = None
+    total_ms: int | None = None
+    error: PushError | None = None
+
+    @classmethod
+    def of(cls, record: PushRecord) -> PushAnswer:
+        answer: dict[str, Any] = {
+            "push_id": record.push_id,
+            "status": record.state,
+            "mpack_key": record.mpack_key,
+            "branch": record.branch,
+            "head": record.head,
+            "force": record.force,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+        result = record.result
+        if result is not None:
+            first = result.first
+            timings = result.timings
+            answer.update(
+                branch=first.branch if first else None,
+                head=first.head if first else None,
+                previous_head=first.previous_head if first else None,
+                commits_written=result.commits_written,
+                snapshots_written=result.snapshots_written,
+                objects_written=result.objects_written,
+                bytes=result.bytes,
+                updates=[RefMoveAnswer(**vars(u)) for u in result.updates],
+                dynamodb_requests=result.dynamodb_requests,
+                s3_requests=result.s3_requests,
+                verify_ms=timings.verify_ms,
+                write_ms=timings.write_ms,
+                plan_ms=timings.plan_ms,
+                refs_ms=timings.refs_ms,
+                total_ms=timings.total_ms,
+            )
+        if record.error is not None:
+            error = record.error
+            answer["error"] = PushError(
+                code=error.code,
+                message=error.message,
+                item=error.item,
+                http_status=status_of(error.code),
+            )
+        return cls(**answer)
+
+
+class PresignAnswer(BaseModel):
+    upload_url: str
+    push_id: str
+    mpack_key: str
+    expires_at: str
+    headers: dict[str, str] = Field(description="the headers the PUT must send")
+    status: str = Field(description="'ok' when the pack is in place already")
+
+    @classmethod
+    def of(cls, presigned: PresignedPush) -> PresignAnswer:
+        return cls(
+            upload_url=presigned.upload_url,
+            push_id=presigned.record.push_id,
+            mpack_key=presigned.record.mpack_key,
+            expires_at=presigned.expires_at,
+            headers=presigned.headers,
+            status=presigned.record.state,
+        )
+
+
+class FetchAnswer(BaseModel):
+    download_url: str
+    mpack_key: str
+    size_bytes: int
+    commits: int
+    snapshots: int
+    objects: int
+    branch_heads: dict[str, str]
+
+    @classmethod
+    def of(cls, pack: FetchPack) -> FetchAnswer:
+        return cls(**vars(pack))
+
+
+class TokenAnswer(BaseModel):
+    """A token as listed: everything but its secret (and its secret's hash)."""
+
+    token_id: str
+    name: str
+    scope: Role
+    created_at: str
+    expires_at: int | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, record: TokenRecord) -> TokenAnswer:
+        return cls(
+            token_id=record.token_id,
+            name=record.name,
+            scope=record.scope,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            revoked_at=record.revoked_at,
+        )
+
+
+class CreatedTokenAnswer(TokenAnswer):
+    token: str = Field(description="the secret, shown this once")
+
+    @classmethod
+    def created(cls, created: CreatedToken) -> CreatedTokenAnswer:
+        return cls(**TokenAnswer.of(created.record).model_dump(), token=created.secret)
+
+
+class TokensAnswer(BaseModel):
+    tokens: list[TokenAnswer]

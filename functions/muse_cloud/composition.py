@@ -1,0 +1,135 @@
+"""The composition root: settings, clients, stores and services, built in this one place.
+
+A Lambda sandbox builds them once, at its cold start (``cold_start``), and every invocation it
+serves reuses them, as boto3 clients are meant to be reused. Tests and the local stack, which
+point one process at fresh moto stacks in turn, call ``cold_start.reset()`` to build anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import boto3
+from botocore.config import Config
+
+from muse_cloud.config import Settings
+from muse_cloud.services.access import RepoAccessService
+from muse_cloud.services.fetch import FetchService
+from muse_cloud.services.history import HistoryService
+from muse_cloud.services.identities import IdentityService
+from muse_cloud.services.ingest import IngestService
+from muse_cloud.services.push import SYNC_LEASE_SECONDS, PushService
+from muse_cloud.services.releases import ReleaseService
+from muse_cloud.services.repos import RepoService
+from muse_cloud.services.tokens import TokenService
+from muse_cloud.services.wire_v0 import WireV0Service
+from muse_cloud.storage.dynamo import DynamoTable
+from muse_cloud.storage.memory import MemoryBucket, MemoryTable
+from muse_cloud.storage.requests import count_requests
+from muse_cloud.storage.s3 import S3Bucket
+from muse_cloud.storage.stores import Stores
+from muse_cloud.telemetry import logger, record_push_metrics
+
+# Endpoints come from boto3's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``
+# variables, which is how the local stack points the same code at moto.
+CLIENT_CONFIG = Config(
+    signature_version="s3v4",
+    retries={"max_attempts": 5, "mode": "standard"},
+    max_pool_connections=32,
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    stores: Stores
+    access: RepoAccessService
+    repos: RepoService
+    identities: IdentityService
+    tokens: TokenService
+    ingest: IngestService
+    push: PushService
+    history: HistoryService
+    fetch: FetchService
+    wire_v0: WireV0Service
+    releases: ReleaseService
+
+    @classmethod
+    def of(cls, settings: Settings, stores: Stores) -> Services:
+        access = RepoAccessService(stores.repos, stores.collaborators)
+        push = PushService(
+            stores,
+            access,
+            IngestService(stores, lease_seconds=SYNC_LEASE_SECONDS, on_finish=record_push_metrics),
+            settings.max_upload_bytes,
+        )
+        return cls(
+            settings=settings,
+            stores=stores,
+            access=access,
+            repos=RepoService(stores, access),
+            identities=IdentityService(stores.identities),
+            tokens=TokenService(stores.tokens),
+            ingest=IngestService(stores, on_finish=record_push_metrics),
+            push=push,
+            history=HistoryService(stores, access, settings.inline_object_bytes),
+            fetch=FetchService(stores, access),
+            wire_v0=WireV0Service(stores, access, push),
+            releases=ReleaseService(stores, access),
+        )
+
+    @classmethod
+    def on_aws(cls, settings: Settings | None = None) -> Services:
+        """Over DynamoDB and S3, with every request counted (``storage.requests``)."""
+        settings = settings or Settings()  # type: ignore[call-arg]
+        dynamodb = count_requests(boto3.client("dynamodb", config=CLIENT_CONFIG))
+        s3 = count_requests(boto3.client("s3", config=CLIENT_CONFIG))
+        stores = Stores.over(
+            DynamoTable(dynamodb, settings.table_name),
+            S3Bucket(s3, settings.bucket_name),
+            settings.presign_expiry_seconds,
+            settings.download_expiry_seconds,
+        )
+        services = cls.of(settings, stores)
+        if settings.bootstrap_admin_public_key:
+            services.register_bootstrap_admin()
+        return services
+
+    def register_bootstrap_admin(self) -> None:
+        """The deploy-time first admin (a no-op once registered). A failure is logged, not
+        raised: a rotated key (``handle_taken``) or a bad one would otherwise fail every
+        request, and the first admin is not needed to serve them."""
+        try:
+            self.identities.ensure_bootstrap_admin(self.settings.bootstrap_admin_public_key)
+        except Exception as error:
+            logger.warning("bootstrap admin not registered", error=str(error), exc_info=True)
+
+    @classmethod
+    def in_memory(cls, settings: Settings | None = None) -> Services:
+        """Over a dictionary table and bucket: the service layer without AWS."""
+        settings = settings or Settings(table_name="memory", bucket_name="memory")
+        return cls.of(settings, Stores.over(MemoryTable(), MemoryBucket(settings.bucket_name)))
+
+
+Built = TypeVar("Built")
+
+
+class ColdStart(Generic[Built]):
+    """What one sandbox builds on its first invocation and keeps."""
+
+    def __init__(self, build: Callable[[], Built]) -> None:
+        self._build = build
+        self._built: Built | None = None
+
+    def get(self) -> Built:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+    def reset(self) -> None:
+        self._built = None
+
+
+cold_start: ColdStart[Services] = ColdStart(Services.on_aws)

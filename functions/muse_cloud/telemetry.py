@@ -1,0 +1,27 @@
+"""Logs, metrics and traces of both functions (Powertools), and a push's outcome as metrics."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from muse_cloud.domain.pushes import PushRecord
+
+logger = Logger(service="muse-cloud")
+metrics = Metrics(namespace="MuseCloud", service="muse-cloud")
+tracer = Tracer(service="muse-cloud")
+
+
+def record_push_metrics(record: PushRecord) -> None:
+    """One push's outcome, on whichever path ingested it."""
+    result = record.result
+    if record.state != "ok" or result is None:
+        metrics.add_metric(name="FailedPushes", unit=MetricUnit.Count, value=1)
+        return
+    metrics.add_metric(name="Commits", unit=MetricUnit.Count, value=result.commits_written)
+    metrics.add_metric(name="Snapshots", unit=MetricUnit.Count, value=result.snapshots_written)
+    metrics.add_metric(name="Objects", unit=MetricUnit.Count, value=result.objects_written)
+    metrics.add_metric(name="Bytes", unit=MetricUnit.Bytes, value=result.bytes)
+    metrics.add_metric(
+        name="IngestDuration", unit=MetricUnit.Milliseconds, value=result.timings.total_ms
+    )
