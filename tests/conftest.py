@@ -9,18 +9,14 @@ import pytest
 import requests
 from moto import mock_aws
 
-from muse_cloud import aws
-from muse_cloud.config import settings
-from muse_cloud.services.unpack import ingest_once
+from muse_cloud.composition import cold_start
 from muse_cloud_cli.provision import Provisioned, StackNames, provision
 
 REGION = "us-east-1"
 
 
 def _forget_cached_clients() -> None:
-    settings.cache_clear()
-    aws.reset_clients()
-    ingest_once.cache_clear()
+    cold_start.reset()
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from muse_core.mpack import encode_mpack, mpack_key
 from muse_core.refs import list_branches, read_head
 
 from .client import call
-from .test_endpoints import History, create_repo, fetched_pack, identity, linear_history, push
+from histories import History, linear_history
+from .test_endpoints import create_repo, fetched_pack, identity, push
 
 
 @dataclass

@@ -12,7 +12,8 @@ from muse_cloud_cli.provision import Provisioned
 from muse_core.mpack import mpack_key
 
 from .client import call
-from .test_endpoints import create_repo, expect_error, identity, linear_history, upload
+from histories import linear_history
+from .test_endpoints import create_repo, expect_error, identity, upload
 
 
 @pytest.mark.parametrize("depth", DEPTHS)

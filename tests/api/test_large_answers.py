@@ -21,10 +21,11 @@ from muse_core.commits import CommitRecord
 from muse_core.limits import MIB
 from muse_core.mpack import encode_mpack
 from muse_core.snapshot import compute_snapshot_id
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 
 from .client import Answer, call
-from .test_endpoints import History, create_repo, identity, push
+from histories import History
+from .test_endpoints import create_repo, identity, push
 
 LAMBDA_RESPONSE_LIMIT = 6 * MIB
 MSGPACK = {"accept": "application/x-msgpack"}

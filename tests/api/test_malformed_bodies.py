@@ -27,7 +27,8 @@ from muse_cloud_cli.signer import KeyFile
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import Answer, call
-from .test_endpoints import bootstrap_admin, create_repo, expect_error, identity, linear_history
+from histories import linear_history
+from .test_endpoints import bootstrap_admin, create_repo, expect_error, identity
 from .test_endpoints import upload as put_pack
 
 MSGPACK = {"content-type": "application/x-msgpack"}

@@ -23,15 +23,8 @@ from muse_core.mpack import encode_mpack
 
 from .client import call
 from .test_clone import ApiClient, clone
-from .test_endpoints import (
-    History,
-    create_repo,
-    expect_error,
-    identity,
-    linear_history,
-    push,
-    upload,
-)
+from histories import History, linear_history
+from .test_endpoints import create_repo, expect_error, identity, push, upload
 
 RACE_ROUNDS = 20
 

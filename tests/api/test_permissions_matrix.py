@@ -16,16 +16,8 @@ from muse_cloud_cli.signer import KeyFile
 from muse_core.mpack import decode_mpack, encode_mpack
 
 from .client import Answer, call
-from .test_endpoints import (
-    History,
-    bootstrap_admin,
-    create_repo,
-    expect_error,
-    fetched_pack,
-    identity,
-    linear_history,
-    push,
-)
+from histories import History, linear_history
+from .test_endpoints import bootstrap_admin, create_repo, expect_error, fetched_pack, identity, push
 
 CALLERS = (
     "anonymous",

@@ -15,7 +15,8 @@ from muse_core.errors import MAX_ITEM_CHARS, clip
 from muse_core.mpack import encode_mpack
 
 from .client import call
-from .test_endpoints import History, create_repo, expect_error, identity, push
+from histories import History
+from .test_endpoints import create_repo, expect_error, identity, push
 
 # One case of each rule (tests/core runs the whole table through verify_mpack): a push costs a
 # presign, an upload and an ingestion each.

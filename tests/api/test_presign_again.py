@@ -7,7 +7,8 @@ from muse_cloud_cli.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import call
-from .test_endpoints import create_repo, expect_error, identity, linear_history, push
+from histories import linear_history
+from .test_endpoints import create_repo, expect_error, identity, push
 
 
 def test_a_pushed_pack_is_reported_in_place(stack: Provisioned) -> None:

@@ -16,7 +16,7 @@ from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
 from muse_core.snapshots import read_snapshot
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .client import call

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
-from api.test_endpoints import History
+from histories import History
 from hypothesis import strategies as st
 
 from muse_core.mpack import encode_mpack

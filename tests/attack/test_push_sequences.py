@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import requests
 from api.client import call
-from api.test_endpoints import History, identity
+from histories import History
+from api.test_endpoints import identity
 
 from muse_cloud_cli.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from api.test_endpoints import History, identity
+from histories import History
+from api.test_endpoints import identity
 from ingest.test_event_path import (
     invoke,
     make_visible,

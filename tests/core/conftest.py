@@ -20,7 +20,7 @@ from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, ReceiverView, VerifiedMpack, verify_mpack
 
 

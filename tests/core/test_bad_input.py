@@ -26,7 +26,7 @@ from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_commit_id
-from muse_core.types import blob_id, require_id, require_mpack_key
+from muse_core.ids import blob_id, require_id, require_mpack_key
 from muse_core.verify import MAX_JSON_DEPTH, EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree, encode, refuse

@@ -36,7 +36,7 @@ from muse_core.snapshots import (
     snapshot_path,
     write_snapshot,
 )
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree

@@ -14,7 +14,7 @@ from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_commit_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 
 from .test_vectors import ROOT, SNAP_A, T_ROOT
 

@@ -20,7 +20,7 @@ from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 
 from .test_event_path import event_source, history_items, queue_depth, skip_test_event, upload
 

@@ -15,7 +15,7 @@ from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshots import read_snapshot
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 
 from .conftest import BASE, commit, history, person, wire
 

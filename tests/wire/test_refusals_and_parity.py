@@ -18,7 +18,7 @@ from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, pus
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
-from muse_core.types import blob_id
+from muse_core.ids import blob_id
 
 from .conftest import commit, history, person, wire
 

@@ -12,7 +12,6 @@ from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.ids import checked_id
 from muse_cloud.storage import layout
 from muse_cloud.storage.commits import StoredCommit
-from muse_cloud.storage.dynamo import BATCH_GET_MAX, chunks
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
@@ -25,6 +24,8 @@ MERGE_GAP_BYTES = 1 * MIB
 # The most one GET brings into the function's memory (a single larger object still comes whole).
 MAX_SPAN_BYTES = 64 * MIB
 _RECENT_MANIFESTS = 8
+# Snapshot items read per request while walking a history (one BatchGetItem).
+_SNAPSHOTS_PER_READ = 100
 
 
 @dataclass
@@ -56,7 +57,8 @@ class StoreHistory:
     def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
         """Items read a hundred at a time; each rebuilt on the previous manifest when that is
         its delta base, as it is along a history packed oldest first."""
-        for batch in chunks(snapshot_ids, BATCH_GET_MAX):
+        for start in range(0, len(snapshot_ids), _SNAPSHOTS_PER_READ):
+            batch = snapshot_ids[start : start + _SNAPSHOTS_PER_READ]
             items = self.stores.snapshots.items(self.repo_id, batch)
             for sid in batch:
                 if sid not in items:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from muse_cloud.domain.errors import ServiceError
 from muse_core.errors import MuseError
-from muse_core.types import require_id
+from muse_core.ids import require_id
 
 
 def checked_id(value: object, what: str) -> str:

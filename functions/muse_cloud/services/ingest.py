@@ -37,7 +37,7 @@ from muse_core.ancestry import generation_numbers
 from muse_core.errors import MuseError
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.paths import validate_branch_name
-from muse_core.types import require_id
+from muse_core.ids import require_id
 from muse_core.verify import VerifiedMpack, verify_mpack
 
 # Twice the queue's maxReceiveCount: a dead-lettered push can be redriven once before a pack that

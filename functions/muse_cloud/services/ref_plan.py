@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.storage.dynamo import TRANSACTION_MAX
+from muse_cloud.storage.backend import TRANSACTION_MAX
 from muse_cloud.storage.refs import RefUpdate, transaction_size
 from muse_core.ancestry import is_ancestor
 

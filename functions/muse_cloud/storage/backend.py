@@ -14,6 +14,8 @@ from typing import IO, Any, Literal, Protocol
 
 Item = dict[str, Any]
 Key = dict[str, str]
+# The most actions one transaction takes (DynamoDB's cap).
+TRANSACTION_MAX = 100
 
 
 class ConditionFailed(Exception):

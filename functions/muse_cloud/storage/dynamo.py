@@ -19,6 +19,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from muse_cloud.storage.backend import (
+    TRANSACTION_MAX,
     Absent,
     Action,
     All,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 BATCH_WRITE_MAX = 25
 BATCH_GET_MAX = 100
-TRANSACTION_MAX = 100
 _PARALLEL_WRITERS = 8
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -16,6 +16,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from muse_cloud.storage.backend import (
+    TRANSACTION_MAX,
     Action,
     Change,
     Condition,
@@ -29,7 +30,7 @@ from muse_cloud.storage.backend import (
     UploadTerms,
     holds,
 )
-from muse_cloud.storage.dynamo import TRANSACTION_MAX, from_wire, to_wire
+from muse_cloud.storage.dynamo import from_wire, to_wire
 
 # DynamoDB's item limit, counted as DynamoDB counts it: attribute names plus values.
 MAX_ITEM_BYTES = 400 * 1024

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from muse_cloud.storage import keys
 from muse_cloud.storage.backend import (
     NEW_ITEM,
+    TRANSACTION_MAX,
     Absent,
     Action,
     Change,
@@ -37,7 +38,6 @@ from muse_cloud.storage.backend import (
     all_of,
     any_of,
 )
-from muse_cloud.storage.dynamo import TRANSACTION_MAX
 
 # Nothing is there, or only a directory with no branch below it.
 _NOTHING_BELOW = any_of(NEW_ITEM, all_of(Absent("commit_id"), Equals("below", 0)))

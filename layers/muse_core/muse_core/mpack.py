@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from muse_core.object_store import read_object
 from muse_core.refs import list_branches, read_branch_ref
 from muse_core.repo import read_repo_info
 from muse_core.snapshots import read_snapshot
-from muse_core.types import is_id
+from muse_core.ids import is_id
+from muse_core.use_counted import UseCounted
 
 MPACK_VERSION = 1
 
@@ -107,28 +107,10 @@ def topological_order(commits: Mapping[str, CommitRecord]) -> list[CommitRecord]
     return order
 
 
-class _ManifestCache:
-    """Manifests read from a source, each kept only while a later snapshot still needs it."""
-
-    def __init__(self, source: HistorySource, needs: Iterable[str]) -> None:
-        self._source = source
-        self._uses = Counter(needs)
-        self._kept: dict[str, dict[str, str]] = {}
-
-    def take(self, snapshot_id: str) -> dict[str, str]:
-        found = self._kept.get(snapshot_id)
-        if found is None:
-            found = self._source.manifest(snapshot_id)
-        self._uses[snapshot_id] -= 1
-        if self._uses[snapshot_id] > 0:
-            self._kept[snapshot_id] = found
-        else:
-            self._kept.pop(snapshot_id, None)
-        return found
-
-    def offer(self, snapshot_id: str, manifest: dict[str, str]) -> None:
-        if self._uses[snapshot_id] > 0:
-            self._kept[snapshot_id] = manifest
+def _manifest(cache: UseCounted[dict[str, str]], snapshot_id: str) -> dict[str, str]:
+    found, _ = cache.take(snapshot_id)
+    assert found is not None, "a source's manifest() raises for what it does not hold"
+    return found
 
 
 def build_pack(
@@ -156,15 +138,17 @@ def build_pack(
         others = sorted({p.snapshot_id for p in parents if p is not None} - {base_sid})
         plan.append((commit.snapshot_id, base_sid, others))
 
-    cache = _ManifestCache(source, (s for _, base, more in plan for s in (base, *more) if s))
+    cache: UseCounted[dict[str, str]] = UseCounted(
+        (s for _, base, more in plan for s in (base, *more) if s), source.manifest
+    )
     snapshots: list[dict[str, Any]] = []
     object_ids: dict[str, None] = {}
     manifests = source.manifests([sid for sid, _, _ in plan])
     for (sid, base_sid, other_sids), manifest in zip(plan, manifests, strict=True):
-        base = cache.take(base_sid) if base_sid else {}
+        base = _manifest(cache, base_sid) if base_sid else {}
         known = set(base.values())
         for other in other_sids:
-            known.update(cache.take(other).values())
+            known.update(_manifest(cache, other).values())
         cache.offer(sid, manifest)
         delta = diff_manifests(base, manifest)
         snapshots.append(

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from muse_core.paths import muse_dir
-from muse_core.types import require_id
+from muse_core.ids import require_id
 
 
 def object_path(root: Path | str, object_id: str) -> Path:

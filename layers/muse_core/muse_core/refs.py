@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from muse_core.paths import muse_dir, validate_branch_name
-from muse_core.types import require_id
+from muse_core.ids import require_id
 
 DEFAULT_BRANCH = "main"
 

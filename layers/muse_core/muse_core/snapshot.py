@@ -1,4 +1,8 @@
-"""Id derivations of snapshots and commits (format document, "Identifiers")."""
+"""Id derivations of snapshots and commits (format document, "Identifiers").
+
+The module names ``snapshot`` (ids) and ``snapshots`` (records on disk) are the Muse client's
+own (``muse.core.snapshot``, ``muse.core.snapshots``), which MuseHub's tests import by name.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ or raises one ``MuseError`` naming the rule and the offending item, before anyth
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -17,7 +16,8 @@ from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, encode_mpack, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.snapshot import SortedManifest
-from muse_core.types import is_id, require_id
+from muse_core.ids import is_id, require_id
+from muse_core.use_counted import UseCounted
 
 # Called once with (snapshot_id, base_id, delta_size) for every snapshot of the pack, in pack
 # order, before any is rebuilt; answers the ids whose full manifests should come back.
@@ -154,11 +154,14 @@ def _verify_snapshots(
         for d in deltas
     ]
     keep = set(keep_manifests(planned)) if keep_manifests else set()
-    bases = _Bases(deltas, receiver)
+    bases: UseCounted[SortedManifest] = UseCounted(
+        (d.parent_snapshot_id for d in deltas if d.parent_snapshot_id),
+        lambda sid: _held_base(receiver, sid),
+    )
     budget = _RebuildBudget(limits)
     verified: list[VerifiedSnapshot] = []
     for delta in deltas:
-        base, last_use = bases.take(delta)
+        base, last_use = _take_base(bases, delta)
         # A base read again later is copied (entries and all); the last reader takes it over.
         budget.charge(delta, len(delta.delta_upsert) + len(delta.delta_remove), 0)
         if not last_use:
@@ -225,43 +228,25 @@ class _RebuildBudget:
                 )
 
 
-class _Bases:
-    """The manifests later deltas of the pack name as base, each kept only while still named.
+def _held_base(receiver: ReceiverView, snapshot_id: str) -> SortedManifest | None:
+    held = receiver.snapshot_manifest(snapshot_id)
+    return SortedManifest.of(held) if held is not None else None
 
-    A base the receiver holds is fetched once, however many deltas of the pack name it.
-    """
 
-    def __init__(self, deltas: list[_Delta], receiver: ReceiverView) -> None:
-        self._uses = Counter(d.parent_snapshot_id for d in deltas if d.parent_snapshot_id)
-        self._kept: dict[str, SortedManifest] = {}
-        self._receiver = receiver
-
-    def take(self, delta: _Delta) -> tuple[SortedManifest, bool]:
-        """The delta's base, and whether no later delta reads it (so it may be reused)."""
-        base_id = delta.parent_snapshot_id
-        if base_id is None:
-            return SortedManifest({}, [], []), True
-        found = self._kept.get(base_id)
-        if found is None:
-            held = self._receiver.snapshot_manifest(base_id)
-            found = SortedManifest.of(held) if held is not None else None
-        if found is None:
-            raise MuseError(
-                "unknown_delta_base",
-                f"snapshot {delta.snapshot_id} is a delta against a snapshot neither sent "
-                "earlier nor held",
-                base_id,
-            )
-        self._uses[base_id] -= 1
-        if self._uses[base_id] > 0:
-            self._kept[base_id] = found
-            return found, False
-        self._kept.pop(base_id, None)
-        return found, True
-
-    def offer(self, snapshot_id: str, manifest: SortedManifest) -> None:
-        if self._uses[snapshot_id] > 0:
-            self._kept[snapshot_id] = manifest
+def _take_base(bases: UseCounted[SortedManifest], delta: _Delta) -> tuple[SortedManifest, bool]:
+    """The delta's base, and whether no later delta reads it (so it may be reused). A base
+    the receiver holds is fetched once, however many deltas of the pack name it."""
+    if delta.parent_snapshot_id is None:
+        return SortedManifest({}, [], []), True
+    found, last_use = bases.take(delta.parent_snapshot_id)
+    if found is None:
+        raise MuseError(
+            "unknown_delta_base",
+            f"snapshot {delta.snapshot_id} is a delta against a snapshot neither sent "
+            "earlier nor held",
+            delta.parent_snapshot_id,
+        )
+    return found, last_use
 
 
 def _rebuild(
