@@ -17,7 +17,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict layers/muse_core/muse_core functions cli benchmarks tests
+	$(BIN)/mypy --strict layers/muse_core/muse_core functions cli dev benchmarks tests
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

@@ -112,7 +112,7 @@ def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     # The local stack needs moto and the server package; push and clone must work without them.
-    from muse_cloud_cli.local_stack import LocalStack
+    from muse_cloud_dev.local_stack import LocalStack
 
     stop = threading.Event()
 
@@ -437,7 +437,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from muse_cloud_cli.demo import run_demo  # needs the local stack, as ``dev`` does
+    from muse_cloud_dev.demo import run_demo  # needs the local stack, as ``dev`` does
 
     workload = Workload(
         commits=args.commits,
