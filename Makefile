@@ -28,7 +28,7 @@ unit: $(STAMP)
 test: lint typecheck cfn-lint unit
 
 demo: $(STAMP)
-	$(BIN)/muse-cloud demo
+	$(BIN)/muse-cloud-dev demo
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/bench_*.py; do $(BIN)/python $$script || status=1; done; exit $$status
