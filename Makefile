@@ -17,7 +17,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict layers/muse_core/muse_core functions cli benchmarks tests
+	$(BIN)/mypy --strict layers/muse_core/muse_core functions cli dev benchmarks tests
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
@@ -28,7 +28,7 @@ unit: $(STAMP)
 test: lint typecheck cfn-lint unit
 
 demo: $(STAMP)
-	$(BIN)/muse-cloud demo
+	$(BIN)/muse-cloud-dev demo
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/bench_*.py; do $(BIN)/python $$script || status=1; done; exit $$status

@@ -34,16 +34,16 @@ import boto3
 from moto import mock_aws
 
 from muse_cloud import aws
-from muse_cloud.config import settings
 from muse_cloud.handlers.unpack import lambda_handler
-from muse_cloud.services.unpack import ingest_once, logger
+from muse_cloud.services.unpack import logger
 from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.pushes import PushRecord, PushStore
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.event_source import SqsEventSource
-from muse_cloud_cli.provision import Provisioned, StackNames, provision
 from muse_cloud_cli.workload import SEED, Workload, generate_history
+from muse_cloud_dev.event_source import SqsEventSource
+from muse_cloud_dev.provision import Provisioned, StackNames, provision
+from muse_cloud_dev.server import forget_cached_clients
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 
 REGION = "us-east-1"
@@ -157,9 +157,7 @@ def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
 def fresh_stack() -> Provisioned:
     names = StackNames.with_prefix("bench")
     os.environ.update(names.environment())
-    settings.cache_clear()
-    aws.reset_clients()
-    ingest_once.cache_clear()
+    forget_cached_clients()
     return provision(boto3.Session(region_name=REGION), names)
 
 

@@ -26,12 +26,12 @@ import msgpack
 
 from muse_cloud.services.wire_v0 import MAX_ANSWER_BYTES
 from muse_cloud_cli.client import MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main as muse_cloud
 from muse_cloud_cli.signer import KeyFile
 from muse_cloud_cli.tokens import create_token
 from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
 from muse_cloud_cli.workload import SEED, Workload, generate_history
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref

@@ -9,14 +9,10 @@ import pytest
 import requests
 from moto import mock_aws
 
-from muse_cloud.composition import cold_start
-from muse_cloud_cli.provision import Provisioned, StackNames, provision
+from muse_cloud_dev.provision import Provisioned, StackNames, provision
+from muse_cloud_dev.server import forget_cached_clients
 
 REGION = "us-east-1"
-
-
-def _forget_cached_clients() -> None:
-    cold_start.reset()
 
 
 @pytest.fixture
@@ -30,10 +26,10 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Provisioned]:
     names = StackNames.with_prefix("test")
     for key, value in names.environment().items():
         monkeypatch.setenv(key, value)
-    _forget_cached_clients()
+    forget_cached_clients()
     with mock_aws():
         yield provision(boto3.Session(region_name=REGION), names)
-    _forget_cached_clients()
+    forget_cached_clients()
 
 
 @pytest.fixture
@@ -54,9 +50,9 @@ def server_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Provisioned]:
     names = StackNames.with_prefix("http")
     for key, value in names.environment().items():
         monkeypatch.setenv(key, value)
-    _forget_cached_clients()
+    forget_cached_clients()
     try:
         yield provision(boto3.Session(region_name=REGION), names)
     finally:
         server.stop()
-        _forget_cached_clients()
+        forget_cached_clients()

@@ -1,18 +1,16 @@
-"""``muse-cloud``: the local stack, push and clone, repositories, identities and history."""
+"""``muse-cloud``: push and clone, repositories, identities and history; ``dev`` and ``demo``
+hand over to the dev package (``muse_cloud_dev``), imported only when one of them runs."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 
 import platformdirs
 
@@ -110,55 +108,26 @@ def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
     return Remote.parse(url), value
 
 
+STACK_MISSING = "the local stack is not installed: pip install 'muse-cloud[stack]'"
+
+
+@contextmanager
+def stack_installed() -> Iterator[None]:
+    """Around an import of the dev stack: when it, or what it runs on (moto, boto3, the server
+    package), is not installed, one line says how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith(("muse_cloud_cli", "muse_core", "muse_cloud_dev.")):
+            raise  # a module of the client, or of the dev package itself: a bug, not an install
+        raise CliError("dev_stack_missing", STACK_MISSING) from None
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     # The local stack needs moto and the server package; push and clone must work without them.
-    from muse_cloud_cli.local_stack import LocalStack
-
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
-    stack = LocalStack(
-        data_dir,
-        api_port=args.port,
-        verbose=True,
-        persist=True,
-        reset=args.reset,
-        snapshot_seconds=args.snapshot_seconds,
-    )
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            stack.start()
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE:
-                raise
-            raise CliError(
-                "port_in_use",
-                f"port {args.port} on 127.0.0.1 is in use (another `muse-cloud dev`?); "
-                "stop it or choose another with --port",
-            ) from None
-        try:
-            print(f"Muse Cloud API  {stack.api_url}")
-            print(f"admin key       {stack.admin_key_path}")
-            print(f"S3/SQS/DynamoDB {stack.moto_url} (moto)")
-            print(f"data            {stack.describe_state()}")
-            print(
-                f"try: muse-cloud repo create admin/songs --server {stack.api_url} "
-                f"--identity {stack.admin_key_path}"
-            )
-            print("Ctrl-C stops the stack", flush=True)
-            while not stop.wait(0.5):
-                pass
-            print("stopping", flush=True)
-        finally:
-            stack.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    with stack_installed():
+        from muse_cloud_dev.main import cmd_start
+    return cmd_start(args)
 
 
 def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: bool) -> list[str]:
@@ -437,25 +406,9 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from muse_cloud_cli.demo import run_demo  # needs the local stack, as ``dev`` does
-
-    workload = Workload(
-        commits=args.commits,
-        files=args.files,
-        changed_per_commit=args.changed,
-        blob_bytes=SEED.blob_bytes,
-    )
-    repo = Path(args.repo) if args.repo else None
-    passed = run_demo(workload, repo)
-    admin = default_data_dir() / "admin.json"
-    print("\ntry it by hand, each in order (the first in a terminal of its own):")
-    print("  muse-cloud dev")
-    print(f"  muse-cloud repo create admin/songs --identity {admin}")
-    print(
-        f"  muse-cloud generate songs --commits 20 && muse-cloud push -C songs "
-        f"--remote {DEFAULT_SERVER}/admin/songs -u --identity {admin}"
-    )
-    return 0 if passed else 1
+    with stack_installed():
+        from muse_cloud_dev.main import cmd_demo as run_demo
+    return run_demo(args)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -474,6 +427,43 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def add_start_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, command: Command
+) -> None:
+    """The local stack's command and options: ``muse-cloud dev``, ``muse-cloud-dev start``."""
+    start = commands.add_parser(name, help="run the whole stack locally until Ctrl-C")
+    start.add_argument("--port", type=int, default=DEV_PORT, help="API port on 127.0.0.1")
+    start.add_argument(
+        "--data-dir",
+        help=f"where the admin key and the stack's saved state live (default: "
+        f"{default_data_dir()})",
+    )
+    start.add_argument(
+        "--reset", action="store_true", help="start empty, discarding the saved state"
+    )
+    start.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=30.0,
+        help="how often the state is saved while running (also saved on stop; default: 30)",
+    )
+    start.set_defaults(run=command)
+
+
+def add_demo_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], command: Command
+) -> None:
+    """The demo's command and options: ``muse-cloud demo``, ``muse-cloud-dev demo``."""
+    demo = commands.add_parser("demo", help="push, check and clone a workload on a local stack")
+    demo.add_argument("--commits", type=_positive, default=SEED.commits, help="workload commits")
+    demo.add_argument("--files", type=_positive, default=SEED.files, help="workload files")
+    demo.add_argument(
+        "--changed", type=_positive, default=SEED.changed_per_commit, help="files per commit"
+    )
+    demo.add_argument("--repo", help="push this repository instead of generating one")
+    demo.set_defaults(run=command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -506,21 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-C", dest="path", metavar="PATH", default=".", help="the repository (default: .)"
     )
 
-    dev = commands.add_parser("dev", help="run the whole stack locally until Ctrl-C")
-    dev.add_argument("--port", type=int, default=DEV_PORT, help="API port on 127.0.0.1")
-    dev.add_argument(
-        "--data-dir",
-        help=f"where the admin key and the stack's saved state live (default: "
-        f"{default_data_dir()})",
-    )
-    dev.add_argument("--reset", action="store_true", help="start empty, discarding the saved state")
-    dev.add_argument(
-        "--snapshot-seconds",
-        type=float,
-        default=30.0,
-        help="how often the state is saved while running (also saved on stop; default: 30)",
-    )
-    dev.set_defaults(run=cmd_dev)
+    add_start_command(commands, "dev", cmd_dev)
 
     push = commands.add_parser(
         "push", parents=[identity, output, local], help="push a branch to a remote"
@@ -626,23 +602,20 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--changed", type=_positive, default=3, help="files per commit")
     generate.set_defaults(run=cmd_generate)
 
-    demo = commands.add_parser("demo", help="push, check and clone a workload on a local stack")
-    demo.add_argument("--commits", type=_positive, default=SEED.commits, help="workload commits")
-    demo.add_argument("--files", type=_positive, default=SEED.files, help="workload files")
-    demo.add_argument(
-        "--changed", type=_positive, default=SEED.changed_per_commit, help="files per commit"
-    )
-    demo.add_argument("--repo", help="push this repository instead of generating one")
-    demo.set_defaults(run=cmd_demo)
+    add_demo_command(commands, cmd_demo)
     add_token_commands(commands, [identity, server], _client)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run: Command = args.run
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command: an error is one line on stderr and a non-zero exit code."""
+    command: Command = args.run
     try:
-        return run(args)
+        return command(args)
     except (CliError, MuseError) as error:
         print(f"error: {error.code}: {error.message}", file=sys.stderr)
         if error.code == "auth_unknown_key":

@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from muse_cloud.handlers.api import lambda_handler
-from muse_cloud_cli.event_source import LocalLambdaContext
 from muse_cloud_cli.signer import KeyFile, sign_request
+from muse_cloud_dev.event_source import LocalLambdaContext
 
 
 @dataclass

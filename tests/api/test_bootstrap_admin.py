@@ -8,8 +8,8 @@ import pytest
 
 from muse_cloud.auth.identities import IdentityStore
 from muse_cloud.handlers import api
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import new_identity
+from muse_cloud_dev.provision import Provisioned
 
 from .client import call
 

@@ -13,7 +13,7 @@ import pytest
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
 from muse_cloud_cli.errors import CliError
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 from muse_core.refs import list_branches, read_head
 

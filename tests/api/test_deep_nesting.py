@@ -8,7 +8,7 @@ from core.test_deep_nesting import DEPTHS, FIELDS, nested_pack
 from ingest.test_event_path import event_source, history_items, queue_depth
 
 from muse_cloud.storage.pushes import PushStore
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import mpack_key
 
 from .client import call

@@ -25,8 +25,8 @@ from muse_cloud.config import settings
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.repos import DELETED_PREFIXES
 from muse_cloud.storage.packs import UploadKey, fetch_key
-from muse_cloud_cli.provision import Provisioned, load_template
 from muse_cloud_cli.signer import KeyFile, new_identity
+from muse_cloud_dev.provision import Provisioned, load_template
 from muse_core.commits import CommitRecord
 from muse_core.mpack import build_pack, decode_mpack, encode_mpack, mpack_key
 from muse_core.snapshot import compute_snapshot_id

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from muse_cloud.services.history import RESPONSE_BUDGET_BYTES, wire_bytes
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import CommitRecord
 from muse_core.limits import MIB
 from muse_core.mpack import encode_mpack

@@ -13,7 +13,7 @@ from muse_cloud.domain.errors import ServiceError
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.ingest import IngestService
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo

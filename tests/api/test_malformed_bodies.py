@@ -21,9 +21,9 @@ from muse_cloud.domain.errors import ServiceError
 from muse_cloud.handlers.api import lambda_handler
 from muse_cloud.services.push import PushService
 from muse_cloud.storage.pushes import PushStore
-from muse_cloud_cli.event_source import LocalLambdaContext
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.event_source import LocalLambdaContext
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import Answer, call

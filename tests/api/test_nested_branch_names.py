@@ -18,7 +18,7 @@ from muse_cloud.storage.pushes import PushRecord
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore, RefUpdate
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack
 
 from .client import call

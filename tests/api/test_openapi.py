@@ -8,7 +8,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from muse_cloud.handlers.api import app
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 
 from .client import call
 

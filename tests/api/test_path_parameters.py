@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 
 from .client import call
 from .test_endpoints import create_repo, expect_error, identity

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from muse_cloud.storage.collaborators import CollaboratorStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import decode_mpack, encode_mpack
 
 from .client import Answer, call

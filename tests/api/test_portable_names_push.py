@@ -10,7 +10,7 @@ from __future__ import annotations
 from core.test_portable_names import ACCEPTED_BRANCHES, ACCEPTED_PATHS
 from ingest.test_event_path import history_items
 
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.errors import MAX_ITEM_CHARS, clip
 from muse_core.mpack import encode_mpack
 

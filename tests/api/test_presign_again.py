@@ -3,7 +3,7 @@ starts a new ingestion that moves only the refs."""
 
 from __future__ import annotations
 
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import call

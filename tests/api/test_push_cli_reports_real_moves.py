@@ -11,10 +11,10 @@ import pytest
 
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.errors import CliError
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.push import PreparedPush, send_push
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import list_branches
 

@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from muse_cloud.auth.identities import IdentityStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches

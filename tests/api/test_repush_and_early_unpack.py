@@ -11,9 +11,9 @@ import requests
 
 from muse_cloud.auth.identities import IdentityStore
 from muse_cloud.services.ingest import MAX_ATTEMPTS
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import has_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile, new_identity, sign_request
+from muse_cloud_dev.provision import Provisioned
 
 from .client import call
 from .test_endpoints import create_repo, expect_error, identity

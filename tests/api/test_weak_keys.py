@@ -15,8 +15,8 @@ from muse_cloud.config import settings
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.handlers import api
 from muse_cloud.storage import keys
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import b64url_encode, new_identity
+from muse_cloud_dev.provision import Provisioned
 
 from .client import call
 from .test_endpoints import bootstrap_admin, expect_error

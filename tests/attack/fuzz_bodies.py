@@ -26,10 +26,9 @@ from moto import mock_aws
 
 from attack.outcomes import coded_4xx
 from attack.test_bodies import CONTENT_TYPES, ROUTES
-from muse_cloud import aws
-from muse_cloud.config import settings
-from muse_cloud_cli.provision import StackNames, provision
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.provision import StackNames, provision
+from muse_cloud_dev.server import forget_cached_clients
 
 REGION = "us-east-1"
 
@@ -78,8 +77,7 @@ def main() -> None:
     names = StackNames.with_prefix("fuzz")
     os.environ.update(names.environment())
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    settings.cache_clear()
-    aws.reset_clients()
+    forget_cached_clients()
     with mock_aws(), tempfile.TemporaryDirectory(prefix="fuzz-bodies-") as corpus:
         provision(boto3.Session(region_name=REGION), names)
         admin = bootstrap_admin()

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_dev.local_stack import LocalStack
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 # A bound on the whole run, whatever the number of examples asks for.

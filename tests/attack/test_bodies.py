@@ -12,8 +12,8 @@ from api.test_endpoints import bootstrap_admin, create_repo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.provision import Provisioned
 
 from .outcomes import coded_4xx
 from .profile import attack_settings

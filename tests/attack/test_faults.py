@@ -30,7 +30,7 @@ from muse_cloud.storage import dynamo, keys
 from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.pushes import PushRecord
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 
 from .mutations import base_history, base_pack, encode
 from .outcomes import assert_refs_whole

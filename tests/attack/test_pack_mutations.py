@@ -10,8 +10,8 @@ from api.test_endpoints import identity
 from hypothesis import given
 from hypothesis import strategies as st
 
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.provision import Provisioned
 
 from .mutations import FAMILIES, base_history, base_pack, encode, nested, replaced
 from .outcomes import (

@@ -8,7 +8,7 @@ from api.client import call
 from histories import History
 from api.test_endpoints import identity
 
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .outcomes import coded_4xx, fresh_repo, push_over_http

@@ -36,7 +36,7 @@ from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .outcomes import assert_refs_whole

@@ -19,8 +19,8 @@ from muse_cloud.auth.identities import Identity, IdentityStore
 from muse_cloud.auth.msign import canonical_string, identity_id_for
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.storage import dynamo, keys
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.signer import KeyFile, b64url_decode, b64url_encode, new_identity, sign_request
+from muse_cloud_dev.provision import Provisioned
 
 from .outcomes import coded_4xx
 from .profile import attack_settings

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_dev.local_stack import LocalStack
 
 
 @pytest.fixture(scope="module")

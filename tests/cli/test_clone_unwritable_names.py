@@ -16,8 +16,8 @@ from muse_cloud.config import settings
 from muse_cloud.services.ingest import IngestService, PushRequest
 from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core import paths
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import write_branch_ref

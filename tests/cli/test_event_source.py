@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from muse_cloud_cli.event_source import SqsEventSource, batch_failures
-from muse_cloud_cli.provision import Provisioned, load_template
+from muse_cloud_dev.event_source import SqsEventSource, batch_failures
+from muse_cloud_dev.provision import Provisioned, load_template
 
 IDS = ["m1", "m2", "m3"]
 

@@ -14,11 +14,11 @@ import pytest
 
 from muse_cloud_cli import push as push_module
 from muse_cloud_cli.client import MuseCloudClient, Remote
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import has_commit
 from muse_core.refs import list_branches, read_branch_ref, write_branch_ref, write_head
 

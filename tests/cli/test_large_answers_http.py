@@ -11,9 +11,9 @@ import pytest
 
 from muse_cloud.services.history import RESPONSE_BUDGET_BYTES, wire_bytes
 from muse_cloud_cli.client import MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.limits import MIB
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo

@@ -13,11 +13,11 @@ import pytest
 import requests
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
-from muse_cloud_cli.local_stack import LocalStack, http_api_event, http_api_response
 from muse_cloud_cli.main import build_parser, main
 from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.local_stack import LocalStack, http_api_event, http_api_response
 from muse_core.commits import CommitRecord, read_commit, write_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.object_store import write_object

@@ -14,9 +14,9 @@ from muse_cloud.handlers import api, unpack
 from muse_cloud.storage.packs import UploadKey
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.event_source import LocalLambdaContext
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.event_source import LocalLambdaContext
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import LocalHistory, build_pack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
 

@@ -12,8 +12,8 @@ from muse_cloud.services.push import PushService
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import list_branches
 

@@ -22,8 +22,8 @@ from muse_cloud.storage.pushes import LeaseLost, PushStore
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import Repo, RepoStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import write_commit
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import list_branches, write_branch_ref

@@ -25,8 +25,8 @@ from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
 from muse_cloud.storage.snapshots import SnapshotStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.snapshots import read_snapshot

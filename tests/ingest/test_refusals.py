@@ -17,8 +17,8 @@ from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.repos import RepoStore
-from muse_cloud_cli.provision import Provisioned
 from muse_cloud_cli.workload import Workload, generate_history
+from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 from muse_core.ids import blob_id
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from muse_cloud_cli.client import MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.tokens import create_token
 from muse_cloud_cli.wire_v0_client import WireClient
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import CommitRecord, write_commit
 from muse_core.object_store import write_object
 from muse_core.refs import write_branch_ref

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from muse_cloud_cli.client import MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import CommitRecord, write_commit
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.object_store import write_object

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.wire_v0_client import WireError, bundle_for, clone_into, push_branch
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import read_commit
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref

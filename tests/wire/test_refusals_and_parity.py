@@ -12,9 +12,9 @@ import requests
 
 from muse_cloud.storage import dynamo, keys
 from muse_cloud_cli.client import ClientError, MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo

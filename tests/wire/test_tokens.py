@@ -15,10 +15,10 @@ from muse_cloud.auth.tokens import NewToken, secret_sha256
 from muse_cloud.storage import dynamo
 from muse_cloud.storage.tokens import TokenRecord, TokenStore, token_key
 from muse_cloud_cli.client import ClientError, MuseCloudClient
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.main import main
 from muse_cloud_cli.tokens import create_token, list_tokens
 from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
+from muse_cloud_dev.local_stack import LocalStack
 
 from .conftest import history, new_repo, person, token
 

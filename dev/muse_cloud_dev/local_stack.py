@@ -29,14 +29,10 @@ from urllib.parse import parse_qsl
 
 import boto3
 
-from muse_cloud import aws
-from muse_cloud.auth.identities import IdentityStore
-from muse_cloud.config import settings
-from muse_cloud.handlers import api
-from muse_cloud.services.unpack import ingest_once
-from muse_cloud_cli import sandbox
-from muse_cloud_cli.event_source import LocalLambdaContext, SqsEventSource
-from muse_cloud_cli.moto_state import (
+from muse_cloud_cli.signer import KeyFile, new_identity
+from muse_cloud_dev import sandbox
+from muse_cloud_dev.event_source import LocalLambdaContext, SqsEventSource
+from muse_cloud_dev.moto_state import (
     GatedMotoServer,
     RequestGate,
     SavedResources,
@@ -46,15 +42,19 @@ from muse_cloud_cli.moto_state import (
     save_state,
     saved_prefix,
 )
-from muse_cloud_cli.provision import Provisioned, StackNames, provision
-from muse_cloud_cli.signer import KeyFile, new_identity
+from muse_cloud_dev.provision import Provisioned, StackNames, provision
+from muse_cloud_dev.server import (
+    API_HANDLER,
+    UNPACK_HANDLER,
+    api_logger_name,
+    ensure_bootstrap_admin,
+    forget_cached_clients,
+)
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 ADMIN_KEY_FILE = "admin.json"
 STATE_FILE = "state.pickle"
-API_HANDLER = "muse_cloud.handlers.api:lambda_handler"
-UNPACK_HANDLER = "muse_cloud.handlers.unpack:lambda_handler"
 # Concurrent invocations per function (Lambda's would be many more; each here is a process).
 API_WORKERS = 3
 UNPACK_WORKERS = 2
@@ -70,12 +70,6 @@ _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded",
 _FRAMING_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 # RFC 9110: Content-Length = 1*DIGIT (int() would also take "-1", "+5" and "1_0").
 _CONTENT_LENGTH = re.compile(r"[0-9]+")
-
-
-def _forget_cached_clients() -> None:
-    settings.cache_clear()
-    aws.reset_clients()
-    ingest_once.cache_clear()
 
 
 def http_api_event(
@@ -361,7 +355,7 @@ class LocalStack:
         self._may_save = self.persist
         self.admin = self._admin_key()
         os.environ["MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY"] = self.admin.public_key
-        IdentityStore().ensure_bootstrap_admin(self.admin.public_key)
+        ensure_bootstrap_admin(self.admin.public_key)
 
         environment = {name: os.environ.get(name) for name in self._saved_env}
         if not self.verbose:
@@ -454,7 +448,7 @@ class LocalStack:
 
     def _quiet_logs(self) -> None:
         """moto logs every request; without ``verbose`` the functions' logs and metrics go too."""
-        names = ["werkzeug"] if self.verbose else ["werkzeug", api.logger.name]
+        names = ["werkzeug"] if self.verbose else ["werkzeug", api_logger_name()]
         for name in names:
             logger = logging.getLogger(name)
             self._undo.callback(logger.setLevel, logger.level)
@@ -488,7 +482,7 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        _forget_cached_clients()
+        forget_cached_clients()
 
     def _restore_environment(self) -> None:
         for name, value in self._saved_env.items():
@@ -497,7 +491,7 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env = {}
-        _forget_cached_clients()
+        forget_cached_clients()
 
     def _admin_key(self) -> KeyFile:
         """The data directory's admin key, made on first start so that it outlives restarts."""

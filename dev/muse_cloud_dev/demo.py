@@ -14,10 +14,10 @@ from rich.table import Table
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.clone import CloneResult, clone_repo
 from muse_cloud_cli.compare import Comparison, check_worktree, compare_repos
-from muse_cloud_cli.local_stack import LocalStack
 from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.push import PushResult, prepare_push, send_push
 from muse_cloud_cli.workload import SEED, Workload, generate_history
+from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import read_commit
 from muse_core.mpack import LocalHistory, encode_mpack, reachable_commits, topological_order
 from muse_core.refs import list_branches
