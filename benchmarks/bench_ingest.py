@@ -33,17 +33,14 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from muse_cloud import aws
+from muse_cloud.domain.pushes import PushRecord
 from muse_cloud.handlers.unpack import lambda_handler
-from muse_cloud.services.unpack import logger
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushRecord, PushStore
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.layout import UploadKey
+from muse_cloud.telemetry import logger
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_cloud_dev.event_source import SqsEventSource
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
-from muse_cloud_dev.server import forget_cached_clients
+from muse_cloud_dev.server import answered, forget_cached_clients, stores
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 
 REGION = "us-east-1"
@@ -104,7 +101,7 @@ def maxrss_bytes() -> int:
 
 def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
     """Create a repository, PUT the pack, and drain the queue into the unpack handler."""
-    repo_id = RepoStore().create("bench", name, "public").repo_id
+    repo_id = stores().repos.create("bench", name, "public").repo_id
     key = UploadKey(repo_id, mpack_key(data).removeprefix("sha256:"))
     # The client's upload: a client of its own, so none of its requests are counted.
     boto3.client("s3", region_name=REGION).put_object(
@@ -117,9 +114,9 @@ def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
         report_batch_item_failures=stack.report_batch_item_failures,
     )
 
-    s3, dynamodb = RequestCounter(), RequestCounter()
-    aws.s3().meta.events.register("before-call.s3", s3)
-    aws.dynamodb().meta.events.register("before-call.dynamodb", dynamodb)
+    s3_calls, dynamodb_calls = RequestCounter(), RequestCounter()
+    s3().meta.events.register("before-call.s3", s3_calls)
+    dynamodb().meta.events.register("before-call.dynamodb", dynamodb_calls)
     if trace:
         tracemalloc.start()
     rss_before = maxrss_bytes()
@@ -134,10 +131,10 @@ def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
     finally:
         if trace:
             tracemalloc.stop()
-        aws.s3().meta.events.unregister("before-call.s3", s3)
-        aws.dynamodb().meta.events.unregister("before-call.dynamodb", dynamodb)
+        s3().meta.events.unregister("before-call.s3", s3_calls)
+        dynamodb().meta.events.unregister("before-call.dynamodb", dynamodb_calls)
 
-    record = PushStore().get(repo_id, key.mpack_hex)
+    record = stores().pushes.get(repo_id, key.mpack_hex)
     if record is None:
         raise SystemExit(f"no push record for {key.mpack_key}")
     return Run(
@@ -145,9 +142,9 @@ def ingest(stack: Provisioned, data: bytes, name: str, *, trace: bool) -> Run:
         messages=messages,
         failures=failures,
         record=record,
-        heads=RefStore().heads(repo_id),
-        s3=s3,
-        dynamodb=dynamodb,
+        heads=stores().refs.heads(repo_id),
+        s3=s3_calls,
+        dynamodb=dynamodb_calls,
         maxrss_before=rss_before,
         maxrss_after=rss_after,
         traced_peak=peak,
@@ -200,9 +197,9 @@ def report(workload: Workload, data: bytes, head: str, timed: Run, traced: Run) 
     ok = True
     for run in (timed, traced):
         if run.record.state != "ok" or run.failures or run.heads != {"main": head}:
-            print(f"ingestion did not succeed: {run.record.as_dict()}")
+            print(f"ingestion did not succeed: {answered(run.record)}")
             ok = False
-    result = timed.record.result
+    result = answered(timed.record)
     memory_target = 2 * len(data) + MEMORY_HEADROOM_BYTES
     traced_peak = traced.traced_peak or 0
     rss_growth = timed.maxrss_after - timed.maxrss_before

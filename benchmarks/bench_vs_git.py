@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from muse_cloud_cli.workload import SEED, Workload, generate_history
+from muse_cloud_dev.server import answered
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref
 
@@ -508,9 +509,9 @@ def ingest_child(pack: Path) -> int:
     with mock_aws():
         stack = drained_stack()
         measured = ingest(stack, data, "bench", trace=False)
-    result = measured.record.result
+    result = answered(measured.record)
     if measured.record.state != "ok":
-        raise SystemExit(f"ingestion failed: {measured.record.as_dict()}")
+        raise SystemExit(f"ingestion failed: {answered(measured.record)}")
     print(
         json.dumps(
             {

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from muse_core.commits import CommitRecord
+from muse_core.ids import blob_id
 from muse_core.mpack import build_pack
 from muse_core.snapshot import compute_snapshot_id
-from muse_core.ids import blob_id
 
 _EPOCH = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 

@@ -79,9 +79,9 @@ def server_violations(package: Path) -> list[str]:
         for line, module in imports(path):
             target = _layer(module)
             top = module.split(".")[0]
-            if target is not None and target not in allowed:
-                found.append(f"{relative}:{line}: {layer} imports {module}")
-            elif top in AWS | POWERTOOLS and top not in EXTERNAL_ALLOWED.get(layer, set()):
+            if (target is not None and target not in allowed) or (
+                top in AWS | POWERTOOLS and top not in EXTERNAL_ALLOWED.get(layer, set())
+            ):
                 found.append(f"{relative}:{line}: {layer} imports {module}")
     return found
 

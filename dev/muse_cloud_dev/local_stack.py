@@ -409,9 +409,7 @@ class LocalStack:
 
     @property
     def _resources(self) -> SavedResources:
-        return SavedResources(
-            tables=(self.names.table, self.names.idempotency_table), bucket=self.names.bucket
-        )
+        return SavedResources(tables=(self.names.table,), bucket=self.names.bucket)
 
     def _pool(
         self, workers: int, environment: dict[str, str | None], target: str

@@ -38,7 +38,6 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 @dataclass(frozen=True)
 class StackNames:
     table: str
-    idempotency_table: str
     bucket: str
     queue: str
     dead_letter_queue: str
@@ -47,7 +46,6 @@ class StackNames:
     def with_prefix(cls, prefix: str) -> StackNames:
         return cls(
             table=f"{prefix}-table",
-            idempotency_table=f"{prefix}-idempotency",
             bucket=f"{prefix}-packs",
             queue=f"{prefix}-ingest",
             dead_letter_queue=f"{prefix}-ingest-dlq",
@@ -57,7 +55,6 @@ class StackNames:
         return {
             "MUSE_TABLE_NAME": self.table,
             "MUSE_BUCKET_NAME": self.bucket,
-            "MUSE_IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
         }
 
 
@@ -79,23 +76,18 @@ def provision(
     """Create tables, queues and the bucket with its notification, as template.yaml defines them."""
     resources = (template or load_template())["Resources"]
     dynamodb = session.client("dynamodb")
-    for logical, table_name in (
-        ("MuseTable", names.table),
-        ("IdempotencyTable", names.idempotency_table),
-    ):
-        props = resources[logical]["Properties"]
-        dynamodb.create_table(
-            TableName=table_name,
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode=props["BillingMode"],
-        )
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl:
-            dynamodb.update_time_to_live(
-                TableName=table_name,
-                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-            )
+    table = resources["MuseTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=names.table,
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        BillingMode=table["BillingMode"],
+    )
+    ttl = table["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=names.table,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+    )
 
     sqs = session.client("sqs")
     dlq_props = resources["IngestDeadLetterQueue"]["Properties"]

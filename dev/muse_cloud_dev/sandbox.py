@@ -1,6 +1,6 @@
 """A Lambda sandbox: a worker process of the local stack that runs one function's handler, one
 invocation at a time. Powertools keeps per-invocation state in module globals (the resolver's
-current event, the batch processor, the idempotency config), so concurrent invocations need a
+current event, the batch processor), so concurrent invocations need a
 process each, as Lambda gives them an execution environment each."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from deployment import dynamodb
+from muse_cloud_dev.server import dynamodb
 
 # DynamoDB's limits on key attribute values (UTF-8 bytes).
 MAX_PARTITION_KEY_BYTES = 2048
@@ -48,6 +48,4 @@ def dynamodb_key_limits(request: pytest.FixtureRequest) -> None:
     """Installed on the server's DynamoDB client whenever a test runs on the moto stack."""
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack")
-        dynamodb().meta.events.register(
-            "provide-client-params.dynamodb.*", _refuse_oversized_keys
-        )
+        dynamodb().meta.events.register("provide-client-params.dynamodb.*", _refuse_oversized_keys)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from histories import History, linear_history
 
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
@@ -18,7 +19,6 @@ from muse_core.mpack import encode_mpack, mpack_key
 from muse_core.refs import list_branches, read_head
 
 from .client import call
-from histories import History, linear_history
 from .test_endpoints import create_repo, fetched_pack, identity, push
 
 

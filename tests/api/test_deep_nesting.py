@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 from core.test_deep_nesting import DEPTHS, FIELDS, nested_pack
+from histories import linear_history
 from ingest.test_event_path import event_source, history_items, queue_depth
 
-from muse_cloud.storage.pushes import PushStore
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import stores
 from muse_core.mpack import mpack_key
 
 from .client import call
-from histories import linear_history
 from .test_endpoints import create_repo, expect_error, identity, upload
 
 
@@ -38,7 +38,7 @@ def test_unpack_mpack_refuses_every_nested_field_with_a_code(
         code = field_code if depth < 1024 else "malformed_mpack"
         refusal = expect_error(answer, 422, code)
         assert refusal["item"], field
-        record = PushStore().get(repo["repoId"], key.removeprefix("sha256:"))
+        record = stores().pushes.get(repo["repoId"], key.removeprefix("sha256:"))
         assert record is not None and record.state == "failed", field
     assert history_items(repo["repoId"]) == {}
 
@@ -53,6 +53,6 @@ def test_the_event_path_records_the_refusal_and_lets_the_message_go(
     # The s3:TestEvent, then the pack's notification: both consumed, neither failed.
     assert event_source(stack).drain() == (2, 0)
     assert queue_depth(stack.queue_url) == 0
-    record = PushStore().get(repo["repoId"], mpack_key(data).removeprefix("sha256:"))
+    record = stores().pushes.get(repo["repoId"], mpack_key(data).removeprefix("sha256:"))
     assert record is not None and record.state == "failed"
     assert history_items(repo["repoId"]) == {}

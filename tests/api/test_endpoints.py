@@ -9,31 +9,29 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import msgpack
 import pytest
+from histories import History, linear_history
 
-from muse_cloud import aws
-from muse_cloud.auth.identities import Identity, IdentityStore
 from muse_cloud.auth.msign import b64url_decode
-from muse_cloud.config import settings
+from muse_cloud.domain.identities import Identity
 from muse_cloud.services.history import HistoryService
-from muse_cloud.services.repos import DELETED_PREFIXES
-from muse_cloud.storage.packs import UploadKey, fetch_key
+from muse_cloud.storage import layout
+from muse_cloud.storage.identities import IdentityStore
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_dev.provision import Provisioned, load_template
+from muse_cloud_dev.server import s3, services, settings, stores
 from muse_core.commits import CommitRecord
-from muse_core.mpack import build_pack, decode_mpack, encode_mpack, mpack_key
-from muse_core.snapshot import compute_snapshot_id
 from muse_core.ids import blob_id
+from muse_core.mpack import decode_mpack, encode_mpack, mpack_key
 from muse_core.verify import EmptyReceiver, verify_mpack
-
-from histories import History, linear_history
 
 from .client import Answer, call
 
@@ -46,7 +44,7 @@ NO_SUCH_ID = "f" * 64
 def identity(handle: str, *, is_admin: bool = False, is_agent: bool = False) -> KeyFile:
     """A new key pair, registered on the server under ``handle``."""
     key = new_identity(handle, is_admin=is_admin, is_agent=is_agent)
-    IdentityStore().register(
+    stores().identities.register(
         Identity.from_public_key(
             handle, b64url_decode(key.public_key), is_admin=is_admin, is_agent=is_agent
         )
@@ -56,7 +54,7 @@ def identity(handle: str, *, is_admin: bool = False, is_agent: bool = False) -> 
 
 def bootstrap_admin() -> KeyFile:
     key = new_identity("admin", is_admin=True)
-    IdentityStore().ensure_bootstrap_admin(key.public_key)
+    services().identities.ensure_bootstrap_admin(key.public_key)
     return key
 
 
@@ -114,7 +112,7 @@ def push(
 
 def fetched_pack(stack: Provisioned, repo_id: str, grant: Mapping[str, Any]) -> bytes:
     """The bytes behind a fetch answer's download_url (read from the bucket)."""
-    s3_key = fetch_key(repo_id, grant["mpack_key"].removeprefix("sha256:"))
+    s3_key = layout.fetch_pack(repo_id, grant["mpack_key"].removeprefix("sha256:"))
     data: bytes = (
         boto3.client("s3").get_object(Bucket=stack.names.bucket, Key=s3_key)["Body"].read()
     )
@@ -272,7 +270,7 @@ def _api_statements() -> list[dict[str, Any]]:
     return [s for policy in policies for s in policy["Statement"]]
 
 
-@pytest.mark.parametrize("prefix", DELETED_PREFIXES)
+@pytest.mark.parametrize("prefix", [p.removesuffix("R/") for p in layout.repo_prefixes("R")])
 def test_the_api_function_may_delete_every_prefix_it_deletes(prefix: str) -> None:
     wanted = f"{_BUCKET_ARN}/{prefix}*"
     allowed = [
@@ -299,7 +297,7 @@ def _with_fetch_pack(world: World) -> None:
 
 def test_keys_s3_refused_once_are_retried(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _with_fetch_pack(world)
-    client = aws.s3()
+    client = s3()
     real = client.delete_objects
     refused: list[str] = []
 
@@ -320,7 +318,7 @@ def test_keys_s3_refused_once_are_retried(world: World, monkeypatch: pytest.Monk
 def test_keys_s3_keeps_refusing_are_an_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _with_fetch_pack(world)
     repo_id = world.repo["repoId"]
-    client = aws.s3()
+    client = s3()
     real = client.delete_objects
 
     def denied_on_incoming(**kwargs: Any) -> Any:

@@ -9,9 +9,8 @@ from itertools import pairwise
 from typing import Any, cast
 
 from muse_cloud.services.fetch import MAX_SPAN_BYTES, MERGE_GAP_BYTES, StoreHistory
-from muse_cloud.storage.objects import ObjectLocation
-from muse_cloud.storage.packs import PackStore
-from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.storage.pack_index import ObjectLocation
+from muse_cloud.storage.stores import Stores
 from muse_core.limits import MIB
 
 GIB = 1024 * MIB
@@ -33,6 +32,7 @@ class _Index:
 @dataclass
 class _Stores:
     pack_index: _Index
+    packs: _Packs
 
 
 @dataclass
@@ -59,8 +59,7 @@ def _reads(*placed: tuple[str, str, int, int]) -> list[Read]:
         oid: ObjectLocation(oid, key, offset, length) for oid, key, offset, length in placed
     }
     packs = _Packs(locations)
-    stores = cast(RepoStores, cast(Any, _Stores(_Index(locations))))
-    history = StoreHistory("repo", stores, cast(PackStore, cast(Any, packs)))
+    history = StoreHistory("repo", cast(Stores, cast(Any, _Stores(_Index(locations), packs))))
     got = history.objects(list(locations))
     assert got == {oid: _content(loc) for oid, loc in locations.items()}
     return sorted(packs.reads)

@@ -14,17 +14,17 @@ import boto3
 import msgpack
 import pytest
 import requests
+from histories import History
 
 from muse_cloud.services.history import RESPONSE_BUDGET_BYTES, wire_bytes
 from muse_cloud_dev.provision import Provisioned
 from muse_core.commits import CommitRecord
+from muse_core.ids import blob_id
 from muse_core.limits import MIB
 from muse_core.mpack import encode_mpack
 from muse_core.snapshot import compute_snapshot_id
-from muse_core.ids import blob_id
 
 from .client import Answer, call
-from histories import History
 from .test_endpoints import create_repo, identity, push
 
 LAMBDA_RESPONSE_LIMIT = 6 * MIB

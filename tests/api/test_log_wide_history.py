@@ -8,12 +8,10 @@ import pytest
 from core.conftest import commit_tree
 from ingest.test_event_path import upload
 
-from muse_cloud.auth.identities import Caller
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.services.history import HistoryService
-from muse_cloud.services.ingest import IngestService
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.domain.identities import Caller
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import services, stores
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
@@ -22,7 +20,7 @@ READER = Caller(handle=None, identity_id=None)
 
 
 def test_a_wide_history_pages_through_every_commit_once(stack: Provisioned, tmp_path: Path) -> None:
-    repo = RepoStore().create("alice", "wide", "public")
+    repo = stores().repos.create("alice", "wide", "public")
     init_repo(tmp_path)
     at = "2026-03-16T12:{:02d}:{:02d}+00:00"
     root = commit_tree(tmp_path, {"r": b"r"}, message="root", committed_at=at.format(0, 0))
@@ -45,18 +43,18 @@ def test_a_wide_history_pages_through_every_commit_once(stack: Provisioned, tmp_
         )  # fmt: skip
     write_branch_ref(tmp_path, "main", merged.commit_id)
     key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
-    assert IngestService().ingest(key).state == "ok"
+    assert services().ingest.ingest(key).state == "ok"
 
-    first = HistoryService().log(READER, "alice", "wide", None, 10, None).body["next_cursor"]
-    RepoStore().create("alice", "other", "public")
+    first = services().history.log(READER, "alice", "wide", None, 10, None).body["next_cursor"]
+    stores().repos.create("alice", "other", "public")
     with pytest.raises(ServiceError) as elsewhere:
-        HistoryService().log(READER, "alice", "other", None, 10, first)
+        services().history.log(READER, "alice", "other", None, 10, first)
     assert elsewhere.value.code == "invalid_cursor"
 
     seen: list[str] = []
     cursor = None
     while True:
-        page = HistoryService().log(READER, "alice", "wide", None, 30, cursor).body
+        page = services().history.log(READER, "alice", "wide", None, 30, cursor).body
         assert len(page["commits"]) == 30 or page["next_cursor"] is None
         seen.extend(c["commit_id"] for c in page["commits"])
         cursor = page["next_cursor"]

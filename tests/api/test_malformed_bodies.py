@@ -14,20 +14,20 @@ from typing import Any
 
 import msgpack
 import pytest
+from histories import linear_history
 
 from muse_cloud.api.http import MAX_BODY_VALUES
-from muse_cloud.auth.identities import Caller
+from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import Caller
 from muse_cloud.handlers.api import lambda_handler
-from muse_cloud.services.push import PushService
-from muse_cloud.storage.pushes import PushStore
 from muse_cloud_cli.signer import KeyFile
 from muse_cloud_dev.event_source import LocalLambdaContext
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import services, stores
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import Answer, call
-from histories import linear_history
 from .test_endpoints import bootstrap_admin, create_repo, expect_error, identity
 from .test_endpoints import upload as put_pack
 
@@ -272,7 +272,7 @@ def test_a_surrogate_branch_is_refused_at_presign_and_never_leaves_a_push_proces
     key = mpack_key(data)
     presign_path = "/olivia/songs/push/mpack-presign"
     unpack_path = "/olivia/songs/push/unpack-mpack"
-    caller, service = Caller("olivia", owner.identity_id), PushService()
+    caller, service = Caller("olivia", owner.identity_id), services().push
     for branch in SURROGATES:
         fields = {"mpack_key": key, "size_bytes": len(data)}
         raw = json.dumps({**fields, "branch": branch, "head": history.head}).encode()
@@ -293,8 +293,8 @@ def test_a_surrogate_branch_is_refused_at_presign_and_never_leaves_a_push_proces
         ):
             with pytest.raises(ServiceError) as caught:
                 attempt()
-            assert (caught.value.status, caught.value.code) == (422, "invalid_branch_name")
-    record = PushStore().get(repo["repoId"], key.removeprefix("sha256:"))
+            assert (http_status(caught.value), caught.value.code) == (422, "invalid_branch_name")
+    record = stores().pushes.get(repo["repoId"], key.removeprefix("sha256:"))
     assert record is not None and record.state != "processing"
     answer = call(
         "POST", unpack_path, {"mpack_key": key, "branch": "main", "head": history.head}, owner

@@ -10,20 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from histories import History, linear_history
 
-from muse_cloud.services.ingest import IngestService, PushRequest
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushRecord
-from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.domain.pushes import PushRecord, PushRequest
+from muse_cloud.storage import keys
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.refs import RefStore, RefUpdate
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, services, stores
 from muse_core.mpack import encode_mpack
 
 from .client import call
 from .test_clone import ApiClient, clone
-from histories import History, linear_history
 from .test_endpoints import create_repo, expect_error, identity, push, upload
 
 RACE_ROUNDS = 20
@@ -80,7 +78,7 @@ def race(monkeypatch: pytest.MonkeyPatch) -> Race:
 
 
 def ingestion(key: UploadKey, branch: str, head: str) -> Callable[[], PushRecord]:
-    return lambda: IngestService().ingest(key, PushRequest(branch, head))
+    return lambda: services().ingest.ingest(key, PushRequest(branch, head))
 
 
 def test_concurrent_pushes_of_x_and_x_slash_y_have_exactly_one_winner(
@@ -92,7 +90,7 @@ def test_concurrent_pushes_of_x_and_x_slash_y_have_exactly_one_winner(
     cloned_for: dict[str, str] = {}  # winning branch -> the first repository it won
     for round_ in range(RACE_ROUNDS):
         name = f"race{round_}"
-        repo_id = repo_of[name] = RepoStore().create("olivia", name, "public").repo_id
+        repo_id = repo_of[name] = stores().repos.create("olivia", name, "public").repo_id
         names = ["x", "x/y"] if round_ % 2 == 0 else ["x/y", "x"]
         jobs = []
         for branch in names:
@@ -105,9 +103,14 @@ def test_concurrent_pushes_of_x_and_x_slash_y_have_exactly_one_winner(
         assert sorted(r.state for r in records) == ["failed", "ok"], [r.error for r in records]
         winner = next(r for r in records if r.state == "ok")
         loser = next(r for r in records if r.state == "failed")
-        assert loser.error is not None and loser.error["code"] == "branch_name_conflict"
-        assert loser.error["status"] == 409 and loser.error["item"] == loser.branch
-        assert RefStore().heads(repo_id) == {str(winner.branch): history.head}
+        assert (
+            loser.error is not None and answered(loser)["error"]["code"] == "branch_name_conflict"
+        )
+        assert (
+            answered(loser)["error"]["http_status"] == 409
+            and answered(loser)["error"]["item"] == loser.branch
+        )
+        assert stores().refs.heads(repo_id) == {str(winner.branch): history.head}
         cloned_for.setdefault(str(winner.branch), name)
     # Each outcome's repository reads and clones (cloning all of them costs moto's scans).
     for branch, name in cloned_for.items():
@@ -147,7 +150,7 @@ def test_the_conditional_write_alone_refuses_a_nested_name(
 ) -> None:
     """Without any read before it, as when the other push wrote after this one read."""
     repo_id = create_repo(identity("olivia"), "songs")["repoId"]
-    refs = RefStore()
+    refs = stores().refs
     assert refs.compare_and_swap(repo_id, [RefUpdate(first, None, history.head)], "p1")
 
     assert not refs.compare_and_swap(repo_id, [RefUpdate(second, None, history.head)], "p2")
@@ -166,7 +169,7 @@ def test_directories_count_their_branches_and_are_no_branches(
     moved = push(stack, owner, repo, encode_mpack(history.pack({"a/d": c1})), "a/d")
     assert moved.status == 200, moved.body
 
-    stored = {i["sk"]: i for i in dynamo.query_prefix(keys.repo_partition(repo["repoId"]), "REF#")}
+    stored = {i["sk"]: i for i in stores().table.query(keys.repo_partition(repo["repoId"]), "REF#")}
     assert {sk: stored[sk].get("below") for sk in stored} == {
         "REF#a": 2,
         "REF#a/b": 1,
@@ -191,7 +194,9 @@ def test_refs_written_before_directory_counts_still_refuse_nested_names(
     repo = create_repo(owner, "songs")
     assert push(stack, owner, repo, encode_mpack(history.pack({"main": history.head}))).status
     # A ref as the code before directory counts wrote it: no count on its directories.
-    dynamo.put_item({**keys.ref(repo["repoId"], old), "commit_id": history.head, "push_id": "old"})
+    stores().table.put(
+        {**keys.ref(repo["repoId"], old), "commit_id": history.head, "push_id": "old"}
+    )
 
     refused = push(stack, owner, repo, encode_mpack(history.pack({new: history.head})), new)
 
@@ -214,7 +219,7 @@ def test_a_push_whose_refs_exceed_one_transaction_is_refused_before_writing(
     body = expect_error(refused, 413, "limit_exceeded")
     assert "120" in body["message"] and body["item"] in heads
     assert call("GET", "/olivia/songs/refs").json()["branch_heads"] == {}
-    assert not RepoStores().commits.generations(repo["repoId"], history.order)
+    assert not stores().commits.generations(repo["repoId"], history.order)
 
 
 @pytest.mark.parametrize(("segments", "status"), [(100, 200), (101, 413)])

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from histories import History, linear_history
 
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud_cli.signer import KeyFile
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import stores
 from muse_core.mpack import decode_mpack, encode_mpack
 
 from .client import Answer, call
-from histories import History, linear_history
 from .test_endpoints import bootstrap_admin, create_repo, expect_error, fetched_pack, identity, push
 
 CALLERS = (
@@ -76,7 +77,7 @@ class Setting:
     push_id: str
     mpack_key: str
     spares: int = 0
-    collaborators: CollaboratorStore = field(default_factory=CollaboratorStore)
+    collaborators: CollaboratorStore = field(default_factory=lambda: stores().collaborators)
 
     def with_roles(self, repo_id: str) -> None:
         for handle, role in (("rita", "read"), ("walt", "write"), ("ada", "admin")):

@@ -8,6 +8,7 @@ read back unchanged.
 from __future__ import annotations
 
 from core.test_portable_names import ACCEPTED_BRANCHES, ACCEPTED_PATHS
+from histories import History
 from ingest.test_event_path import history_items
 
 from muse_cloud_dev.provision import Provisioned
@@ -15,7 +16,6 @@ from muse_core.errors import MAX_ITEM_CHARS, clip
 from muse_core.mpack import encode_mpack
 
 from .client import call
-from histories import History
 from .test_endpoints import create_repo, expect_error, identity, push
 
 # One case of each rule (tests/core runs the whole table through verify_mpack): a push costs a

@@ -3,11 +3,12 @@ starts a new ingestion that moves only the refs."""
 
 from __future__ import annotations
 
+from histories import linear_history
+
 from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .client import call
-from histories import linear_history
 from .test_endpoints import create_repo, expect_error, identity, push
 
 

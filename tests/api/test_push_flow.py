@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from muse_cloud.auth.identities import IdentityStore
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import services
 from muse_core.commits import read_commit
+from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
 from muse_core.snapshots import read_snapshot
-from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .client import call
@@ -25,7 +25,7 @@ from .client import call
 @pytest.fixture
 def admin(server_stack: Provisioned) -> KeyFile:
     key = new_identity("admin", is_admin=True)
-    IdentityStore().ensure_bootstrap_admin(key.public_key)
+    services().identities.ensure_bootstrap_admin(key.public_key)
     return key
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import requests
 
-from muse_cloud.auth.identities import IdentityStore
 from muse_cloud.services.ingest import MAX_ATTEMPTS
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import services
 from muse_core.commits import has_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
@@ -25,7 +25,7 @@ from .test_endpoints import expect_error
 @pytest.fixture
 def admin(server_stack: Provisioned) -> KeyFile:
     key = new_identity("admin", is_admin=True)
-    IdentityStore().ensure_bootstrap_admin(key.public_key)
+    services().identities.ensure_bootstrap_admin(key.public_key)
     created = call("POST", "/api/repos", {"owner": "admin", "name": "songs"}, key)
     assert created.status == 201, created.body
     return key

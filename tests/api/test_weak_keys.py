@@ -8,15 +8,13 @@ import time
 import pytest
 from auth.test_weak_keys import IDENTITY, WEAK_KEYS
 
-from muse_cloud import aws
-from muse_cloud.auth.identities import IdentityStore
-from muse_cloud.auth.msign import identity_id_for
-from muse_cloud.config import settings
+from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.handlers import api
+from muse_cloud.domain.identities import identity_id_for
 from muse_cloud.storage import keys
 from muse_cloud_cli.signer import b64url_encode, new_identity
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import dynamodb, forget_cached_clients, services, settings, stores
 
 from .client import call
 from .test_endpoints import bootstrap_admin, expect_error
@@ -39,7 +37,7 @@ def test_registration_refuses_every_weak_key(stack: Provisioned) -> None:
         body = {"handle": f"weak{index}", "public_key": b64url_encode(weak)}
         refused = expect_error(call("POST", "/api/identities", body, admin), 422, "weak_public_key")
         assert refused["item"] == weak.hex(), _IDS[index]
-        assert IdentityStore().get(identity_id_for(weak)) is None
+        assert stores().identities.get(identity_id_for(weak)) is None
     sound = new_identity("sound")
     body = {"handle": "sound", "public_key": sound.public_key}
     assert call("POST", "/api/identities", body, admin).status == 201
@@ -48,16 +46,16 @@ def test_registration_refuses_every_weak_key(stack: Provisioned) -> None:
 @pytest.mark.parametrize("weak", WEAK_KEYS, ids=_IDS)
 def test_the_bootstrap_admin_refuses_a_weak_key(stack: Provisioned, weak: bytes) -> None:
     with pytest.raises(ServiceError) as caught:
-        IdentityStore().ensure_bootstrap_admin(b64url_encode(weak))
-    assert (caught.value.status, caught.value.code) == (422, "weak_public_key")
-    assert IdentityStore().get(identity_id_for(weak)) is None
-    assert IdentityStore().by_handle("admin") is None
+        services().identities.ensure_bootstrap_admin(b64url_encode(weak))
+    assert (http_status(caught.value), caught.value.code) == (422, "weak_public_key")
+    assert stores().identities.get(identity_id_for(weak)) is None
+    assert stores().identities.by_handle("admin") is None
 
 
 def test_a_weak_bootstrap_key_in_the_environment_never_becomes_admin(
     stack: Provisioned, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api._bootstrap_admin.cache_clear()
+    forget_cached_clients()
     monkeypatch.setenv("MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY", b64url_encode(IDENTITY))
     try:
         answer = call(
@@ -65,15 +63,15 @@ def test_a_weak_bootstrap_key_in_the_environment_never_becomes_admin(
         )
         expect_error(answer, 401, "auth_unknown_key")
     finally:
-        api._bootstrap_admin.cache_clear()
-    assert IdentityStore().by_handle("admin") is None
+        forget_cached_clients()
+    assert stores().identities.by_handle("admin") is None
 
 
 def test_a_weak_key_stored_earlier_is_never_authenticated(stack: Provisioned) -> None:
     """As if registered before weak keys were refused: written straight into the table."""
     for index, weak in enumerate(WEAK_KEYS):
         identity_id = identity_id_for(weak)
-        aws.dynamodb().put_item(
+        dynamodb().put_item(
             TableName=settings().table_name,
             Item={
                 **{name: {"S": value} for name, value in keys.identity(identity_id).items()},

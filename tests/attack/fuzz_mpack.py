@@ -20,6 +20,7 @@ with atheris.instrument_imports(include=["muse_core"]):
     from muse_core.verify import EmptyReceiver, verify_mpack
 
 from attack.mutations import base_history, base_pack, encode
+from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
 
 
@@ -28,7 +29,7 @@ def test_one_input(data: bytes) -> None:
         parse_mpack(data)
         verify_mpack(data, EmptyReceiver())
     except MuseError as error:
-        if not 400 <= ServiceError.from_core(error).status < 500:
+        if not 400 <= http_status(ServiceError.from_core(error)) < 500:
             raise AssertionError(f"{error.code} is not a 4xx") from error
         error.as_dict()
 

@@ -11,11 +11,10 @@ import requests
 from api.client import Answer, call
 from ingest.test_event_path import history_items
 
+from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.signer import KeyFile
+from muse_cloud_dev.server import stores
 from muse_core.errors import MuseError
 from muse_core.mpack import mpack_key
 from muse_core.verify import EmptyReceiver, verify_mpack
@@ -32,7 +31,7 @@ def core_outcome(data: bytes) -> str:
         assert isinstance(error.message, str) and error.message, error
         assert error.item is None or isinstance(error.item, str), error
         json.dumps(error.as_dict())
-        status = ServiceError.from_core(error).status
+        status = http_status(ServiceError.from_core(error))
         assert 400 <= status < 500, (status, error.as_dict())
         return error.code
     return VERIFIED
@@ -50,20 +49,20 @@ def coded_4xx(answer: Answer) -> str:
 
 def assert_refs_whole(repo_id: str) -> None:
     """Every ref names a commit whose ancestors, snapshots and objects are all readable."""
-    stores = RepoStores()
-    pending = list(RefStore().heads(repo_id).values())
+    repo_stores = stores()
+    pending = list(stores().refs.heads(repo_id).values())
     seen: set[str] = set()
     while pending:
         commit_id = pending.pop()
         if commit_id in seen:
             continue
         seen.add(commit_id)
-        stored = stores.commits.get(repo_id, commit_id)
+        stored = repo_stores.commits.get(repo_id, commit_id)
         assert stored is not None, f"a ref reaches {commit_id}, which is not stored"
-        manifest = stores.snapshots.manifest(repo_id, stored.record.snapshot_id)
+        manifest = repo_stores.snapshots.manifest(repo_id, stored.record.snapshot_id)
         assert manifest is not None, f"{commit_id}'s snapshot is not stored"
         wanted = set(manifest.values())
-        missing = wanted - stores.objects.known(repo_id, wanted)
+        missing = wanted - repo_stores.pack_index.known(repo_id, wanted)
         assert not missing, f"{commit_id}'s snapshot names missing objects {sorted(missing)}"
         pending.extend(stored.record.parent_ids)
 
@@ -102,7 +101,7 @@ def push_over_http(key: KeyFile, slug: str, data: bytes, unpack: dict[str, Any])
 
 def fresh_repo(owner: str, name: str) -> tuple[str, str]:
     """A new empty public repository: (repo_id, slug)."""
-    repo = RepoStore().create(owner, name, "public")
+    repo = stores().repos.create(owner, name, "public")
     return repo.repo_id, f"{owner}/{name}"
 
 

@@ -24,13 +24,12 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from ingest.test_event_path import normalised_state, table_items, upload
 
-from muse_cloud import aws
-from muse_cloud.services.ingest import IngestBusy, IngestService
+from muse_cloud.domain.pushes import PushRecord
+from muse_cloud.services.ingest import IngestBusy
 from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushRecord
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, dynamodb, s3, services, settings, stores
 
 from .mutations import base_history, base_pack, encode
 from .outcomes import assert_refs_whole
@@ -71,7 +70,7 @@ class FaultPlan:
 
 @contextmanager
 def faults(plan: FaultPlan) -> Iterator[FaultPlan]:
-    hooked = [(aws.dynamodb(), "dynamodb"), (aws.s3(), "s3")]
+    hooked = [(dynamodb(), "dynamodb"), (s3(), "s3")]
     for client, service in hooked:
         client.meta.events.register(f"before-call.{service}", plan.before_call)
         client.meta.events.register(f"after-call.{service}", plan.after_call)
@@ -85,8 +84,8 @@ def faults(plan: FaultPlan) -> Iterator[FaultPlan]:
 
 def expire_lease(upload_key: UploadKey) -> None:
     """What the clock does to a dead run's lease, done now."""
-    aws.dynamodb().update_item(
-        TableName=dynamo.table(),
+    dynamodb().update_item(
+        TableName=settings().table_name,
         Key=dynamo.to_wire(keys.push(upload_key.repo_id, upload_key.mpack_hex)),
         UpdateExpression="SET lease_until = :past",
         ConditionExpression="attribute_exists(lease_until)",
@@ -98,20 +97,29 @@ def rerun_until_final(upload_key: UploadKey) -> PushRecord:
     """Redelivery: the same upload ingested again, after a dead run's lease expired."""
     for _ in range(MAX_RERUNS):
         try:
-            return IngestService().ingest(upload_key)
+            return services().ingest.ingest(upload_key)
         except IngestBusy:
             expire_lease(upload_key)
     raise AssertionError(f"no final outcome after {MAX_RERUNS} reruns")
+
+
+# What a push record's result held, before an API answer added the record's own fields.
+RESULT_FIELDS = (
+    "commits_written", "snapshots_written", "objects_written", "bytes", "branch", "head",
+    "previous_head",
+)  # fmt: skip
 
 
 def outcome(record: PushRecord) -> dict[str, Any]:
     """What a client is told, without the timings and request counts of the run that told it."""
     result = {
         k: v
-        for k, v in record.result.items()
-        if not k.endswith(("_ms", "_requests")) and k != "updates"
+        for k, v in answered(record).items()
+        if k in RESULT_FIELDS and not k.endswith(("_ms", "_requests")) and k != "updates"
     }
-    updates = sorted((u["branch"], u["head"], u["previous_head"]) for u in record.result["updates"])
+    updates = sorted(
+        (u["branch"], u["head"], u["previous_head"]) for u in answered(record)["updates"]
+    )
     return {"state": record.state, "error": record.error, "result": result, "updates": updates}
 
 
@@ -138,13 +146,13 @@ def final_state(stack: Provisioned, upload_key: UploadKey, record: PushRecord) -
 
 
 def fresh_upload(stack: Provisioned, name: str) -> UploadKey:
-    return upload(stack, RepoStore().create("alice", name, "public").repo_id, DATA)
+    return upload(stack, stores().repos.create("alice", name, "public").repo_id, DATA)
 
 
 def clean_run(stack: Provisioned) -> tuple[UploadKey, Final, list[str]]:
     key = fresh_upload(stack, "clean")
     with faults(FaultPlan()) as counted:
-        record = IngestService().ingest(key)
+        record = services().ingest.ingest(key)
     assert record.state == "ok", record.error
     return key, final_state(stack, key, record), counted.calls
 
@@ -159,7 +167,7 @@ def test_every_storage_call_failing_in_turn_converges(stack: Provisioned, kind: 
         key = fresh_upload(stack, f"{kind}-{fail_at}")
         # The fault, or whatever the code made of it, is swallowed: the rerun must repair either.
         with faults(FaultPlan(kind, fail_at)) as plan, suppress(Exception, Crash):
-            IngestService().ingest(key)
+            services().ingest.ingest(key)
         # The faulty run repeats the clean one up to call k, so the fault is always injected.
         assert len(plan.calls) >= fail_at, plan.calls
         failed_call = plan.calls[fail_at - 1]

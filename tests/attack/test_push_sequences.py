@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import requests
 from api.client import call
-from histories import History
 from api.test_endpoints import identity
+from histories import History
 
 from muse_cloud_dev.provision import Provisioned
 from muse_core.mpack import encode_mpack, mpack_key

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from histories import History
 from api.test_endpoints import identity
+from histories import History
 from ingest.test_event_path import (
     invoke,
     make_visible,
@@ -28,15 +28,13 @@ from ingest.test_event_path import (
     upload,
 )
 
-from muse_cloud import aws
-from muse_cloud.auth.identities import Caller, IdentityStore
+from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.services.push import PushService
+from muse_cloud.domain.identities import Caller
 from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.receiver import RepoStores
 from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, dynamodb, services, stores
 from muse_core.mpack import encode_mpack, mpack_key
 
 from .outcomes import assert_refs_whole
@@ -48,7 +46,7 @@ LOSING_CODES = {"non_fast_forward", "ref_conflict"}
 
 @pytest.fixture
 def serialised_writes(stack: Provisioned, monkeypatch: pytest.MonkeyPatch) -> None:
-    client: Any = aws.dynamodb()
+    client: Any = dynamodb()
     real = client._make_api_call
     lock = threading.Lock()
 
@@ -85,7 +83,7 @@ def meet_after_first(
 
 
 def owner_caller(handle: str) -> Caller:
-    found = IdentityStore().get(identity(handle).identity_id)
+    found = stores().identities.get(identity(handle).identity_id)
     assert found is not None
     return Caller.of(found)
 
@@ -98,7 +96,7 @@ def _owner(caller: Caller) -> str:
 def presigned_upload(
     stack: Provisioned, caller: Caller, name: str, repo_id: str, data: bytes, branch: str, head: str
 ) -> None:
-    PushService().presign(
+    services().push.presign(
         caller, _owner(caller), name, mpack_key(data), len(data), branch, head, False
     )
     upload(stack, repo_id, data)
@@ -107,11 +105,13 @@ def presigned_upload(
 def unpack(caller: Caller, name: str, data: bytes, branch: str, head: str) -> dict[str, Any]:
     """The route's answer: the result, or the refusal as ``{status, code}``."""
     try:
-        return PushService().unpack(
-            caller, _owner(caller), name, mpack_key(data), branch, head, False
+        return answered(
+            services().push.unpack(
+                caller, _owner(caller), name, mpack_key(data), branch, head, False
+            )
         )
     except ServiceError as error:
-        return {"status": error.status, "code": error.code, "item": error.item}
+        return {"status": http_status(error), "code": error.code, "item": error.item}
 
 
 def child_of(history: History, tag: str) -> History:
@@ -124,7 +124,7 @@ def test_many_pushes_to_one_branch_have_one_winner_per_head(
     stack: Provisioned, serialised_writes: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caller = owner_caller("rita")
-    repo_id = RepoStore().create("rita", "race", "public").repo_id
+    repo_id = stores().repos.create("rita", "race", "public").repo_id
     history = History("base")
     history.add({"a.mid": b"a"})
     data = encode_mpack(history.pack())
@@ -155,7 +155,7 @@ def test_many_pushes_to_one_branch_have_one_winner_per_head(
         assert answer["previous_head"] == expected, answer
         lost = [a for a in answers if "head" not in a]
         assert all(a["status"] == 409 and a["code"] in LOSING_CODES for a in lost), lost
-        assert RefStore().heads(repo_id) == {"main": history.head}
+        assert stores().refs.heads(repo_id) == {"main": history.head}
         assert_refs_whole(repo_id)
         winners.append(history.head)
 
@@ -166,7 +166,7 @@ def test_many_pushes_to_one_branch_have_one_winner_per_head(
 
 
 def _first_parents(repo_id: str, head: str) -> Iterator[Any]:
-    commits = RepoStores().commits
+    commits = stores().commits
     current: str | None = head
     while current:
         stored = commits.get(repo_id, current)
@@ -183,7 +183,7 @@ def test_nested_names_created_concurrently_have_one_winner(
     both: list[dict[str, Any]] = []
     for pair in range(pairs):
         name = f"nested{pair}"
-        repo_id = RepoStore().create("nina", name, "public").repo_id
+        repo_id = stores().repos.create("nina", name, "public").repo_id
         pushes = []
         for branch in ("x", "x/y"):
             history = History(f"{branch}-{pair}")
@@ -202,7 +202,7 @@ def test_nested_names_created_concurrently_have_one_winner(
             answers = [run.result() for run in runs]
         won = [a for a in answers if "head" in a]
         if len(won) != 1:
-            both.append({"pair": pair, "heads": RefStore().heads(repo_id), "answers": answers})
+            both.append({"pair": pair, "heads": stores().refs.heads(repo_id), "answers": answers})
     print(f"\nraces[nested names]: {len(both)} of {pairs} pairs without exactly one winner")
     assert not both, both
 
@@ -217,7 +217,7 @@ def test_sync_and_event_path_on_one_pack_converge(
     data = encode_mpack(history.pack())
     skip_test_event(stack)
 
-    reference = RepoStore().create("sam", "reference", "public").repo_id
+    reference = stores().repos.create("sam", "reference", "public").repo_id
     presigned_upload(stack, caller, "reference", reference, data, "main", history.head)
     receive(stack, 1)  # the reference's own event: ingested synchronously below instead
     assert "head" in unpack(caller, "reference", data, "main", history.head)
@@ -226,7 +226,7 @@ def test_sync_and_event_path_on_one_pack_converge(
     runs = examples(3)
     for run in range(runs):
         name = f"both{run}"
-        repo_id = RepoStore().create("sam", name, "public").repo_id
+        repo_id = stores().repos.create("sam", name, "public").repo_id
         presigned_upload(stack, caller, name, repo_id, data, "main", history.head)
         message = receive(stack, 1)
         with (
@@ -249,6 +249,6 @@ def test_sync_and_event_path_on_one_pack_converge(
 
 
 def push_record_state(repo_id: str, data: bytes) -> str:
-    record = PushStore().get(repo_id, mpack_key(data).removeprefix("sha256:"))
+    record = stores().pushes.get(repo_id, mpack_key(data).removeprefix("sha256:"))
     assert record is not None
     return record.state

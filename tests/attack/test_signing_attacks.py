@@ -14,13 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from muse_cloud import aws
-from muse_cloud.auth.identities import Identity, IdentityStore
-from muse_cloud.auth.msign import canonical_string, identity_id_for
+from muse_cloud.api.statuses import http_status
+from muse_cloud.auth.msign import canonical_string
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import Identity, identity_id_for
 from muse_cloud.storage import dynamo, keys
 from muse_cloud_cli.signer import KeyFile, b64url_decode, b64url_encode, new_identity, sign_request
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import dynamodb, services, settings, stores
 
 from .outcomes import coded_4xx
 from .profile import attack_settings
@@ -155,14 +156,14 @@ def test_no_small_order_key_becomes_the_bootstrap_admin(stack: Provisioned) -> N
     accepted = []
     for point in SMALL_ORDER_KEYS:
         try:
-            IdentityStore().ensure_bootstrap_admin(b64url_encode(bytes.fromhex(point)))
+            services().identities.ensure_bootstrap_admin(b64url_encode(bytes.fromhex(point)))
         except ServiceError as refusal:
-            assert 400 <= refusal.status < 500
+            assert 400 <= http_status(refusal) < 500
         else:
             accepted.append(point)
             # The next point gets its own try at the empty ``admin`` handle.
             for key in (keys.handle("admin"), keys.identity(identity_id_for(bytes.fromhex(point)))):
-                aws.dynamodb().delete_item(TableName=dynamo.table(), Key=dynamo.to_wire(key))
+                dynamodb().delete_item(TableName=settings().table_name, Key=dynamo.to_wire(key))
     assert not accepted, f"{len(accepted)} of 8 small-order keys became the bootstrap admin"
 
 
@@ -190,9 +191,11 @@ def test_nobody_signs_as_a_small_order_key(stack: Provisioned) -> None:
     for n, point in enumerate(SMALL_ORDER_KEYS):
         raw = bytes.fromhex(point)
         try:
-            IdentityStore().register(Identity.from_public_key(f"torsion{n}", raw, is_admin=True))
+            stores().identities.register(
+                Identity.from_public_key(f"torsion{n}", raw, is_admin=True)
+            )
         except ServiceError as refusal:
-            assert 400 <= refusal.status < 500
+            assert 400 <= http_status(refusal) < 500
             continue  # refused where it is stored: nobody can sign as it
         header = _forged_without_private_key(raw, "GET", "/api/identities/me")
         answer = call("GET", "/api/identities/me", headers={"authorization": header})

@@ -4,34 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import boto3
 import pytest
 from moto import mock_aws
 
-from muse_cloud import aws
+from muse_cloud.api.statuses import http_status
 from muse_cloud.auth.authenticate import authenticate
-from muse_cloud.auth.identities import ANONYMOUS, Caller, Identity, IdentityStore
 from muse_cloud.auth.msign import b64url_decode
-from muse_cloud.config import settings
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.storage.collaborators import CollaboratorStore
+from muse_cloud.domain.identities import ANONYMOUS, Caller, Identity
+from muse_cloud.services.identities import IdentityService
+from muse_cloud.storage.dynamo import DynamoTable
+from muse_cloud.storage.identities import IdentityStore
+from muse_cloud.storage.memory import MemoryBucket, MemoryTable
+from muse_cloud.storage.stores import Stores
+from muse_cloud.storage.tokens import TokenStore
 from muse_cloud_cli.signer import KeyFile, new_identity, sign_request
 
 NOW = 1_770_000_000
 PATH = "/alice/songs/push/unpack-mpack"
 BODY = b'{"mpack_key": "incoming/x"}'
+ADMIN = Caller("root", "sha256:" + "0" * 64, is_admin=True)
+TABLE = "identities"
+_NO_TOKENS = TokenStore(MemoryTable())
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityStore]:
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+    """The stores over one moto DynamoDB table (and a bucket in memory: none is read here)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
-    aws.reset_clients()
     with mock_aws():
-        aws.dynamodb().create_table(
-            TableName=settings().table_name,
+        client = boto3.client("dynamodb")
+        client.create_table(
+            TableName=TABLE,
             KeySchema=[
                 {"AttributeName": "pk", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -42,16 +51,19 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityStore]:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield IdentityStore()
-    aws.reset_clients()
+        yield Stores.over(DynamoTable(client, TABLE), MemoryBucket())
+
+
+@pytest.fixture
+def store(table: Stores) -> IdentityStore:
+    return table.identities
 
 
 def register(store: IdentityStore, key: KeyFile) -> Identity:
-    identity = Identity.from_public_key(
-        key.handle, b64url_decode(key.public_key), is_admin=key.is_admin, is_agent=key.is_agent
+    """Registered as an admin registers it: the handle and the key checked first."""
+    return IdentityService(store).register(
+        ADMIN, key.handle, key.public_key, is_admin=key.is_admin, is_agent=key.is_agent
     )
-    store.register(identity)
-    return identity
 
 
 def refused(call: Callable[..., object], *args: object, **kwargs: object) -> ServiceError:
@@ -71,9 +83,9 @@ def test_register_get_and_by_handle(store: IdentityStore) -> None:
 def test_register_conflicts(store: IdentityStore) -> None:
     alice = register(store, new_identity("alice"))
     again = refused(store.register, alice)
-    assert (again.status, again.code) == (409, "identity_exists")
+    assert (http_status(again), again.code) == (409, "identity_exists")
     taken = refused(register, store, new_identity("alice"))
-    assert (taken.status, taken.code) == (409, "handle_taken")
+    assert (http_status(taken), taken.code) == (409, "handle_taken")
     renamed = refused(store.register, Identity.from_public_key("alice2", alice.public_key))
     assert renamed.code == "identity_exists"
     assert store.by_handle("alice2") is None
@@ -84,7 +96,7 @@ def test_register_conflicts(store: IdentityStore) -> None:
 )
 def test_invalid_handles(store: IdentityStore, handle: str) -> None:
     error = refused(register, store, new_identity(handle))
-    assert (error.status, error.code) == (400, "invalid_handle")
+    assert (http_status(error), error.code) == (400, "invalid_handle")
 
 
 @pytest.mark.parametrize("handle", ["a", "7", "a-b", "a" * 40, "x9-y-0"])
@@ -103,11 +115,11 @@ def test_remember_nonce(store: IdentityStore) -> None:
     store.remember_nonce("sha256:abc", "n" * 22, now=NOW)
     store.remember_nonce("sha256:def", "n" * 22, now=NOW)
     error = refused(store.remember_nonce, "sha256:abc", "n" * 22, now=NOW + 599)
-    assert (error.status, error.code) == (401, "auth_replayed_nonce")
+    assert (http_status(error), error.code) == (401, "auth_replayed_nonce")
     # Past its TTL the item may linger until DynamoDB sweeps it; it must not block the nonce.
     store.remember_nonce("sha256:abc", "n" * 22, now=NOW + 601)
-    item = aws.dynamodb().get_item(
-        TableName=settings().table_name,
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE,
         Key={"pk": {"S": "NONCE#sha256:abc#" + "n" * 22}, "sk": {"S": "NONCE"}},
     )["Item"]
     assert item["ttl"] == {"N": str(NOW + 601 + 600)}
@@ -115,27 +127,30 @@ def test_remember_nonce(store: IdentityStore) -> None:
 
 def test_bootstrap_admin_is_idempotent(store: IdentityStore) -> None:
     key = new_identity("admin", is_admin=True)
-    first = store.ensure_bootstrap_admin(key.public_key)
+    first = IdentityService(store).ensure_bootstrap_admin(key.public_key)
     padded = key.public_key + "=" * (-len(key.public_key) % 4)
-    assert store.ensure_bootstrap_admin(padded) == first
-    assert store.ensure_bootstrap_admin(key.public_key) == first
+    assert IdentityService(store).ensure_bootstrap_admin(padded) == first
+    assert IdentityService(store).ensure_bootstrap_admin(key.public_key) == first
     assert first.identity_id == key.identity_id
     assert (first.handle, first.is_admin) == ("admin", True)
     assert store.by_handle("admin") == first
 
 
 def test_bootstrap_admin_with_another_key_conflicts(store: IdentityStore) -> None:
-    store.ensure_bootstrap_admin(new_identity("admin").public_key)
-    error = refused(store.ensure_bootstrap_admin, new_identity("admin").public_key)
+    IdentityService(store).ensure_bootstrap_admin(new_identity("admin").public_key)
+    error = refused(IdentityService(store).ensure_bootstrap_admin, new_identity("admin").public_key)
     assert error.code == "handle_taken"
-    assert refused(store.ensure_bootstrap_admin, "not base64!").code == "invalid_public_key"
+    assert (
+        refused(IdentityService(store).ensure_bootstrap_admin, "not base64!").code
+        == "invalid_public_key"
+    )
 
 
 def test_authenticate_round_trip(store: IdentityStore) -> None:
     key = new_identity("alice", is_agent=True)
     identity = register(store, key)
     header = sign_request(key, "POST", PATH, BODY, now=NOW)
-    caller = authenticate({"authorization": header}, "POST", PATH, BODY, store, now=NOW)
+    caller = authenticate({"authorization": header}, "POST", PATH, BODY, store, _NO_TOKENS, now=NOW)
     assert caller == Caller("alice", identity.identity_id, is_agent=True, is_admin=False)
 
 
@@ -144,11 +159,14 @@ def test_authenticate_header_name_is_case_insensitive(store: IdentityStore) -> N
     register(store, key)
     for name in ("Authorization", "AUTHORIZATION"):
         header = sign_request(key, "GET", "/x", b"", now=NOW)
-        assert authenticate({name: header}, "GET", "/x", b"", store, now=NOW).handle == "alice"
+        assert (
+            authenticate({name: header}, "GET", "/x", b"", store, _NO_TOKENS, now=NOW).handle
+            == "alice"
+        )
 
 
 def test_unsigned_request_is_anonymous(store: IdentityStore) -> None:
-    caller = authenticate({"content-type": "application/json"}, "GET", "/x", b"", store)
+    caller = authenticate({"content-type": "application/json"}, "GET", "/x", b"", store, _NO_TOKENS)
     assert caller is ANONYMOUS
 
 
@@ -156,18 +174,18 @@ def test_replayed_request(store: IdentityStore) -> None:
     key = new_identity("alice")
     register(store, key)
     headers = {"Authorization": sign_request(key, "POST", PATH, BODY, now=NOW)}
-    authenticate(headers, "POST", PATH, BODY, store, now=NOW)
-    error = refused(authenticate, headers, "POST", PATH, BODY, store, now=NOW + 10)
-    assert (error.status, error.code) == (401, "auth_replayed_nonce")
+    authenticate(headers, "POST", PATH, BODY, store, _NO_TOKENS, now=NOW)
+    error = refused(authenticate, headers, "POST", PATH, BODY, store, _NO_TOKENS, now=NOW + 10)
+    assert (http_status(error), error.code) == (401, "auth_replayed_nonce")
 
 
 def test_bad_signature_does_not_burn_the_nonce(store: IdentityStore) -> None:
     key = new_identity("alice")
     register(store, key)
     headers = {"Authorization": sign_request(key, "POST", PATH, BODY, now=NOW)}
-    error = refused(authenticate, headers, "POST", PATH, b"tampered", store, now=NOW)
+    error = refused(authenticate, headers, "POST", PATH, b"tampered", store, _NO_TOKENS, now=NOW)
     assert error.code == "auth_bad_signature"
-    assert authenticate(headers, "POST", PATH, BODY, store, now=NOW).handle == "alice"
+    assert authenticate(headers, "POST", PATH, BODY, store, _NO_TOKENS, now=NOW).handle == "alice"
 
 
 @pytest.mark.parametrize(
@@ -189,12 +207,14 @@ def test_authenticate_refusals(
     key = new_identity("alice")
     register(store, key)
     header = make_header(key)
-    error = refused(authenticate, {"authorization": header}, "GET", "/x", b"", store, now=NOW)
-    assert (error.status, error.code) == (401, code)
+    error = refused(
+        authenticate, {"authorization": header}, "GET", "/x", b"", store, _NO_TOKENS, now=NOW
+    )
+    assert (http_status(error), error.code) == (401, code)
 
 
-def test_collaborators(store: IdentityStore) -> None:
-    collaborators = CollaboratorStore()
+def test_collaborators(table: Stores) -> None:
+    collaborators = table.collaborators
     assert collaborators.list("repo-1") == {}
     collaborators.set_role("repo-1", "bob", "read")
     collaborators.set_role("repo-1", "carol", "write")

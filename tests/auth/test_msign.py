@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from muse_cloud.api.statuses import http_status
 from muse_cloud.auth import msign
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import identity_id_for
 from muse_cloud_cli import signer
 from muse_cloud_cli.signer import KeyFile, new_identity, sign_request
 
@@ -35,7 +37,7 @@ def verify(key: KeyFile, header: str, method: str, path: str, body: bytes, now: 
 def refusal(call: Callable[..., object], *args: object) -> ServiceError:
     with pytest.raises(ServiceError) as caught:
         call(*args)
-    assert caught.value.status == 401
+    assert http_status(caught.value) == 401
     return caught.value
 
 
@@ -152,7 +154,7 @@ def test_bad_public_key_is_a_bad_signature(key: KeyFile) -> None:
 def test_identity_id_is_hash_of_public_key(key: KeyFile) -> None:
     public = signer.b64url_decode(key.public_key)
     assert len(public) == 32
-    assert key.identity_id == msign.identity_id_for(public) == signer.identity_id_for(public)
+    assert key.identity_id == identity_id_for(public) == signer.identity_id_for(public)
 
 
 def test_key_file_round_trip_and_mode(key: KeyFile, tmp_path: Path) -> None:

@@ -6,21 +6,21 @@ from collections.abc import Callable
 
 import pytest
 
-from muse_cloud.auth.identities import ANONYMOUS, Caller
+from muse_cloud.api.statuses import http_status
 from muse_cloud.auth.permissions import (
     RepoAccess,
-    Role,
-    Visibility,
     can_admin,
     can_read,
     can_write,
-    parse_role,
     require_admin,
     require_create,
     require_read,
     require_write,
 )
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.identities import ANONYMOUS, Caller
+from muse_cloud.domain.repos import Visibility
+from muse_cloud.domain.roles import Role, parse_role
 
 
 def signed(handle: str, *, is_admin: bool = False, is_agent: bool = False) -> Caller:
@@ -57,7 +57,7 @@ def status(check: Callable[..., object], *args: object) -> int | None:
     try:
         check(*args)
     except ServiceError as error:
-        return error.status
+        return http_status(error)
     return None
 
 
@@ -85,13 +85,13 @@ def test_private_repo_answers_like_a_missing_one() -> None:
         for check in (require_read, require_write, require_admin):
             with pytest.raises(ServiceError) as caught:
                 check(caller, access, "alice/secret")
-            assert (caught.value.status, caught.value.code) == (404, "not_found")
+            assert (http_status(caught.value), caught.value.code) == (404, "not_found")
 
 
 def test_visible_but_not_writable_is_forbidden() -> None:
     with pytest.raises(ServiceError) as caught:
         require_write(ANONYMOUS, RepoAccess(OWNER, "public"), "alice/songs")
-    assert (caught.value.status, caught.value.code) == (403, "forbidden")
+    assert (http_status(caught.value), caught.value.code) == (403, "forbidden")
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_require_create(caller: Caller, expected: tuple[int, str] | None) -> Non
     try:
         require_create(caller, OWNER)
     except ServiceError as error:
-        assert (error.status, error.code) == expected
+        assert (http_status(error), error.code) == expected
     else:
         assert expected is None
 
@@ -123,4 +123,4 @@ def test_parse_role() -> None:
     assert [parse_role(text) for text in ("read", "write", "admin")] == ["read", "write", "admin"]
     with pytest.raises(ServiceError) as caught:
         parse_role("owner")
-    assert (caught.value.status, caught.value.code) == (400, "invalid_role")
+    assert (http_status(caught.value), caught.value.code) == (400, "invalid_role")

@@ -11,13 +11,11 @@ from typing import Any
 
 import pytest
 
-from muse_cloud import aws
-from muse_cloud.config import settings
-from muse_cloud.services.ingest import IngestService, PushRequest
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.domain.pushes import PushRequest
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.main import main
 from muse_cloud_dev.local_stack import LocalStack
+from muse_cloud_dev.server import s3, services, settings, stores
 from muse_core import paths
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import write_branch_ref
@@ -36,14 +34,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def event_path_off() -> Iterator[None]:
     """The bucket's upload notifications off for a while: the stack's unpack workers, which
     apply today's rule, never hear of what is uploaded meanwhile."""
-    s3, bucket = aws.s3(), settings().bucket_name
-    answer = s3.get_bucket_notification_configuration(Bucket=bucket)
+    client, bucket = s3(), settings().bucket_name
+    answer = client.get_bucket_notification_configuration(Bucket=bucket)
     saved: dict[str, Any] = {k: v for k, v in answer.items() if k != "ResponseMetadata"}
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
     try:
         yield
     finally:
-        s3.put_bucket_notification_configuration(
+        client.put_bucket_notification_configuration(
             Bucket=bucket,
             NotificationConfiguration=saved,  # type: ignore[arg-type]
         )
@@ -65,7 +63,7 @@ def push_before_the_rule(
     name = f"r{uuid.uuid4().hex[:12]}"
     admin = ["--identity", str(stack.admin_key_path)]
     assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
-    repo = RepoStore().by_slug("admin", name)
+    repo = stores().repos.by_slug("admin", name)
     assert repo is not None
     with monkeypatch.context() as before:
         before.setattr(paths, "_refuse_unwritable_segments", lambda *_: None)
@@ -75,8 +73,8 @@ def push_before_the_rule(
         data = encode_mpack(build_mpack(source, [branch]))
         upload = UploadKey(repo.repo_id, mpack_key(data).removeprefix("sha256:"))
         with event_path_off():
-            aws.s3().put_object(Bucket=settings().bucket_name, Key=upload.s3_key, Body=data)
-        record = IngestService().ingest(upload, PushRequest(branch, head))
+            s3().put_object(Bucket=settings().bucket_name, Key=upload.s3_key, Body=data)
+        record = services().ingest.ingest(upload, PushRequest(branch, head))
     assert record.state == "ok", record
     return f"{stack.api_url}/admin/{name}"
 

@@ -19,13 +19,13 @@ from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack, http_api_event, http_api_response
 from muse_core.commits import CommitRecord, read_commit, write_commit
+from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.object_store import write_object
 from muse_core.refs import list_branches, write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
-from muse_core.ids import blob_id
 
 
 def commit(

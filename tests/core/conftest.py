@@ -13,6 +13,7 @@ import pytest
 from muse_core.commits import CommitRecord, write_commit
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
+from muse_core.ids import blob_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.mpack import build_mpack
 from muse_core.object_store import write_object
@@ -20,7 +21,6 @@ from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
-from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, ReceiverView, VerifiedMpack, verify_mpack
 
 

@@ -20,13 +20,13 @@ import pytest
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
+from muse_core.ids import blob_id, require_id, require_mpack_key
 from muse_core.limits import Limits
 from muse_core.mpack import build_mpack, mpack_key
 from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_commit_id
-from muse_core.ids import blob_id, require_id, require_mpack_key
 from muse_core.verify import MAX_JSON_DEPTH, EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree, encode, refuse

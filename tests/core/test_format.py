@@ -18,6 +18,7 @@ from muse_core.commits import (
     write_commit,
 )
 from muse_core.errors import MuseError
+from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.object_store import has_object, object_path, read_object, write_object
 from muse_core.refs import (
@@ -36,7 +37,6 @@ from muse_core.snapshots import (
     snapshot_path,
     write_snapshot,
 )
-from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree

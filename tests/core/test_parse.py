@@ -11,9 +11,9 @@ import msgpack
 import pytest
 
 from muse_core.errors import MuseError
+from muse_core.ids import blob_id
 from muse_core.limits import Limits
 from muse_core.mpack import decode_mpack, encode_mpack, mpack_key, parse_mpack
-from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .conftest import encode

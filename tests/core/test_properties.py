@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from muse_core.commits import CommitRecord, read_commit
 from muse_core.delta import apply_delta, diff_manifests
 from muse_core.errors import MuseError
+from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import SortedManifest, compute_snapshot_id, manifest_payload
 from muse_core.snapshots import read_snapshot
-from muse_core.ids import blob_id
 from muse_core.verify import EmptyReceiver, verify_mpack
 
 from .conftest import MemoryReceiver, commit_tree, make_small_repo

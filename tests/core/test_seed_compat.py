@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from muse_core.commits import COMMIT_FIELDS, CommitRecord, read_commit, write_commit
+from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack
 from muse_core.object_store import write_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_commit_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
-from muse_core.ids import blob_id
 
 from .test_vectors import ROOT, SNAP_A, T_ROOT
 

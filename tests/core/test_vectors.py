@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from muse_core.commits import CommitRecord
+from muse_core.ids import blob_id, is_id
 from muse_core.mpack import mpack_key
 from muse_core.snapshot import compute_commit_id, compute_snapshot_id, manifest_payload
-from muse_core.ids import blob_id, is_id
 
 HI = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
 EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

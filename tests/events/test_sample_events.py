@@ -11,12 +11,11 @@ import boto3
 import pytest
 
 from muse_cloud.handlers import api, unpack
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.event_source import LocalLambdaContext
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import stores
 from muse_core.mpack import LocalHistory, build_pack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
 
@@ -59,7 +58,7 @@ def ingested(stack: Provisioned, tmp_path: Path) -> str:
     generate_history(tmp_path, SAMPLE_WORKLOAD)
     data = encode_mpack(build_pack(LocalHistory(tmp_path), list_branches(tmp_path)))
     assert mpack_key(data) == f"sha256:{SAMPLE_MPACK_HEX}", "regenerate events/ for this pack"
-    repo = RepoStore().create("admin", "songs", "public")
+    repo = stores().repos.create("admin", "songs", "public")
     key = UploadKey(repo.repo_id, SAMPLE_MPACK_HEX)
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key.s3_key, Body=data)
 
@@ -68,7 +67,7 @@ def ingested(stack: Provisioned, tmp_path: Path) -> str:
     answer = unpack.lambda_handler(load(EVENTS / "unpack" / "s3-put.json", repo.repo_id), context)
 
     assert answer == {"batchItemFailures": []}
-    record = PushStore().get(repo.repo_id, SAMPLE_MPACK_HEX)
+    record = stores().pushes.get(repo.repo_id, SAMPLE_MPACK_HEX)
     assert record is not None and record.state == "ok"
     return repo.repo_id
 

@@ -14,17 +14,14 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from muse_cloud import aws
 from muse_cloud.handlers.unpack import lambda_handler
-from muse_cloud.storage import dynamo
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.storage.backend import Item
+from muse_cloud.storage.dynamo import from_wire
+from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.event_source import LocalLambdaContext, SqsEventSource, sqs_event
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, dynamodb, settings, stores
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import list_branches
@@ -120,16 +117,16 @@ def queue_depth(queue_url: str) -> int:
     )
 
 
-Items = dict[tuple[str, str], dynamo.Item]
+Items = dict[tuple[str, str], Item]
 
 
 def table_items() -> Items:
     """Every item of the main table (one scan: moto answers scans slowly, so scan once)."""
     found: Items = {}
-    paginator = aws.dynamodb().get_paginator("scan")
-    for page in paginator.paginate(TableName=dynamo.table(), ConsistentRead=True):
+    paginator = dynamodb().get_paginator("scan")
+    for page in paginator.paginate(TableName=settings().table_name, ConsistentRead=True):
         for raw in page.get("Items", []):
-            item = dynamo.from_wire(raw)
+            item = from_wire(raw)
             found[(item["pk"], item["sk"])] = item
     return found
 
@@ -166,7 +163,7 @@ def normalised_state(repo_id: str, items: Items | None = None) -> Items:
 
 def test_put_event_ingests_history(stack: Provisioned, tmp_path: Path) -> None:
     generate_history(tmp_path, Workload(commits=12, files=20, changed_per_commit=3))
-    repo = RepoStore().create("alice", "songs", "public")
+    repo = stores().repos.create("alice", "songs", "public")
     data = encode_mpack(build_mpack(tmp_path, ["main"]))
     key = upload(stack, repo.repo_id, data)
 
@@ -174,18 +171,18 @@ def test_put_event_ingests_history(stack: Provisioned, tmp_path: Path) -> None:
 
     # The first message is the s3:TestEvent S3 sends when the notification is configured.
     assert (messages, failures) == (2, 0)
-    assert RefStore().heads(repo.repo_id) == list_branches(tmp_path)
-    record = PushStore().get(repo.repo_id, key.mpack_hex)
+    assert stores().refs.heads(repo.repo_id) == list_branches(tmp_path)
+    record = stores().pushes.get(repo.repo_id, key.mpack_hex)
     assert record is not None and record.state == "ok"
-    assert record.result["commits_written"] == 12
-    stores = RepoStores()
+    assert answered(record)["commits_written"] == 12
+    repo_stores = stores()
     head = list_branches(tmp_path)["main"]
-    stored = stores.commits.get(repo.repo_id, head)
+    stored = repo_stores.commits.get(repo.repo_id, head)
     assert stored is not None
     assert stored.record.to_dict() == read_commit(tmp_path, head).to_dict()
     snapshot_id = stored.record.snapshot_id
     assert (
-        stores.snapshots.manifest(repo.repo_id, snapshot_id)
+        repo_stores.snapshots.manifest(repo.repo_id, snapshot_id)
         == read_snapshot(tmp_path, snapshot_id).manifest
     )
 
@@ -193,7 +190,7 @@ def test_put_event_ingests_history(stack: Provisioned, tmp_path: Path) -> None:
 @pytest.mark.parametrize("times", [2])
 def test_redelivered_event_ingests_once(stack: Provisioned, tmp_path: Path, times: int) -> None:
     generate_history(tmp_path, Workload(commits=4, files=5, changed_per_commit=1))
-    repo = RepoStore().create("alice", "songs", "public")
+    repo = stores().repos.create("alice", "songs", "public")
     data = encode_mpack(build_mpack(tmp_path, ["main"]))
     upload(stack, repo.repo_id, data)
     sqs: Any = boto3.client("sqs")
@@ -204,4 +201,4 @@ def test_redelivered_event_ingests_once(stack: Provisioned, tmp_path: Path, time
             sqs_event(message, source.queue_arn, REGION), LocalLambdaContext("unpack")
         )
         assert response["batchItemFailures"] == []
-    assert RefStore().heads(repo.repo_id) == list_branches(tmp_path)
+    assert stores().refs.heads(repo.repo_id) == list_branches(tmp_path)

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import boto3
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.services.push import PushService
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
+from muse_cloud.domain.identities import Caller
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, services, stores
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import list_branches
 
@@ -28,7 +25,7 @@ def test_a_forced_retry_of_a_refused_pack_is_ingested_by_the_event_path(
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     generate_history(ours, Workload(commits=2, files=3, changed_per_commit=1))
     generate_history(theirs, Workload(commits=3, files=2, changed_per_commit=1))
-    repo = RepoStore().create("alice", "songs", "public")
+    repo = stores().repos.create("alice", "songs", "public")
     skip_test_event(stack)
     upload(stack, repo.repo_id, encode_mpack(build_mpack(ours)))
     assert event_source(stack).drain() == (1, 0)
@@ -36,28 +33,28 @@ def test_a_forced_retry_of_a_refused_pack_is_ingested_by_the_event_path(
     data = encode_mpack(build_mpack(theirs))
     key = upload(stack, repo.repo_id, data)
     assert event_source(stack).drain() == (1, 0)
-    refused = PushStore().get(repo.repo_id, key.mpack_hex)
+    refused = stores().pushes.get(repo.repo_id, key.mpack_hex)
     assert refused is not None and refused.error is not None
-    assert refused.error["code"] == "non_fast_forward"
+    assert answered(refused)["error"]["code"] == "non_fast_forward"
 
     head = list_branches(theirs)["main"]
-    PushService().presign(OWNER, "alice", "songs", key.mpack_key, len(data), "main", head, True)
+    services().push.presign(OWNER, "alice", "songs", key.mpack_key, len(data), "main", head, True)
     upload(stack, repo.repo_id, data)  # the same bytes again, so the same ETag
     assert event_source(stack).drain() == (1, 0)
 
-    record = PushStore().get(repo.repo_id, key.mpack_hex)
+    record = stores().pushes.get(repo.repo_id, key.mpack_hex)
     assert record is not None and record.state == "ok", record
-    assert RefStore().heads(repo.repo_id) == {"main": head}
+    assert stores().refs.heads(repo.repo_id) == {"main": head}
 
 
 def test_a_pack_held_by_another_run_is_retried_after_its_lease_not_the_queue_timeout(
     stack: Provisioned, tmp_path: Path
 ) -> None:
     generate_history(tmp_path, Workload(commits=2, files=3, changed_per_commit=1))
-    repo = RepoStore().create("alice", "songs", "public")
+    repo = stores().repos.create("alice", "songs", "public")
     skip_test_event(stack)
     key = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path)))
-    held = PushStore().claim(repo.repo_id, key.mpack_hex, key.mpack_key, lease_seconds=3)
+    held = stores().pushes.claim(repo.repo_id, key.mpack_hex, key.mpack_key, lease_seconds=3)
     assert held is not None
 
     message = receive(stack, 1)

@@ -7,25 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from muse_cloud.auth.identities import Caller
-from muse_cloud.services.fetch import FetchService
-from muse_cloud.services.ingest import IngestService
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.objects import ObjectIndex, ObjectLocation
+from muse_cloud.domain.identities import Caller
+from muse_cloud.storage import keys
 from muse_cloud.storage.pack_index import (
     FOLD_AFTER_PACKS,
     INLINE_INDEX_BYTES,
     MultiPackIndex,
+    ObjectLocation,
     PackIndex,
     decode_index,
     encode_index,
     fold,
 )
-from muse_cloud.storage.packs import PackStore
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import services, stores
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.refs import list_branches
 
@@ -73,7 +69,7 @@ def push_history(
         generate_history(root, Workload(commits=2, files=files, changed_per_commit=2), start=2 * n)
         data = encode_mpack(build_mpack(root, have=have))
         sent.update({o["object_id"]: o["content"] for o in decode_mpack(data)["objects"]})
-        assert IngestService().ingest(upload(stack, repo_id, data)).state == "ok"
+        assert services().ingest.ingest(upload(stack, repo_id, data)).state == "ok"
         have = [list_branches(root)["main"]]
     return sent
 
@@ -81,60 +77,68 @@ def push_history(
 def test_a_clone_reads_pack_indexes_and_gets_the_same_bytes(
     stack: Provisioned, tmp_path: Path
 ) -> None:
-    repo = RepoStore().create("alice", "big", "public")
+    repo = stores().repos.create("alice", "big", "public")
     files = 450  # a first pack whose index is too large to ride in its PACK item
     generate_history(tmp_path, Workload(commits=3, files=files, changed_per_commit=2))
     first_head = list_branches(tmp_path)["main"]
     data = encode_mpack(build_mpack(tmp_path))
     assert len(encode_index([])) == 0 and 48 * files > INLINE_INDEX_BYTES
-    assert IngestService().ingest(upload(stack, repo.repo_id, data)).state == "ok"
+    assert services().ingest.ingest(upload(stack, repo.repo_id, data)).state == "ok"
     generate_history(tmp_path, Workload(commits=2, files=files, changed_per_commit=2), start=3)
     second = encode_mpack(build_mpack(tmp_path, have=[first_head]))
-    assert IngestService().ingest(upload(stack, repo.repo_id, second)).state == "ok"
+    assert services().ingest.ingest(upload(stack, repo.repo_id, second)).state == "ok"
 
     items = table_items()
     assert not [pk for pk, _ in items if pk.startswith("OBJ#")], "no item per object"
     packs = [i for (pk, sk), i in items.items() if pk == f"REPO#{repo.repo_id}" and "PACK#" in sk]
     assert sorted("index_key" in p for p in packs) == [False, True]  # the small one inline
 
-    answer = FetchService().fetch(OWNER, "alice", "big", [], [])
-    assert answer["objects"] == files + 4 * 2
-    pack = decode_mpack(PackStore().get(f"fetch/{repo.repo_id}/{answer['mpack_key'][7:]}.mpack"))
+    answer = services().fetch.fetch(OWNER, "alice", "big", [], [])
+    assert answer.objects == files + 4 * 2
+    fetched = stores().bucket.get(f"fetch/{repo.repo_id}/{answer.mpack_key[7:]}.mpack")
+    assert fetched is not None
+    pack = decode_mpack(fetched)
     source = {o["object_id"]: o["content"] for o in decode_mpack(data)["objects"]}
     source.update({o["object_id"]: o["content"] for o in decode_mpack(second)["objects"]})
     assert {o["object_id"]: o["content"] for o in pack["objects"]} == source
 
     few = list(source)[:3]
-    assert {loc.object_id for loc in PackIndex().locate_all(repo.repo_id, few).values()} == set(few)
-    index = ObjectIndex()
+    assert {
+        loc.object_id for loc in stores().pack_index.locate_all(repo.repo_id, few).values()
+    } == set(few)
+    index = stores().pack_index
     located = index.locate(repo.repo_id, few[0])
     assert located is not None
-    assert PackStore().read_range(located.s3_key, located.offset, located.length) == source[few[0]]
+    assert (
+        stores().packs.read_range(located.s3_key, located.offset, located.length) == source[few[0]]
+    )
     assert index.known(repo.repo_id, [*few, "0" * 64]) == set(few)
-    other = RepoStore().create("mallory", "copycat", "public").repo_id
+    other = stores().repos.create("mallory", "copycat", "public").repo_id
     assert index.known(other, few) == set(), "another repository's packs grant nothing"
 
 
 def test_packs_fold_into_a_multi_pack_index_and_every_object_stays_found(
     stack: Provisioned, tmp_path: Path
 ) -> None:
-    repo_id = RepoStore().create("alice", "many", "public").repo_id
+    repo_id = stores().repos.create("alice", "many", "public").repo_id
     pushes = FOLD_AFTER_PACKS + 2
     sent = push_history(stack, tmp_path, repo_id, pushes, files=20)
     sent_ids = set(sent)
 
-    pointer = dynamo.get_item(keys.pack(repo_id, "MIDX"))
+    pointer = stores().table.get(keys.pack(repo_id, "MIDX"))
     assert pointer is not None
-    midx = MultiPackIndex.decode(PackStore().get(pointer["midx_key"]))
+    midx_bytes = stores().bucket.get(pointer["midx_key"])
+    assert midx_bytes is not None
+    midx = MultiPackIndex.decode(midx_bytes)
     assert len(midx.packs) == FOLD_AFTER_PACKS, "folded once the fourth pack was indexed"
-    listing = PackIndex().listing(repo_id)
+    listing = stores().pack_index.listing(repo_id)
     assert listing.midx_key == pointer["midx_key"]
     assert len(listing.uncovered) == pushes - FOLD_AFTER_PACKS
-    assert ObjectIndex().known(repo_id, sent_ids) == sent_ids
-    located = ObjectIndex().locate_many(repo_id, sent_ids)
+    assert stores().pack_index.known(repo_id, sent_ids) == sent_ids
+    located = stores().pack_index.locate_all(repo_id, sent_ids)
     for object_id, content in sent.items():
         loc = located[object_id]
-        assert PackStore().read_range(loc.s3_key, loc.offset, loc.length) == content
+        assert stores().packs.read_range(loc.s3_key, loc.offset, loc.length) == content
 
 
 def test_a_pack_reindexed_after_a_fold_is_read_from_its_own_item(
@@ -142,12 +146,12 @@ def test_a_pack_reindexed_after_a_fold_is_read_from_its_own_item(
 ) -> None:
     """A crash mid-index leaves a partial index that a fold may cover; the rerun's full index
     differs, so readers read it from the PACK item instead of trusting the MIDX."""
-    repo_id = RepoStore().create("alice", "rerun", "public").repo_id
+    repo_id = stores().repos.create("alice", "rerun", "public").repo_id
     push_history(stack, tmp_path, repo_id, FOLD_AFTER_PACKS - 1, files=10)
     generate_history(
         tmp_path, Workload(commits=2, files=10, changed_per_commit=3), start=2 * FOLD_AFTER_PACKS
     )
-    data = encode_mpack(build_mpack(tmp_path, have=[RefStore().heads(repo_id)["main"]]))
+    data = encode_mpack(build_mpack(tmp_path, have=[stores().refs.heads(repo_id)["main"]]))
     key = upload(stack, repo_id, data)
     objects = {o["object_id"] for o in decode_mpack(data)["objects"]}
 
@@ -159,12 +163,12 @@ def test_a_pack_reindexed_after_a_fold_is_read_from_its_own_item(
 
     monkeypatch.setattr(PackIndex, "index", half)
     with pytest.raises(RuntimeError):
-        IngestService().ingest(key)
-    midx = PackIndex().listing(repo_id).midx_key
+        services().ingest.ingest(key)
+    midx = stores().pack_index.listing(repo_id).midx_key
     assert midx is not None, "the partial index was folded"
-    assert ObjectIndex().known(repo_id, objects) != objects
+    assert stores().pack_index.known(repo_id, objects) != objects
 
     monkeypatch.setattr(PackIndex, "index", real)
-    assert IngestService().ingest(key).state == "ok"
-    assert ObjectIndex().known(repo_id, objects) == objects
-    assert key.mpack_hex in PackIndex().listing(repo_id).uncovered
+    assert services().ingest.ingest(key).state == "ok"
+    assert stores().pack_index.known(repo_id, objects) == objects
+    assert key.mpack_hex in stores().pack_index.listing(repo_id).uncovered

@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from muse_cloud.services.ingest import IngestService
-from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.objects import ObjectIndex
-from muse_cloud.storage.packs import UploadKey
-from muse_cloud.storage.pushes import PushRecord, PushStore
-from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.domain.pushes import PushRecord
+from muse_cloud.storage import keys
+from muse_cloud.storage.layout import UploadKey
+from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, services, stores
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 
 from .test_event_path import (
@@ -68,11 +66,11 @@ def rivals(tmp_path_factory: pytest.TempPathFactory) -> Rivals:
 
 
 def push_base(stack: Provisioned, rivals: Rivals) -> str:
-    repo_id = RepoStore().create("alice", "songs", "public").repo_id
+    repo_id = stores().repos.create("alice", "songs", "public").repo_id
     skip_test_event(stack)
     upload(stack, repo_id, rivals.base_data)
     assert event_source(stack).drain() == (1, 0)
-    assert RefStore().heads(repo_id) == {"main": rivals.base_head}
+    assert stores().refs.heads(repo_id) == {"main": rivals.base_head}
     return repo_id
 
 
@@ -108,23 +106,28 @@ def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
     monkeypatch.setattr(RefStore, "compare_and_swap", serialised_swap)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        records = list(pool.map(lambda key: IngestService().ingest(key), uploads))
+        records = list(pool.map(lambda key: services().ingest.ingest(key), uploads))
 
     states = sorted(r.state for r in records)
     assert states == ["failed", "ok"], [(r.state, r.error) for r in records]
     winner = next(r for r in records if r.state == "ok")
     loser = next(r for r in records if r.state == "failed")
-    assert loser.error is not None and loser.error["code"] == "ref_conflict", loser.error
-    assert loser.error["status"] == 409 and loser.error["item"] == "main"
-    assert winner.result["previous_head"] == rivals.base_head
+    assert loser.error is not None and answered(loser)["error"]["code"] == "ref_conflict", (
+        loser.error
+    )
+    assert (
+        answered(loser)["error"]["http_status"] == 409
+        and answered(loser)["error"]["item"] == "main"
+    )
+    assert answered(winner)["previous_head"] == rivals.base_head
     monkeypatch.setattr(RefStore, "heads", real_heads)
     monkeypatch.setattr(RefStore, "compare_and_swap", real_swap)
-    assert RefStore().heads(repo_id) == {"main": winner.result["head"]}
-    assert winner.result["head"] in rivals.heads
+    assert stores().refs.heads(repo_id) == {"main": answered(winner)["head"]}
+    assert answered(winner)["head"] in rivals.heads
     # The recorded outcomes are final: asking again answers the same.
     for key, record in zip(uploads, records, strict=True):
-        again = IngestService().ingest(key)
-        assert again.as_dict() == record.as_dict()
+        again = services().ingest.ingest(key)
+        assert answered(again) == answered(record)
 
 
 def test_two_pushes_in_one_batch_have_exactly_one_winner(
@@ -140,12 +143,12 @@ def test_two_pushes_in_one_batch_have_exactly_one_winner(
     records = [push_record(upload_key_of(m)) for m in messages]
     assert [r.state for r in records] == ["ok", "failed"]
     winner, loser = records
-    assert loser.error is not None and loser.error["code"] == "non_fast_forward"
-    assert RefStore().heads(repo_id) == {"main": winner.result["head"]}
+    assert loser.error is not None and answered(loser)["error"]["code"] == "non_fast_forward"
+    assert stores().refs.heads(repo_id) == {"main": answered(winner)["head"]}
 
 
 def push_record(key: UploadKey) -> PushRecord:
-    record = PushStore().get(key.repo_id, key.mpack_hex)
+    record = stores().pushes.get(key.repo_id, key.mpack_hex)
     assert record is not None
     return record
 
@@ -166,23 +169,23 @@ def throttled(*args: Any, **kwargs: Any) -> int:
 def test_a_transient_failure_is_retried_not_recorded(
     stack: Provisioned, rivals: Rivals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repos = RepoStore()
+    repos = stores().repos
     healthy = repos.create("alice", "healthy", "public").repo_id
     victim = repos.create("alice", "victim", "public").repo_id
     skip_test_event(stack)
     upload(stack, healthy, rivals.base_data)
     upload(stack, victim, rivals.base_data)
 
-    real_put_many = ObjectIndex.put_many
+    real_put_many = PackIndex.index
     calls: list[str] = []
 
-    def throttled_for_victim(index: ObjectIndex, repo_id: str, *args: Any) -> tuple[int, int]:
+    def throttled_for_victim(index: PackIndex, repo_id: str, *args: Any) -> None:
         calls.append(repo_id)
         if repo_id == victim:
             throttled()
-        return real_put_many(index, repo_id, *args)
+        real_put_many(index, repo_id, *args)
 
-    monkeypatch.setattr(ObjectIndex, "put_many", throttled_for_victim)
+    monkeypatch.setattr(PackIndex, "index", throttled_for_victim)
     messages = receive(stack, 2)
     by_repo = {upload_key_of(m).repo_id: m for m in messages}
 
@@ -192,31 +195,31 @@ def test_a_transient_failure_is_retried_not_recorded(
 
     key = upload_key_of(by_repo[victim])
     record = push_record(key)
-    assert record.state == "pending" and record.error is None and record.result == {}
-    raw = dynamo.get_item(keys.push(victim, key.mpack_hex))
+    assert record.state == "pending" and record.error is None and record.result is None
+    raw = stores().table.get(keys.push(victim, key.mpack_hex))
     assert raw is not None and "lease_until" not in raw  # released: a retry claims it at once
-    assert RefStore().heads(victim) == {}
+    assert stores().refs.heads(victim) == {}
     assert not any(pk.startswith(("COMMIT#", "SNAP#")) for pk, _ in history_items(victim))
 
     # The retry (the message, visible again) succeeds.
-    monkeypatch.setattr(ObjectIndex, "put_many", real_put_many)
+    monkeypatch.setattr(PackIndex, "index", real_put_many)
     make_visible(stack, by_repo[victim])
     assert event_source(stack).drain() == (1, 0)
     assert push_record(key).state == "ok"
-    assert RefStore().heads(victim) == RefStore().heads(healthy) == {"main": rivals.base_head}
+    assert stores().refs.heads(victim) == stores().refs.heads(healthy) == {"main": rivals.base_head}
     held = {o["object_id"] for o in decode_mpack(rivals.base_data)["objects"]}
-    assert held and RepoStores().objects.known(victim, held) == held
-    assert RepoStores().objects.known(healthy, held) == held
+    assert held and stores().pack_index.known(victim, held) == held
+    assert stores().pack_index.known(healthy, held) == held
 
 
 def test_a_failure_that_persists_ends_in_the_dead_letter_queue_still_retriable(
     stack: Provisioned, rivals: Rivals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo_id = RepoStore().create("alice", "songs", "public").repo_id
+    repo_id = stores().repos.create("alice", "songs", "public").repo_id
     skip_test_event(stack)
     key = upload(stack, repo_id, rivals.base_data)
-    real_put_many = ObjectIndex.put_many
-    monkeypatch.setattr(ObjectIndex, "put_many", throttled)
+    real_put_many = PackIndex.index
+    monkeypatch.setattr(PackIndex, "index", throttled)
 
     for _ in range(stack.max_receive_count):
         message = receive(stack, 1)
@@ -228,9 +231,9 @@ def test_a_failure_that_persists_ends_in_the_dead_letter_queue_still_retriable(
     assert event_source(stack).drain() == (0, 0)
     assert queue_depth(stack.queue_url) == 0
     assert queue_depth(stack.dead_letter_queue_url) == 1
-    assert RefStore().heads(repo_id) == {}
+    assert stores().refs.heads(repo_id) == {}
 
     # Nothing was recorded as final, so the same upload can still be ingested later.
-    monkeypatch.setattr(ObjectIndex, "put_many", real_put_many)
-    assert IngestService().ingest(key).state == "ok"
-    assert RefStore().heads(repo_id) == {"main": rivals.base_head}
+    monkeypatch.setattr(PackIndex, "index", real_put_many)
+    assert services().ingest.ingest(key).state == "ok"
+    assert stores().refs.heads(repo_id) == {"main": rivals.base_head}

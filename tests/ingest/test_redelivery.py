@@ -14,19 +14,18 @@ from typing import Any
 import boto3
 import pytest
 
-from muse_cloud import aws
-from muse_cloud.config import settings
+from muse_cloud.domain.pushes import PushRecord
 from muse_cloud.storage import pushes
 from muse_cloud.storage.commits import CommitStore
-from muse_cloud.storage.objects import ObjectIndex
-from muse_cloud.storage.packs import STATE_TAG, PackStore, UploadKey
-from muse_cloud.storage.pushes import PushRecord, PushStore
-from muse_cloud.storage.receiver import RepoStores
+from muse_cloud.storage.layout import STATE_TAG, UploadKey
+from muse_cloud.storage.pack_index import PackIndex
+from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud.storage.snapshots import SnapshotStore
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, dynamodb, settings, stores
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
 from muse_core.snapshots import read_snapshot
@@ -98,7 +97,7 @@ class MainTableWrites:
 def main_table_writes(stack: Provisioned) -> Iterator[MainTableWrites]:
     counter = MainTableWrites()
     operations = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
-    events = aws.dynamodb().meta.events
+    events = dynamodb().meta.events
     for operation in operations:
         events.register(f"before-call.dynamodb.{operation}", counter)
     yield counter
@@ -107,7 +106,7 @@ def main_table_writes(stack: Provisioned) -> Iterator[MainTableWrites]:
 
 
 def push_record(key: UploadKey) -> PushRecord:
-    record = PushStore().get(key.repo_id, key.mpack_hex)
+    record = stores().pushes.get(key.repo_id, key.mpack_hex)
     assert record is not None
     return record
 
@@ -115,26 +114,21 @@ def push_record(key: UploadKey) -> PushRecord:
 def test_the_same_event_twice_ingests_once(
     stack: Provisioned, history: History, main_table_writes: MainTableWrites
 ) -> None:
-    repo_id = RepoStore().create("alice", "songs", "public").repo_id
+    repo_id = stores().repos.create("alice", "songs", "public").repo_id
     skip_test_event(stack)
     key = upload(stack, repo_id, history.data)
     messages = receive(stack, 1)
 
     assert invoke(stack, messages) == set()
     first = push_record(key)
-    assert first.state == "ok" and first.result["commits_written"] == HISTORY.commits
-    heads = RefStore().heads(repo_id)
+    assert first.state == "ok" and answered(first)["commits_written"] == HISTORY.commits
+    heads = stores().refs.heads(repo_id)
     assert heads == {"main": history.ids[-1]}
     items = history_items(repo_id)
 
     main_table_writes.count = 0
-    # Lambda delivers the same message again (Powertools' idempotency record answers) ...
+    # Lambda delivers the same message again, twice (the push record's final state answers) ...
     assert invoke(stack, messages) == set()
-    # ... and again after that record has expired (the push record's final state answers) ...
-    idempotency = boto3.client("dynamodb")
-    table = settings().idempotency_table_name
-    for item in idempotency.scan(TableName=table)["Items"]:
-        idempotency.delete_item(TableName=table, Key={"id": item["id"]})
     assert invoke(stack, messages) == set()
     # ... and S3 sends a second event for a second PUT of the same bytes.
     acknowledge(stack, messages)
@@ -142,8 +136,8 @@ def test_the_same_event_twice_ingests_once(
     assert event_source(stack).drain() == (1, 0)
 
     assert main_table_writes.count == 0  # no duplicate write of any kind
-    assert push_record(key).as_dict() == first.as_dict()
-    assert RefStore().heads(repo_id) == heads
+    assert answered(push_record(key)) == answered(first)
+    assert stores().refs.heads(repo_id) == heads
     assert history_items(repo_id) == items
     assert queue_depth(stack.queue_url) == 0
 
@@ -151,20 +145,20 @@ def test_the_same_event_twice_ingests_once(
 def test_a_refused_pack_redelivered_stays_refused_once(
     stack: Provisioned, history: History, main_table_writes: MainTableWrites
 ) -> None:
-    repo_id = RepoStore().create("alice", "songs", "public").repo_id
+    repo_id = stores().repos.create("alice", "songs", "public").repo_id
     skip_test_event(stack)
     key = upload(stack, repo_id, history.data[:-1])
     messages = receive(stack, 1)
     assert invoke(stack, messages) == set()
     first = push_record(key)
     assert first.state == "failed" and first.error is not None
-    assert first.error["code"] == "malformed_mpack"
+    assert answered(first)["error"]["code"] == "malformed_mpack"
 
     main_table_writes.count = 0
     assert invoke(stack, messages) == set()
     assert main_table_writes.count == 0
-    assert push_record(key).as_dict() == first.as_dict()
-    assert RefStore().heads(repo_id) == {}
+    assert answered(push_record(key)) == answered(first)
+    assert stores().refs.heads(repo_id) == {}
 
 
 # --- crashes between writes ----------------------------------------------------------------
@@ -205,8 +199,8 @@ class Injection:
 
 
 CRASH_POINTS: list[tuple[type[Any], str, str]] = [
-    (ObjectIndex, "put_many", "before"),
-    (ObjectIndex, "put_many", "half"),
+    (PackIndex, "index", "before"),
+    (PackIndex, "index", "half"),
     (SnapshotStore, "put_many", "before"),
     (SnapshotStore, "put_many", "half"),
     (CommitStore, "put_many", "before"),
@@ -233,7 +227,7 @@ def test_redelivery_after_a_crash_converges(
     method: str,
     mode: str,
 ) -> None:
-    repos = RepoStore()
+    repos = stores().repos
     control = repos.create("alice", "control", "public").repo_id
     victim = repos.create("alice", "victim", "public").repo_id
     injection = Injection(victim, mode)
@@ -264,30 +258,32 @@ def test_redelivery_after_a_crash_converges(
 
 def assert_same_outcome(victim: str, control: str, key: UploadKey, history: History) -> None:
     head = history.ids[-1]
-    assert RefStore().heads(victim) == RefStore().heads(control) == {"main": head}
+    assert stores().refs.heads(victim) == stores().refs.heads(control) == {"main": head}
     finished = push_record(key)
     reference = push_record(UploadKey(control, key.mpack_hex))
     assert finished.state == reference.state == "ok", finished
     assert finished.error is None
-    assert {k: finished.result[k] for k in RESULT_FIELDS} == {
-        k: reference.result[k] for k in RESULT_FIELDS
+    assert {k: answered(finished)[k] for k in RESULT_FIELDS} == {
+        k: answered(reference)[k] for k in RESULT_FIELDS
     }
-    assert finished.result["previous_head"] is None
+    assert answered(finished)["previous_head"] is None
     # Item for item (commits, snapshot deltas and chains, object index, refs) the same state.
     items = table_items()
     assert normalised_state(victim, items) == normalised_state(control, items)
     assert len(history_items(victim, items)) == 1 + 2 * len(history.ids) + 1
     # the ref, commits, snapshots and the pack, whose index holds every object
-    stores = RepoStores()
+    repo_stores = stores()
     objects = {o["object_id"] for o in decode_mpack(history.data)["objects"]}
     assert len(objects) == HISTORY.files + (len(history.ids) - 1) * HISTORY.changed_per_commit
-    assert stores.objects.known(victim, objects) == objects
+    assert repo_stores.pack_index.known(victim, objects) == objects
     for index in (0, 50, 51, len(history.ids) - 1):
-        commit = stores.commits.get(victim, history.ids[index])
+        commit = repo_stores.commits.get(victim, history.ids[index])
         assert commit is not None
         assert commit.record.to_dict() == read_commit(history.root, history.ids[index]).to_dict()
         sid = commit.record.snapshot_id
-        assert stores.snapshots.manifest(victim, sid) == read_snapshot(history.root, sid).manifest
+        assert (
+            repo_stores.snapshots.manifest(victim, sid) == read_snapshot(history.root, sid).manifest
+        )
     tags = boto3.client("s3").get_object_tagging(Bucket=settings().bucket_name, Key=key.s3_key)
     assert {"Key": STATE_TAG, "Value": "ingested"} in tags["TagSet"]
 
@@ -296,7 +292,7 @@ def test_a_run_killed_mid_flight_is_finished_after_its_lease_runs_out(
     stack: Provisioned, history: History, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A killed process gives nothing back: its lease holds retries off until it expires."""
-    repos = RepoStore()
+    repos = stores().repos
     control = repos.create("alice", "control", "public").repo_id
     victim = repos.create("alice", "victim", "public").repo_id
     injection = Injection(victim, "before")
@@ -312,7 +308,7 @@ def test_a_run_killed_mid_flight_is_finished_after_its_lease_runs_out(
     key = upload_key_of(message[0])
     assert invoke(stack, message) == {message[0]["MessageId"]}
     assert push_record(key).state == "processing"
-    assert RefStore().heads(victim) == {}
+    assert stores().refs.heads(victim) == {}
 
     # Redelivered while the dead run's lease still holds: busy, retried later.
     make_visible(stack, message[0])

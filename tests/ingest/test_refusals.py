@@ -13,14 +13,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
-from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
+from muse_cloud_dev.server import answered, stores
 from muse_core.ids import blob_id
+from muse_core.mpack import build_mpack, decode_mpack, encode_mpack, mpack_key
 
 from .test_event_path import event_source, history_items, queue_depth, skip_test_event, upload
 
@@ -173,29 +170,29 @@ class Pushed:
 
 
 def push_base(stack: Provisioned, histories: Histories, name: str = "songs") -> Pushed:
-    repo = RepoStore().create("alice", name, "public")
+    repo = stores().repos.create("alice", name, "public")
     skip_test_event(stack)
     upload(stack, repo.repo_id, histories.base_data)
     assert event_source(stack).drain() == (1, 0)
-    heads = RefStore().heads(repo.repo_id)
+    heads = stores().refs.heads(repo.repo_id)
     assert heads == {"main": histories.base_head}
     return Pushed(repo.repo_id, heads, history_items(repo.repo_id))
 
 
 def assert_refused(stack: Provisioned, repo: Pushed, push_id: str, code: str) -> dict[str, Any]:
     """The push failed with ``code`` and left the repository exactly as it was."""
-    record = PushStore().get(repo.repo_id, push_id)
+    record = stores().pushes.get(repo.repo_id, push_id)
     assert record is not None
     assert record.state == "failed", record
-    assert record.error is not None and record.error["code"] == code, record.error
-    assert record.error["message"] and record.error["item"]
-    assert record.result == {}
-    assert RefStore().heads(repo.repo_id) == repo.heads
+    assert record.error is not None and answered(record)["error"]["code"] == code, record.error
+    assert answered(record)["error"]["message"] and answered(record)["error"]["item"]
+    assert record.result is None
+    assert stores().refs.heads(repo.repo_id) == repo.heads
     assert history_items(repo.repo_id) == repo.items
     # Acknowledged: nothing left in flight, nothing sent to the dead-letter queue.
     assert queue_depth(stack.queue_url) == 0
     assert queue_depth(stack.dead_letter_queue_url) == 0
-    return record.error
+    return dict(answered(record)["error"])
 
 
 @pytest.mark.parametrize(("make", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -225,10 +222,10 @@ def test_divergent_history_is_not_a_fast_forward(stack: Provisioned, histories: 
     repo = push_base(stack, histories)
     ahead = upload(stack, repo.repo_id, encode_mpack(histories.next_pack))
     assert event_source(stack).drain() == (1, 0)
-    ok = PushStore().get(repo.repo_id, ahead.mpack_hex)
+    ok = stores().pushes.get(repo.repo_id, ahead.mpack_hex)
     assert ok is not None and ok.state == "ok"
-    assert ok.result["previous_head"] == histories.base_head
-    moved = Pushed(repo.repo_id, RefStore().heads(repo.repo_id), history_items(repo.repo_id))
+    assert answered(ok)["previous_head"] == histories.base_head
+    moved = Pushed(repo.repo_id, stores().refs.heads(repo.repo_id), history_items(repo.repo_id))
     assert moved.heads == {"main": histories.next_head}
 
     # Built on the base head too, but main has moved on: refused before anything is written.
@@ -237,7 +234,7 @@ def test_divergent_history_is_not_a_fast_forward(stack: Provisioned, histories: 
 
     error = assert_refused(stack, moved, key.mpack_hex, "non_fast_forward")
     assert error["item"] == "main"
-    assert RefStore().get(repo.repo_id, "main") == histories.next_head
+    assert stores().refs.get(repo.repo_id, "main") == histories.next_head
 
 
 def test_another_repositorys_object_ids_grant_nothing(
@@ -245,12 +242,12 @@ def test_another_repositorys_object_ids_grant_nothing(
 ) -> None:
     first = push_base(stack, histories, "first")
     first_objects = {o["object_id"] for o in decode_mpack(histories.base_data)["objects"]}
-    assert first_objects and RepoStores().objects.known(first.repo_id, first_objects) == (
+    assert first_objects and stores().pack_index.known(first.repo_id, first_objects) == (
         first_objects
     )
 
     # The second repository's pack names the first one's objects without carrying their bytes.
-    second_id = RepoStore().create("mallory", "copycat", "public").repo_id
+    second_id = stores().repos.create("mallory", "copycat", "public").repo_id
     second = Pushed(second_id, {}, history_items(second_id))
     assert second.items == {}
     pack = msgpack.unpackb(histories.base_data, raw=False)
@@ -261,5 +258,5 @@ def test_another_repositorys_object_ids_grant_nothing(
     error = assert_refused(stack, second, key.mpack_hex, "dangling_object")
     assert error["item"] in first_objects
     # The first repository is untouched as well.
-    assert RefStore().heads(first.repo_id) == first.heads
+    assert stores().refs.heads(first.repo_id) == first.heads
     assert history_items(first.repo_id) == first.items

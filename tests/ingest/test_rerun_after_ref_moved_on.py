@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from muse_cloud.services.ingest import IngestService
 from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, services, stores
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.refs import list_branches
 
@@ -24,8 +22,8 @@ SMALL = Workload(commits=2, files=4, changed_per_commit=1)
 def test_rerun_after_the_ref_moved_on(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = RepoStore().create("alice", "songs", "public")
-    service = IngestService()
+    repo = stores().repos.create("alice", "songs", "public")
+    service = services().ingest
     generate_history(tmp_path, SMALL)
     first_head = list_branches(tmp_path)["main"]
     assert (
@@ -45,7 +43,7 @@ def test_rerun_after_the_ref_moved_on(
     with pytest.raises(RuntimeError):
         service.ingest(second)
     monkeypatch.setattr(PushStore, "finish", real_finish)
-    assert RefStore().get(repo.repo_id, "main") == second_head
+    assert stores().refs.get(repo.repo_id, "main") == second_head
 
     generate_history(tmp_path, SMALL, start=4)
     third = upload(stack, repo.repo_id, encode_mpack(build_mpack(tmp_path, have=[second_head])))
@@ -54,7 +52,7 @@ def test_rerun_after_the_ref_moved_on(
     rerun = service.ingest(second)
 
     assert rerun.state == "ok", rerun.error
-    assert rerun.result["previous_head"] == first_head
-    assert rerun.result["head"] == second_head
-    assert RefStore().get(repo.repo_id, "main") == list_branches(tmp_path)["main"]
-    assert PushStore().get(repo.repo_id, second.mpack_hex) == rerun
+    assert answered(rerun)["previous_head"] == first_head
+    assert answered(rerun)["head"] == second_head
+    assert stores().refs.get(repo.repo_id, "main") == list_branches(tmp_path)["main"]
+    assert stores().pushes.get(repo.repo_id, second.mpack_hex) == rerun

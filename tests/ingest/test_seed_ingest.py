@@ -13,15 +13,11 @@ from typing import Any
 
 import pytest
 
-from muse_cloud import aws
 from muse_cloud.storage import dynamo, keys
-from muse_cloud.storage.pushes import PushStore
-from muse_cloud.storage.receiver import RepoStores
-from muse_cloud.storage.refs import RefStore
-from muse_cloud.storage.repos import RepoStore
 from muse_cloud.storage.snapshots import CHAIN_LIMIT
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
+from muse_cloud_dev.server import answered, dynamodb, stores
 from muse_core.commits import read_commit
 from muse_core.mpack import build_mpack, encode_mpack
 from muse_core.snapshots import read_snapshot
@@ -69,7 +65,7 @@ class DynamoReads:
 @pytest.fixture
 def dynamo_reads(stack: Provisioned) -> Iterator[DynamoReads]:
     counter = DynamoReads()
-    events = aws.dynamodb().meta.events
+    events = dynamodb().meta.events
     for operation in ("GetItem", "BatchGetItem", "Query", "Scan"):
         events.register(f"before-call.dynamodb.{operation}", counter)
     yield counter
@@ -80,29 +76,29 @@ def dynamo_reads(stack: Provisioned) -> Iterator[DynamoReads]:
 def test_seed_workload_then_incremental_push(
     stack: Provisioned, seed: SeedHistory, dynamo_reads: DynamoReads
 ) -> None:
-    repo = RepoStore().create("alice", "seed", "public")
+    repo = stores().repos.create("alice", "seed", "public")
     repo_id = repo.repo_id
-    stores = RepoStores()
+    repo_stores = stores()
     old_head = seed.ids[-1]
 
     # --- the whole seed history in one pack
     key = upload(stack, repo_id, seed.data)
     assert event_source(stack).drain() == (2, 0)  # the s3:TestEvent, then the upload
 
-    assert RefStore().heads(repo_id) == {"main": old_head}
-    record = PushStore().get(repo_id, key.mpack_hex)
+    assert stores().refs.heads(repo_id) == {"main": old_head}
+    record = stores().pushes.get(repo_id, key.mpack_hex)
     assert record is not None and record.state == "ok", record
     assert record.error is None
     files, changed = SEED.files, SEED.changed_per_commit
-    assert record.result["commits_written"] == 1031
-    assert record.result["snapshots_written"] == 1031
-    assert record.result["objects_written"] == files + (SEED.commits - 1) * changed
-    assert record.result["bytes"] == len(seed.data)
-    assert (record.result["head"], record.result["previous_head"]) == (old_head, None)
+    assert answered(record)["commits_written"] == 1031
+    assert answered(record)["snapshots_written"] == 1031
+    assert answered(record)["objects_written"] == files + (SEED.commits - 1) * changed
+    assert answered(record)["bytes"] == len(seed.data)
+    assert (answered(record)["head"], answered(record)["previous_head"]) == (old_head, None)
 
     # Commits read back equal the client's records, with their generation numbers.
     sample = sorted({0, 1, 50, 51, 517, 1030, *random.Random(7).sample(range(1031), 40)})
-    stored = stores.commits.get_many(repo_id, [seed.ids[i] for i in sample])
+    stored = repo_stores.commits.get_many(repo_id, [seed.ids[i] for i in sample])
     assert len(stored) == len(sample)
     for index in sample:
         commit = stored[seed.ids[index]]
@@ -114,7 +110,7 @@ def test_seed_workload_then_incremental_push(
     snapshot_ids = {read_commit(seed.root, cid).snapshot_id for cid in seed.ids}
     snaps = {
         item["pk"].rsplit("#", 1)[1]: item
-        for item in dynamo.batch_get(keys.snapshot(repo_id, sid) for sid in snapshot_ids)
+        for item in stores().table.get_many(keys.snapshot(repo_id, sid) for sid in snapshot_ids)
     }
     assert len(snaps) == len(snapshot_ids) == 1031
     checkpoints = {sid for sid, item in snaps.items() if not item.get("parent")}
@@ -133,7 +129,7 @@ def test_seed_workload_then_incremental_push(
     for index in (0, 50, 517, 1019, 1030):
         sid = read_commit(seed.root, seed.ids[index]).snapshot_id
         dynamo_reads.requests = dynamo_reads.items = 0
-        manifest = stores.snapshots.manifest(repo_id, sid)
+        manifest = repo_stores.snapshots.manifest(repo_id, sid)
         assert manifest == read_snapshot(seed.root, sid).manifest, index
         assert len(manifest) == files
         assert dynamo_reads.requests <= 2, index
@@ -150,31 +146,33 @@ def test_seed_workload_then_incremental_push(
     assert all(s["parent_snapshot_id"] is not None for s in pack["snapshots"])
     held_base = read_commit(seed.root, old_head).snapshot_id
     assert pack["snapshots"][0]["parent_snapshot_id"] == held_base
-    assert stores.snapshots.known(repo_id, [held_base]) == {held_base}
+    assert repo_stores.snapshots.known(repo_id, [held_base]) == {held_base}
     assert all(len(s["delta_upsert"]) == changed for s in pack["snapshots"])
     assert len(pack["objects"]) == 3 * changed
 
     next_key = upload(stack, repo_id, seed.next_data)
     assert event_source(stack).drain() == (1, 0)
 
-    assert RefStore().heads(repo_id) == {"main": seed.more[-1]}
-    record = PushStore().get(repo_id, next_key.mpack_hex)
+    assert stores().refs.heads(repo_id) == {"main": seed.more[-1]}
+    record = stores().pushes.get(repo_id, next_key.mpack_hex)
     assert record is not None and record.state == "ok", record
-    assert record.result["commits_written"] == 3
-    assert record.result["snapshots_written"] == 3
-    assert record.result["objects_written"] == 3 * changed
-    assert record.result["previous_head"] == old_head
-    assert record.result["head"] == seed.more[-1]
+    assert answered(record)["commits_written"] == 3
+    assert answered(record)["snapshots_written"] == 3
+    assert answered(record)["objects_written"] == 3 * changed
+    assert answered(record)["previous_head"] == old_head
+    assert answered(record)["head"] == seed.more[-1]
     new_snapshots: set[str] = set()
     for offset, cid in enumerate(seed.more):
-        held = stores.commits.get(repo_id, cid)
+        held = repo_stores.commits.get(repo_id, cid)
         assert held is not None
         assert held.record.to_dict() == read_commit(seed.root, cid).to_dict()
         assert held.generation == SEED.commits + offset + 1
         sid = held.record.snapshot_id
         new_snapshots.add(sid)
-        assert stores.snapshots.manifest(repo_id, sid) == read_snapshot(seed.root, sid).manifest
+        assert (
+            repo_stores.snapshots.manifest(repo_id, sid) == read_snapshot(seed.root, sid).manifest
+        )
     # Everything of both pushes is held.
     every = [*seed.ids, *seed.more]
-    assert stores.commits.known(repo_id, every) == set(every)
-    assert stores.snapshots.known(repo_id, new_snapshots) == new_snapshots
+    assert repo_stores.commits.known(repo_id, every) == set(every)
+    assert repo_stores.snapshots.known(repo_id, new_snapshots) == new_snapshots

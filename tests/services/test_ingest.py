@@ -119,6 +119,7 @@ class CrashingTable(MemoryTable):
 def _normalised(table: MemoryTable, repo_id: str) -> dict[tuple[str, ...], Any]:
     """The items, the repository's id replaced, without the push record's own bookkeeping
     (times, lease, attempts) and the time a ref moved."""
+
     def plain(value: Any) -> Any:
         return value.replace(repo_id, "R") if isinstance(value, str) else value
 

@@ -60,7 +60,7 @@ def test_who_may_push(services: Services) -> None:
     public = services.repos.create(OLIVIA, "olivia", "songs", "public", False)
     private = services.repos.create(OLIVIA, "olivia", "secret", "private", False)
     pack = linear_history().pack()
-    head = str(pack["commits"][-1]["commit_id"])  # type: ignore[index]
+    head = str(pack["commits"][-1]["commit_id"])
     assert refused(push, services, STRANGER, public, pack, head) == (403, "forbidden")
     # A private repository does not exist for those who may not read it.
     assert refused(push, services, STRANGER, private, pack, head) == (404, "not_found")

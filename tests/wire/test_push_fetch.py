@@ -11,11 +11,11 @@ import requests
 from muse_cloud_cli.wire_v0_client import WireError, bundle_for, clone_into, push_branch
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import read_commit
+from muse_core.ids import blob_id
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshots import read_snapshot
-from muse_core.ids import blob_id
 
 from .conftest import BASE, commit, history, person, wire
 

@@ -10,15 +10,16 @@ from typing import Any
 import pytest
 import requests
 
-from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage import keys
 from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.main import main
 from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
 from muse_cloud_dev.local_stack import LocalStack
+from muse_cloud_dev.server import stores
+from muse_core.ids import blob_id
 from muse_core.object_store import read_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
-from muse_core.ids import blob_id
 
 from .conftest import commit, history, person, wire
 
@@ -134,7 +135,7 @@ def test_wrong_bytes_at_a_presigned_url_are_refused_then_a_right_upload_goes(
 
 def _stored(repo_id: str, prefix: str, item_id: str) -> dict[str, Any]:
     key = keys.commit(repo_id, item_id) if prefix == "commit" else keys.snapshot(repo_id, item_id)
-    item = dynamo.get_item(key)
+    item = stores().table.get(key)
     assert item is not None, (prefix, item_id)
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 

@@ -12,13 +12,14 @@ import pytest
 import requests
 
 from muse_cloud.auth.tokens import NewToken, secret_sha256
-from muse_cloud.storage import dynamo
-from muse_cloud.storage.tokens import TokenRecord, TokenStore, token_key
+from muse_cloud.domain.tokens import TokenRecord
+from muse_cloud.storage.keys import token as token_key
 from muse_cloud_cli.client import ClientError, MuseCloudClient
 from muse_cloud_cli.main import main
 from muse_cloud_cli.tokens import create_token, list_tokens
 from muse_cloud_cli.wire_v0_client import WireClient, WireError, bundle_for, push_branch
 from muse_cloud_dev.local_stack import LocalStack
+from muse_cloud_dev.server import stores
 
 from .conftest import history, new_repo, person, token
 
@@ -101,13 +102,13 @@ def test_revocation_holds_from_the_next_request_and_expiry_and_junk_have_their_c
     assert created["expires_at"] > time.time() + 29 * 86400
 
     # Stored hashed: the secret itself is nowhere in the item.
-    item = dynamo.get_item(token_key(created["token_id"]))
+    item = stores().table.get(token_key(created["token_id"]))
     assert item is not None and created["token"] not in json.dumps(item, default=str)
     assert item["secret_sha256"] == secret_sha256(created["token"])
 
     new = NewToken.generate()
     assert owner.identity_id is not None
-    TokenStore().create(
+    stores().tokens.create(
         TokenRecord(
             new.token_id,
             owner.identity_id,

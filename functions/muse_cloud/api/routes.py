@@ -94,8 +94,8 @@ def list_collaborators(repo_id: str) -> CollaboratorsAnswer:
 
 @router.put("/api/repos/<repo_id>/collaborators/<handle>", responses=documented(), security=SIGNED)
 def set_collaborator(repo_id: str, handle: str, body: SetCollaborator) -> CollaboratorAnswer:
-    role = services(router).repos.set_collaborator(caller(router), repo_id, handle, body.role)
-    return CollaboratorAnswer(handle=handle, role=role)
+    services(router).repos.set_collaborator(caller(router), repo_id, handle, body.role)
+    return CollaboratorAnswer(handle=handle, role=body.role)
 
 
 @router.delete(

@@ -35,9 +35,9 @@ from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
 from muse_cloud.storage.stores import Stores
 from muse_core.ancestry import generation_numbers
 from muse_core.errors import MuseError
+from muse_core.ids import require_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.paths import validate_branch_name
-from muse_core.ids import require_id
 from muse_core.verify import VerifiedMpack, verify_mpack
 
 # Twice the queue's maxReceiveCount: a dead-lettered push can be redriven once before a pack that

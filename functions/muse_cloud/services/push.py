@@ -14,8 +14,8 @@ from muse_cloud.services.ingest import IngestBusy, IngestService
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.stores import Stores
 from muse_core.errors import MuseError
-from muse_core.paths import validate_branch_name
 from muse_core.ids import is_id, require_id, require_mpack_key
+from muse_core.paths import validate_branch_name
 
 WAIT_FOR_OTHER_RUN_SECONDS = 20.0
 SYNC_LEASE_SECONDS = 60

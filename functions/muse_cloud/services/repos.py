@@ -10,7 +10,7 @@ from muse_cloud.domain.errors import ServiceError, not_found
 from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.names import validate_handle, validate_repo_name
 from muse_cloud.domain.repos import Repo, Visibility
-from muse_cloud.domain.roles import Role, parse_role
+from muse_cloud.domain.roles import Role
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.storage.commits import StoredCommit
 from muse_cloud.storage.refs import RefUpdate
@@ -70,14 +70,12 @@ class RepoService:
         # Unreachable from here on (every key carries the repo_id); free the bytes as well.
         self.stores.packs.delete_repository(repo.repo_id)
 
-    def set_collaborator(self, caller: Caller, repo_id: str, handle: str, role: str) -> Role:
+    def set_collaborator(self, caller: Caller, repo_id: str, handle: str, role: Role) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")
         validate_handle(handle)
-        checked = parse_role(role)
         if handle == repo.owner:
             raise ServiceError("owner_is_not_collaborator", "the owner has every right", handle)
-        self.stores.collaborators.set_role(repo.repo_id, handle, checked)
-        return checked
+        self.stores.collaborators.set_role(repo.repo_id, handle, role)
 
     def remove_collaborator(self, caller: Caller, repo_id: str, handle: str) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")

@@ -14,7 +14,9 @@ class CollaboratorStore:
     table: Table
 
     def set_role(self, repo_id: str, handle: str, role: Role) -> None:
-        self.table.put({**keys.collaborator(repo_id, handle), "handle": handle, "role": role})
+        self.table.put(
+            {**keys.collaborator(repo_id, handle), "handle": handle, "role": parse_role(role)}
+        )
 
     def remove(self, repo_id: str, handle: str) -> bool:
         """Drop the handle's role; False when it had none."""

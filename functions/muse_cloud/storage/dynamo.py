@@ -163,7 +163,7 @@ class _Expression:
         return fields
 
 
-def _condition_failed(error: ClientError) -> ConditionFailed | None:
+def condition_failure(error: ClientError) -> ConditionFailed | None:
     """A condition did not hold (as opposed to a transient conflict, worth a retry)."""
     response: Any = error.response
     code = response.get("Error", {}).get("Code", "")
@@ -305,7 +305,7 @@ class DynamoTable:
         try:
             return operation(**request)
         except ClientError as error:
-            failed = _condition_failed(error)
+            failed = condition_failure(error)
             if failed is None:
                 raise
             raise failed from None
