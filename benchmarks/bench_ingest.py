@@ -40,7 +40,7 @@ from muse_cloud.telemetry import logger
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_cloud_dev.event_source import SqsEventSource
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
-from muse_cloud_dev.server import answered, forget_cached_clients, stores
+from muse_cloud_dev.server import answered, dynamodb, forget_cached_clients, s3, stores
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 
 REGION = "us-east-1"
