@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -10,6 +12,8 @@ from muse_cloud.domain.pushes import PushRecord
 logger = Logger(service="muse-cloud")
 metrics = Metrics(namespace="MuseCloud", service="muse-cloud")
 tracer = Tracer(service="muse-cloud")
+# Most invocations record no metric but the cold start: that is no reason for a warning each.
+warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 
 
 def record_push_metrics(record: PushRecord) -> None:

@@ -581,7 +581,7 @@ def test_commit(world: World) -> None:
     assert answer.json() == world.history.records[head].to_dict()
     expect_error(call("GET", f"/olivia/songs/commits/{NO_SUCH_ID}"), 404, "not_found")
     for bad in ("xyz", head.upper(), head[:-1]):
-        expect_error(call("GET", f"/olivia/songs/commits/{bad}"), 400, "invalid_id")
+        expect_error(call("GET", f"/olivia/songs/commits/{bad}"), 422, "invalid_id")
 
 
 def test_log_branches_limits_and_cursors(stack: Provisioned) -> None:
@@ -638,7 +638,7 @@ def test_snapshot(world: World) -> None:
         assert answer.status == 200, answer.body
         assert answer.json() == {"snapshot_id": sid, "manifest": world.history.snapshots[sid]}
     expect_error(call("GET", f"/olivia/songs/snapshots/{NO_SUCH_ID}"), 404, "not_found")
-    expect_error(call("GET", "/olivia/songs/snapshots/abc"), 400, "invalid_id")
+    expect_error(call("GET", "/olivia/songs/snapshots/abc"), 422, "invalid_id")
 
 
 def test_object(world: World) -> None:
@@ -647,7 +647,7 @@ def test_object(world: World) -> None:
         assert answer.status == 200 and answer.body == data
         assert answer.headers["Content-Type"] == "application/octet-stream"
     expect_error(call("GET", f"/olivia/songs/objects/{NO_SUCH_ID}"), 404, "not_found")
-    expect_error(call("GET", "/olivia/songs/objects/abc"), 400, "invalid_id")
+    expect_error(call("GET", "/olivia/songs/objects/abc"), 422, "invalid_id")
 
 
 def test_large_object_answers_a_redirect(world: World) -> None:
@@ -694,7 +694,7 @@ def test_fetch_sends_only_what_is_missing(world: World) -> None:
         call("POST", "/olivia/songs/fetch/mpack", {"want": [NO_SUCH_ID]}), 404, "not_found"
     )
     assert body["item"] == NO_SUCH_ID
-    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"want": ["xyz"]}), 400, "invalid_id")
+    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"want": ["xyz"]}), 422, "invalid_id")
     expect_error(
         call("POST", "/olivia/songs/fetch/mpack", {"want": "not a list"}), 422, "invalid_request"
     )

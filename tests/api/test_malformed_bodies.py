@@ -248,7 +248,11 @@ def test_a_body_that_is_not_base64_is_malformed(world: tuple[KeyFile, dict[str, 
         "rawPath": "/api/repos",
         "rawQueryString": "",
         "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/api/repos"}, "requestId": "t"},
+        "requestContext": {
+            "http": {"method": "POST", "path": "/api/repos"},
+            "requestId": "t",
+            "stage": "$default",
+        },
         "body": "not base64!",
         "isBase64Encoded": True,
     }

@@ -57,13 +57,13 @@ def test_a_collaborator_handle_that_cannot_exist(stack: Provisioned) -> None:
 @pytest.mark.parametrize("route", ["commits", "snapshots", "objects"])
 def test_ids_that_cannot_exist(stack: Provisioned, route: str) -> None:
     create_repo(identity("olivia"), "songs")
-    expect_error(call("GET", f"/olivia/songs/{route}/{LONG}"), 400, "invalid_id")
+    expect_error(call("GET", f"/olivia/songs/{route}/{LONG}"), 422, "invalid_id")
 
 
 def test_fetch_and_log_parameters_that_cannot_exist(stack: Provisioned) -> None:
     create_repo(identity("olivia"), "songs")
-    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"want": [LONG]}), 400, "invalid_id")
-    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"have": [LONG]}), 400, "invalid_id")
+    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"want": [LONG]}), 422, "invalid_id")
+    expect_error(call("POST", "/olivia/songs/fetch/mpack", {"have": [LONG]}), 422, "invalid_id")
     expect_error(
         call("GET", "/olivia/songs/log", query={"branch": LONG}), 422, "invalid_branch_name"
     )

@@ -46,7 +46,7 @@ def test_malformed_bodies_and_ids_are_coded_400s(stack: LocalStack) -> None:
     for body in (b"\xc1", b"\x93\x01\x02\x03", b"\x81\xa1a"):
         answer = _raw(client, "filter-objects", body)
         assert answer.status_code == 400 and answer.json()["code"] == "malformed_body", body
-    error = _refused(lambda: client.filter_objects(["nope"]), 400, "invalid_id")
+    error = _refused(lambda: client.filter_objects(["nope"]), 422, "invalid_id")
     assert "nope" in error["item"]
     _refused(
         lambda: client.call("POST", "filter-objects", {"object_ids": "x"}), 400, "invalid_body"
@@ -54,7 +54,7 @@ def test_malformed_bodies_and_ids_are_coded_400s(stack: LocalStack) -> None:
     direction = {"object_ids": [], "direction": "get"}
     _refused(lambda: client.call("POST", "presign", direction), 422, "unsupported_direction")
     _refused(lambda: client.fetch(["f" * 64], []), 404, "not_found")
-    _refused(lambda: client.negotiate(["F" * 64], []), 400, "invalid_id")
+    _refused(lambda: client.negotiate(["F" * 64], []), 422, "invalid_id")
     bad = {"objects": [{"object_id": blob_id(b"a"), "content": b"b"}]}
     error = _refused(lambda: client.call("POST", "push/objects", bad), 422, "object_hash_mismatch")
     assert error["item"] == blob_id(b"a")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter, Router
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -24,7 +24,7 @@ from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.identities import Caller
 
 if TYPE_CHECKING:
-    from muse_cloud.composition import Services
+    from muse_cloud.composition import ColdStart, Services
 
 Middleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
 
@@ -46,7 +46,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 # Routes that every kind of caller may call: the anonymous one reads public repositories.
 ANYONE: list[dict[str, list[str]]] = [{MSIGN: []}, {BEARER: []}, {}]
-# Routes only a signed request may call: anonymous requests are refused before their body is read.
+# Routes only a signed request may call.
 SIGNED: list[dict[str, list[str]]] = [{MSIGN: []}, {BEARER: []}]
 MSIGN_ONLY: list[dict[str, list[str]]] = [{MSIGN: []}]
 
@@ -57,8 +57,10 @@ def caller(router: Router | APIGatewayHttpResolver) -> Caller:
 
 
 def services(router: Router | APIGatewayHttpResolver) -> Services:
-    found: Services = router.context["services"]
-    return found
+    """The services of this sandbox, built on the first request that needs them (a route that
+    needs none, such as ``/openapi.json``, never reads the settings)."""
+    built: ColdStart[Services] = router.context["services"]
+    return built.get()
 
 
 def authenticated(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -76,7 +78,7 @@ def authenticated(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) 
         stores.tokens,
     )
     route = app.context.get("_route")
-    if who.is_anonymous and route is not None and route.security and {} not in route.security:
+    if who.is_anonymous and route is not None and getattr(route.func, "signed_only", False):
         raise ServiceError("auth_required", "this route needs a signed request")
     app.append_context(caller=who)  # type: ignore[no-untyped-call]
     return next_middleware(app)
@@ -87,16 +89,26 @@ def read_body(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> R
     values (wire v0) decode the raw body themselves and say so with ``takes_raw_body``."""
     route = app.context.get("_route")
     if route is None or not getattr(route.func, "takes_raw_body", False):
-        app.current_event = APIGatewayProxyEventV2(http.body_as_json(app.current_event.raw_event))
+        # Where Powertools keeps the event of the invocation, for the app and its routers alike.
+        BaseRouter.current_event = APIGatewayProxyEventV2(
+            http.body_as_json(app.current_event.raw_event)
+        )
     return next_middleware(app)
 
 
-Route = TypeVar("Route", bound=Callable[..., Response[Any]])
+Route = TypeVar("Route", bound=Callable[..., Any])
 
 
 def raw_body_route(route: Route) -> Route:
     """Mark a route that decodes its own body (bin values, which JSON cannot carry)."""
     route.takes_raw_body = True  # type: ignore[attr-defined]
+    return route
+
+
+def signed_only(route: Route) -> Route:
+    """Mark a route an anonymous request may not call whatever the repository (no repository is
+    named, so refusing first leaks nothing): it is refused before its body is read."""
+    route.signed_only = True  # type: ignore[attr-defined]
     return route
 
 

@@ -22,7 +22,7 @@ from muse_cloud.api.answers import (
     RefsAnswer,
     RepoAnswer,
 )
-from muse_cloud.api.edge import ANYONE, SIGNED, binary_answer, caller, services
+from muse_cloud.api.edge import ANYONE, SIGNED, binary_answer, caller, services, signed_only
 from muse_cloud.api.models import (
     CreateRepo,
     FetchRequest,
@@ -64,6 +64,7 @@ def _document(answer: DocumentAnswer) -> Response[Any]:
 
 
 @router.post("/api/repos", status_code=201, responses=documented(201), security=SIGNED)
+@signed_only
 def create_repo(body: CreateRepo) -> RepoAnswer:
     repo = services(router).repos.create(
         caller(router), body.owner, body.name, body.visibility, body.initialize, body.domain
@@ -109,6 +110,7 @@ def remove_collaborator(repo_id: str, handle: str) -> None:
 
 
 @router.post("/api/identities", status_code=201, responses=documented(201), security=SIGNED)
+@signed_only
 def register_identity(body: RegisterIdentity) -> IdentityAnswer:
     identity = services(router).identities.register(
         caller(router), body.handle, body.public_key, body.is_admin, body.is_agent

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
 from muse_cloud.api.answers import CreatedTokenAnswer, TokenAnswer, TokensAnswer
-from muse_cloud.api.edge import MSIGN_ONLY, caller, services
+from muse_cloud.api.edge import MSIGN_ONLY, caller, services, signed_only
 from muse_cloud.api.routes import documented
 from muse_cloud.services.tokens import MAX_NAME_CHARS
 
@@ -24,6 +24,7 @@ class CreateToken(BaseModel):
 
 
 @router.post("/api/tokens", status_code=201, responses=documented(201), security=MSIGN_ONLY)
+@signed_only
 def create_token(body: CreateToken) -> CreatedTokenAnswer:
     created = services(router).tokens.create(
         caller(router), body.name, body.scope, body.expires_in_days
@@ -32,11 +33,13 @@ def create_token(body: CreateToken) -> CreatedTokenAnswer:
 
 
 @router.get("/api/tokens", responses=documented(), security=MSIGN_ONLY)
+@signed_only
 def list_tokens() -> TokensAnswer:
     listed = services(router).tokens.list(caller(router))
     return TokensAnswer(tokens=[TokenAnswer.of(r) for r in listed])
 
 
 @router.delete("/api/tokens/<token_id>", responses=documented(), security=MSIGN_ONLY)
+@signed_only
 def revoke_token(token_id: str) -> TokenAnswer:
     return TokenAnswer.of(services(router).tokens.revoke(caller(router), token_id))

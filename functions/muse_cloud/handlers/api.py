@@ -59,7 +59,7 @@ def openapi_document() -> Response[Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        app.append_context(services=cold_start.get())  # type: ignore[no-untyped-call]
+        app.append_context(services=cold_start)  # type: ignore[no-untyped-call]
         answer = app.resolve(event, context)
     except ServiceError as error:
         return http.error_answer(error)
