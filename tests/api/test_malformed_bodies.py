@@ -6,6 +6,7 @@ The routes come from ``/openapi.json``, so a route added later is attacked too.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -242,22 +243,36 @@ def test_a_body_that_is_not_a_map_or_is_empty_is_refused_with_a_code(
         assert_coded(answer, 422, "invalid_request")
 
 
-def test_a_body_that_is_not_base64_is_malformed(world: tuple[KeyFile, dict[str, str]]) -> None:
-    event = {
+def _raw_event(path: str, body: str) -> dict[str, Any]:
+    return {
         "version": "2.0",
-        "rawPath": "/api/repos",
+        "rawPath": path,
         "rawQueryString": "",
         "headers": {"content-type": "application/json"},
         "requestContext": {
-            "http": {"method": "POST", "path": "/api/repos"},
+            "http": {"method": "POST", "path": path},
             "requestId": "t",
             "stage": "$default",
         },
-        "body": "not base64!",
+        "body": body,
         "isBase64Encoded": True,
     }
+
+
+def test_a_body_that_is_not_base64_is_malformed(world: tuple[KeyFile, dict[str, str]]) -> None:
+    event = _raw_event("/olivia/songs/fetch/mpack", "not base64!")
     answer = lambda_handler(event, LocalLambdaContext("ApiFunction"))
     assert answer["statusCode"] == 400 and json.loads(answer["body"])["code"] == "malformed_body"
+
+
+def test_an_anonymous_call_of_a_signed_only_route_is_refused_before_its_body(
+    world: tuple[KeyFile, dict[str, str]],
+) -> None:
+    """Whatever the body, nobody unsigned may create a repository: 401 before 400 or 422."""
+    for body in ("not base64!", base64.b64encode(b'{"owner": 5}').decode()):
+        answer = lambda_handler(_raw_event("/api/repos", body), LocalLambdaContext("ApiFunction"))
+        assert answer["statusCode"] == 401, answer
+        assert json.loads(answer["body"])["code"] == "auth_required"
 
 
 def test_a_body_over_six_mib_is_refused(world: tuple[KeyFile, dict[str, str]]) -> None:

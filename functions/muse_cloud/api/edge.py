@@ -19,9 +19,10 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from muse_cloud.api import http
+from muse_cloud.auth import tokens
 from muse_cloud.auth.authenticate import authenticate
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.identities import ANONYMOUS, Caller
 
 if TYPE_CHECKING:
     from muse_cloud.composition import ColdStart, Services
@@ -64,19 +65,23 @@ def services(router: Router | APIGatewayHttpResolver) -> Services:
 
 
 def authenticated(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """The caller, from the signature or token over the exact bytes the client sent."""
+    """The caller, from the signature or token over the exact bytes the client sent (an
+    unsigned request needs no store: the OpenAPI document is served without the settings)."""
     event = app.current_event.raw_event
-    query = event.get("rawQueryString") or ""
-    path = event.get("rawPath") or "/"
-    stores = services(app).stores
-    who = authenticate(
-        event.get("headers") or {},
-        app.current_event.request_context.http.method,
-        f"{path}?{query}" if query else path,
-        http.raw_body(event),
-        stores.identities,
-        stores.tokens,
-    )
+    headers = event.get("headers") or {}
+    who = ANONYMOUS
+    if tokens.header(headers, "authorization") is not None:
+        query = event.get("rawQueryString") or ""
+        path = event.get("rawPath") or "/"
+        stores = services(app).stores
+        who = authenticate(
+            headers,
+            app.current_event.request_context.http.method,
+            f"{path}?{query}" if query else path,
+            http.raw_body(event),
+            stores.identities,
+            stores.tokens,
+        )
     route = app.context.get("_route")
     if who.is_anonymous and route is not None and getattr(route.func, "signed_only", False):
         raise ServiceError("auth_required", "this route needs a signed request")
