@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from muse_core.commits import CommitRecord, write_commit
+from muse_core.ids import blob_id
 from muse_core.object_store import write_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
 from muse_core.snapshots import SnapshotRecord, write_snapshot
-from muse_core.ids import blob_id
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from muse_core.ids import require_id
 from muse_core.paths import muse_dir
 from muse_core.snapshot import compute_commit_id
-from muse_core.ids import require_id
 
 # The record's fields in the order the client writes a new record; unknown fields follow.
 COMMIT_FIELDS: tuple[str, ...] = (

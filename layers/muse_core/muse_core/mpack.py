@@ -19,12 +19,12 @@ import msgpack
 from muse_core.commits import CommitRecord, has_commit, read_commit
 from muse_core.delta import diff_manifests
 from muse_core.errors import MuseError, describe
+from muse_core.ids import is_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.object_store import read_object
 from muse_core.refs import list_branches, read_branch_ref
 from muse_core.repo import read_repo_info
 from muse_core.snapshots import read_snapshot
-from muse_core.ids import is_id
 from muse_core.use_counted import UseCounted
 
 MPACK_VERSION = 1

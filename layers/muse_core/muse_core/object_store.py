@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from muse_core.paths import muse_dir
 from muse_core.ids import require_id
+from muse_core.paths import muse_dir
 
 
 def object_path(root: Path | str, object_id: str) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from muse_core.paths import muse_dir, validate_branch_name
 from muse_core.ids import require_id
+from muse_core.paths import muse_dir, validate_branch_name
 
 DEFAULT_BRANCH = "main"
 

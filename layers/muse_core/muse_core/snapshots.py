@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from muse_core.paths import muse_dir
 from muse_core.ids import require_id
+from muse_core.paths import muse_dir
 
 
 @dataclass(frozen=True)

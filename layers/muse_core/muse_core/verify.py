@@ -12,11 +12,11 @@ from typing import IO, Any, Protocol
 
 from muse_core.commits import CommitRecord
 from muse_core.errors import MuseError, describe
+from muse_core.ids import is_id, require_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.mpack import MPACK_VERSION, ObjectEntry, ObjectSink, encode_mpack, parse_mpack
 from muse_core.paths import validate_branch_name, validate_manifest_path
 from muse_core.snapshot import SortedManifest
-from muse_core.ids import is_id, require_id
 from muse_core.use_counted import UseCounted
 
 # Called once with (snapshot_id, base_id, delta_size) for every snapshot of the pack, in pack
