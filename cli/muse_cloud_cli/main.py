@@ -16,7 +16,7 @@ import platformdirs
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
-from muse_cloud_cli.errors import CliError
+from muse_cloud_cli.errors import CliError, Exit
 from muse_cloud_cli.fetch import (
     FetchResult,
     check_out_move,
@@ -172,7 +172,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                 if args.json
                 else f"everything up to date: {branch} is at {short(prepared.head, args.full)}"
             )
-            return 0
+            return Exit.OK
         pack = prepared.pack
         if not args.json:
             print(
@@ -192,7 +192,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                 "fetch and merge them, or push with --force to replace them",
                 file=sys.stderr,
             )
-            return 1
+            return Exit.FAILED
     answer = result.answer
     updates = answer.get("updates")
     if name is not None:
@@ -200,7 +200,7 @@ def cmd_push(args: argparse.Namespace) -> int:
             update_tracking(root, name, update["branch"], update["head"])
     if args.json:
         print(json.dumps(answer, sort_keys=True))
-        return 0
+        return Exit.OK
     for line in _push_summary(root, remote, answer, args.full):
         print(line)
     print(
@@ -209,7 +209,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         f"{plural(int(answer.get('objects_written', 0)), 'object')} "
         f"(upload {result.upload_seconds:.2f} s, ingestion {result.ingest_seconds:.2f} s)"
     )
-    return 0
+    return Exit.OK
 
 
 def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[str, FetchResult]:
@@ -249,7 +249,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     _, result = _fetch(args, root, Reporter(quiet=args.quiet))
     if not result.moves:
         print("already up to date")
-    return 0
+    return Exit.OK
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -268,13 +268,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
         )
     if not outcome.moved:
         print(f"already up to date: {branch} is at {short(outcome.head, args.full)}")
-        return 0
+        return Exit.OK
     files = f" ({plural(outcome.files, 'file')} checked out)" if outcome.files else ""
     print(
         f"fast-forward {branch}: {short(outcome.previous, args.full)}.."
         f"{short(outcome.head, args.full)}{files}"
     )
-    return 0
+    return Exit.OK
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
@@ -291,7 +291,7 @@ def cmd_clone(args: argparse.Namespace) -> int:
         print(f"checked out {result.default_branch}: {plural(result.files, 'file')}")
     else:
         print("the repository has no commits yet")
-    return 0
+    return Exit.OK
 
 
 def cmd_repo_create(args: argparse.Namespace) -> int:
@@ -300,7 +300,7 @@ def cmd_repo_create(args: argparse.Namespace) -> int:
         repo = client.create_repo(owner, name, "private" if args.private else "public")
     print(f"created {repo['fullName']} ({repo['visibility']}), id {repo['repoId']}")
     print(f"remote: {server.rstrip('/')}/{repo['fullName']}")
-    return 0
+    return Exit.OK
 
 
 def cmd_repo_delete(args: argparse.Namespace) -> int:
@@ -315,7 +315,7 @@ def cmd_repo_delete(args: argparse.Namespace) -> int:
         repo = client.repo_by_slug(owner, name)
         client.delete_repo(repo["repoId"])
     print(f"deleted {owner}/{name}")
-    return 0
+    return Exit.OK
 
 
 def cmd_identity_new(args: argparse.Namespace) -> int:
@@ -334,7 +334,7 @@ def cmd_identity_new(args: argparse.Namespace) -> int:
         f"an admin registers it with: muse-cloud identity register {key.handle} "
         f"--public-key={key.public_key}{flags}"
     )
-    return 0
+    return Exit.OK
 
 
 def cmd_identity_register(args: argparse.Namespace) -> int:
@@ -343,7 +343,7 @@ def cmd_identity_register(args: argparse.Namespace) -> int:
             args.handle, args.public_key, is_admin=args.admin, is_agent=args.agent
         )
     print(f"registered {answer['handle']} as {answer['identity_id']}")
-    return 0
+    return Exit.OK
 
 
 def cmd_identity_show(args: argparse.Namespace) -> int:
@@ -361,7 +361,7 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
             f"server knows {me.get('handle')} (admin: {me.get('is_admin')}, "
             f"agent: {me.get('is_agent')})"
         )
-    return 0
+    return Exit.OK
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -387,7 +387,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-    return 0
+    return Exit.OK
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
@@ -396,13 +396,13 @@ def cmd_refs(args: argparse.Namespace) -> int:
         refs = client.refs(remote.owner, remote.name)
     if args.json:
         print(json.dumps(refs, sort_keys=True))
-        return 0
+        return Exit.OK
     default = refs.get("default_branch")
     for branch, head in sorted(refs.get("branch_heads", {}).items()):
         print(f"{'*' if branch == default else ' '} {branch}  {short(head, args.full)}")
     if not refs.get("branch_heads"):
         print(f"no branches yet (default branch: {default})")
-    return 0
+    return Exit.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -419,7 +419,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ids = generate_history(root, workload)
     files = check_out_move(root, None, ids[-1])
     print(f"made {root}: {plural(len(ids), 'commit')} on main, {plural(files, 'file')} checked out")
-    return 0
+    return Exit.OK
 
 
 def _positive(text: str) -> int:
@@ -629,8 +629,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: os_error: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return 1
+        return Exit.INTERRUPTED
+    return Exit.FAILED
 
 
 if __name__ == "__main__":

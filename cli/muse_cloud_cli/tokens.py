@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from muse_cloud_cli.client import MuseCloudClient
+from muse_cloud_cli.errors import Exit
 
 ClientFactory = Callable[..., MuseCloudClient]
 
@@ -45,7 +46,7 @@ def add_token_commands(
         print(f"token {token['token_id']} ({token['scope']}), expires at {expiry}")
         print("it is shown once: muse auth login --hub SERVER --token TOKEN")
         print(token["token"])
-        return 0
+        return Exit.OK
 
     def cmd_list(args: argparse.Namespace) -> int:
         with client_for(args.server, args.identity, required=True) as client:
@@ -55,13 +56,13 @@ def add_token_commands(
                     f"{token['token_id']}  {token['scope']:<5}  {state:<7}  "
                     f"expires {token['expires_at'] or 'never'}  {token['name']}"
                 )
-        return 0
+        return Exit.OK
 
     def cmd_revoke(args: argparse.Namespace) -> int:
         with client_for(args.server, args.identity, required=True) as client:
             revoked = revoke_token(client, args.token_id)
         print(f"revoked {revoked['token_id']} at {revoked['revoked_at']}")
-        return 0
+        return Exit.OK
 
     token = commands.add_parser("token", help="personal access tokens for the Muse client")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")

@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
-from muse_cloud_cli.errors import CliError
+from muse_cloud_cli.errors import CliError, Exit
 from muse_cloud_cli.main import (
     DEFAULT_SERVER,
     add_demo_command,
@@ -77,7 +77,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
+    return Exit.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  muse-cloud generate songs --commits 20 && muse-cloud push -C songs "
         f"--remote {DEFAULT_SERVER}/admin/songs -u --identity {admin}"
     )
-    return 0 if passed else 1
+    return Exit.OK if passed else Exit.FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
