@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from muse_cloud_cli.fetch import (
     is_local_ancestor,
 )
 from muse_cloud_cli.progress import Reporter, plural, ref_line, short
-from muse_cloud_cli.push import current_branch, prepare_push, send_push
+from muse_cloud_cli.push import PushResult, current_branch, prepare_push, send_push
 from muse_cloud_cli.remotes import (
     DEFAULT_REMOTE,
     read_config,
@@ -143,7 +144,17 @@ def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: b
     return lines
 
 
-def cmd_push(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class _PushTarget:
+    root: Path
+    remote: Remote
+    name: str | None  # the remote's name in .muse/config.toml, when it has one
+    branch: str
+
+
+def _push_target(args: argparse.Namespace) -> _PushTarget:
+    """Where and what to push, from the arguments and the repository's remotes; ``-u``
+    records the remote (as ``origin`` when given as a URL) and its branch."""
     root = Path(args.path)
     if args.remote_url and args.remote and Path(args.remote).is_dir():
         # The older form, `push PATH --remote URL`, still works.
@@ -151,17 +162,24 @@ def cmd_push(args: argparse.Namespace) -> int:
     if args.remote_url and args.remote:
         raise CliError("invalid_arguments", "give the remote either as REMOTE or as --remote")
     remote, name = _resolve_remote(root, args.remote_url or args.remote)
-    reporter = Reporter(quiet=args.quiet or args.json)
     branch = args.branch_name or args.branch or current_branch(root)
     if args.set_upstream:
-        if name is None and remote_entry(root, DEFAULT_REMOTE).get("url") not in (None, remote.url):
+        recorded = remote_entry(root, DEFAULT_REMOTE).get("url")
+        if name is None and recorded not in (None, remote.url):
             raise CliError(
                 "remote_exists",
-                f"{DEFAULT_REMOTE} already names {remote_entry(root, DEFAULT_REMOTE)['url']}; "
+                f"{DEFAULT_REMOTE} already names {recorded}; "
                 "push to it by name, or give -u with a configured remote's name",
             )
         name = name or DEFAULT_REMOTE
         set_remote(root, name, remote.url, branch=branch)
+    return _PushTarget(root, remote, name, branch)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    target = _push_target(args)
+    root, remote, name, branch = target.root, target.remote, target.name, target.branch
+    reporter = Reporter(quiet=args.quiet or args.json)
     with _client(remote.base_url, args.identity, required=True) as client:
         prepared = prepare_push(client, remote, root, branch, force=args.force, reporter=reporter)
         if prepared.up_to_date:
@@ -193,15 +211,21 @@ def cmd_push(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return Exit.FAILED
+    _report_push(args, target, result)
+    return Exit.OK
+
+
+def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResult) -> None:
+    """The remote-tracking heads moved as the server moved the refs, and the summary."""
     answer = result.answer
     updates = answer.get("updates")
-    if name is not None:
+    if target.name is not None:
         for update in updates if isinstance(updates, list) else []:
-            update_tracking(root, name, update["branch"], update["head"])
+            update_tracking(target.root, target.name, update["branch"], update["head"])
     if args.json:
         print(json.dumps(answer, sort_keys=True))
-        return Exit.OK
-    for line in _push_summary(root, remote, answer, args.full):
+        return
+    for line in _push_summary(target.root, target.remote, answer, args.full):
         print(line)
     print(
         f"written: {plural(int(answer.get('commits_written', 0)), 'commit')}, "
@@ -209,7 +233,6 @@ def cmd_push(args: argparse.Namespace) -> int:
         f"{plural(int(answer.get('objects_written', 0)), 'object')} "
         f"(upload {result.upload_seconds:.2f} s, ingestion {result.ingest_seconds:.2f} s)"
     )
-    return Exit.OK
 
 
 def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[str, FetchResult]:

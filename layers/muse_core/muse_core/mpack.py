@@ -113,6 +113,11 @@ def _manifest(cache: UseCounted[dict[str, str]], snapshot_id: str) -> dict[str, 
     return found
 
 
+# One snapshot of a pack: its id, its delta base (the first parent's snapshot) and the snapshots
+# of its other parents. The receiver holds, or gets from this pack, every object those name.
+_Planned = tuple[str, str | None, list[str]]
+
+
 def build_pack(
     source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str] = ()
 ) -> dict[str, Any]:
@@ -122,10 +127,26 @@ def build_pack(
     for cid in held:
         wanted.pop(cid, None)
     order = topological_order(wanted)
+    snapshots, object_ids = _snapshot_deltas(source, _snapshot_plan(order, wanted, held))
+    return {
+        "mpack_version": MPACK_VERSION,
+        "repo_id": None,
+        "branch_heads": dict(branch_heads),
+        "commits": [c.to_dict() for c in order],
+        "snapshots": snapshots,
+        "objects": [
+            {"object_id": o, "content": b} for o, b in source.objects(list(object_ids)).items()
+        ],
+    }
 
-    # Each new snapshot: its delta base (the first parent's snapshot) and the snapshots of its
-    # other parents. The receiver holds, or gets from this pack, every object those name.
-    plan: list[tuple[str, str | None, list[str]]] = []
+
+def _snapshot_plan(
+    order: list[CommitRecord],
+    wanted: Mapping[str, CommitRecord],
+    held: Mapping[str, CommitRecord],
+) -> list[_Planned]:
+    """Each snapshot the pack carries, once, with what it is encoded against."""
+    plan: list[_Planned] = []
     planned = {c.snapshot_id for c in held.values()}
     for commit in order:
         if commit.snapshot_id in planned:
@@ -137,7 +158,13 @@ def build_pack(
         parents = (wanted.get(p) or held.get(p) for p in commit.parent_ids)
         others = sorted({p.snapshot_id for p in parents if p is not None} - {base_sid})
         plan.append((commit.snapshot_id, base_sid, others))
+    return plan
 
+
+def _snapshot_deltas(
+    source: HistorySource, plan: list[_Planned]
+) -> tuple[list[dict[str, Any]], dict[str, None]]:
+    """The snapshots as deltas, in plan order, and the objects they add that no parent names."""
     cache: UseCounted[dict[str, str]] = UseCounted(
         (s for _, base, more in plan for s in (base, *more) if s), source.manifest
     )
@@ -160,17 +187,7 @@ def build_pack(
             }
         )
         object_ids.update((o, None) for o in delta.upsert.values() if o not in known)
-
-    return {
-        "mpack_version": MPACK_VERSION,
-        "repo_id": None,
-        "branch_heads": dict(branch_heads),
-        "commits": [c.to_dict() for c in order],
-        "snapshots": snapshots,
-        "objects": [
-            {"object_id": o, "content": b} for o, b in source.objects(list(object_ids)).items()
-        ],
-    }
+    return snapshots, object_ids
 
 
 def build_mpack(

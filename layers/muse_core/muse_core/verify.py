@@ -417,6 +417,41 @@ def _verify_commits(
     return list(in_pack.values())
 
 
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _is_map_or_nil(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The optional fields of a commit record: the shape each must have, what the refusal says, and
+# the value an absent one stands for.
+_COMMIT_FIELD_SHAPES: tuple[tuple[str, Callable[[Any], bool], str, Any], ...] = (
+    *((name, _is_str, "must be a string", "") for name in _COMMIT_STR_FIELDS),
+    ("metadata", _is_str_map, "must map strings to strings", {}),
+    ("structured_delta", _is_map_or_nil, "must be a map or nil", None),
+    ("breaking_changes", _is_str_list, "must be a list of strings", []),
+    ("reviewed_by", _is_str_list, "must be a list of strings", []),
+    ("format_version", _is_int, "must be an integer", 0),
+    ("test_runs", _is_int, "must be an integer", 0),
+)
+
+
 def _commit_record(item: Any, index: int) -> CommitRecord:
     where = f"commits[{index}]"
     if not isinstance(item, dict):
@@ -430,24 +465,9 @@ def _commit_record(item: Any, index: int) -> CommitRecord:
         value = item.get(name)
         if value not in (None, ""):
             require_id(value, f"{where}.{name}")
-    for name in _COMMIT_STR_FIELDS:
-        if name in item and not isinstance(item[name], str):
-            raise MuseError("invalid_type", f"{where}.{name} must be a string", cid)
-    metadata = item.get("metadata", {})
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise MuseError("invalid_type", f"{where}.metadata must map strings to strings", cid)
-    if item.get("structured_delta") is not None and not isinstance(item["structured_delta"], dict):
-        raise MuseError("invalid_type", f"{where}.structured_delta must be a map or nil", cid)
-    for name in ("breaking_changes", "reviewed_by"):
-        value = item.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MuseError("invalid_type", f"{where}.{name} must be a list of strings", cid)
-    for name in ("format_version", "test_runs"):
-        value = item.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise MuseError("invalid_type", f"{where}.{name} must be an integer", cid)
+    for name, fits, rule, absent in _COMMIT_FIELD_SHAPES:
+        if not fits(item.get(name, absent)):
+            raise MuseError("invalid_type", f"{where}.{name} {rule}", cid)
     # The record is stored and served as the client's JSON file: every field, unknown ones
     # included, must be something json.dumps writes and json.loads reads back unchanged.
     problem = _json_problem(item, 0)
