@@ -45,9 +45,6 @@ EXTERNAL_ALLOWED: dict[str, set[str]] = {
 }
 # Never imported by the core nor by the client: they are the server's or the dev stack's.
 SERVER_ONLY = AWS | POWERTOOLS | {"moto", "muse_cloud", "muse_cloud_dev", "pydantic"}
-# The one exception: `muse-cloud dev` and `demo` hand over to the dev stack when it is
-# installed (a lazy import, refused with one line when it is not: tests/cli/test_client_install).
-DELEGATIONS = {("main.py", "muse_cloud_dev.main")}
 
 
 def imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -96,7 +93,6 @@ def standalone_violations(package: Path) -> list[str]:
         for path in sorted(package.rglob("*.py"))
         for line, module in imports(path)
         if module.split(".")[0] in SERVER_ONLY
-        and (str(path.relative_to(package)), module) not in DELEGATIONS
     ]
 
 

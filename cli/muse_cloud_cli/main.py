@@ -7,13 +7,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-
-import platformdirs
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
@@ -36,21 +33,23 @@ from muse_cloud_cli.remotes import (
     validate_remote_name,
 )
 from muse_cloud_cli.signer import KeyFile, default_identity_path, new_identity
+from muse_cloud_cli.stack_commands import (
+    DEFAULT_SERVER,
+    add_demo_command,
+    add_start_command,
+    cmd_demo,
+    cmd_dev,
+    positive,
+)
 from muse_cloud_cli.tokens import add_token_commands
-from muse_cloud_cli.workload import SEED, Workload, generate_history
+from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.errors import MuseError
 from muse_core.refs import read_head
 
-DEV_PORT = 8787
 SERVER_ENV = "MUSE_CLOUD_URL"
-DEFAULT_SERVER = f"http://127.0.0.1:{DEV_PORT}"
 LOG_PAGE = 100
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def default_data_dir() -> Path:
-    return platformdirs.user_data_path("muse-cloud") / "dev"
 
 
 def _load_identity(explicit: str | None, *, required: bool = False) -> KeyFile | None:
@@ -107,28 +106,6 @@ def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
             "(the Muse client), or push once with --remote URL -u",
         )
     return Remote.parse(url), value
-
-
-STACK_MISSING = "the local stack is not installed: pip install 'muse-cloud[stack]'"
-
-
-@contextmanager
-def stack_installed() -> Iterator[None]:
-    """Around an import of the dev stack: when it, or what it runs on (moto, boto3, the server
-    package), is not installed, one line says how to install it."""
-    try:
-        yield
-    except ModuleNotFoundError as error:
-        if (error.name or "").startswith(("muse_cloud_cli", "muse_core", "muse_cloud_dev.")):
-            raise  # a module of the client, or of the dev package itself: a bug, not an install
-        raise CliError("dev_stack_missing", STACK_MISSING) from None
-
-
-def cmd_dev(args: argparse.Namespace) -> int:
-    # The local stack needs moto and the server package; push and clone must work without them.
-    with stack_installed():
-        from muse_cloud_dev.main import cmd_start
-    return cmd_start(args)
 
 
 def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: bool) -> list[str]:
@@ -428,12 +405,6 @@ def cmd_refs(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    with stack_installed():
-        from muse_cloud_dev.main import cmd_demo as run_demo
-    return run_demo(args)
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -443,50 +414,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     files = check_out_move(root, None, ids[-1])
     print(f"made {root}: {plural(len(ids), 'commit')} on main, {plural(files, 'file')} checked out")
     return Exit.OK
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def add_start_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, command: Command
-) -> None:
-    """The local stack's command and options: ``muse-cloud dev``, ``muse-cloud-dev start``."""
-    start = commands.add_parser(name, help="run the whole stack locally until Ctrl-C")
-    start.add_argument("--port", type=int, default=DEV_PORT, help="API port on 127.0.0.1")
-    start.add_argument(
-        "--data-dir",
-        help=f"where the admin key and the stack's saved state live (default: "
-        f"{default_data_dir()})",
-    )
-    start.add_argument(
-        "--reset", action="store_true", help="start empty, discarding the saved state"
-    )
-    start.add_argument(
-        "--snapshot-seconds",
-        type=float,
-        default=30.0,
-        help="how often the state is saved while running (also saved on stop; default: 30)",
-    )
-    start.set_defaults(run=command)
-
-
-def add_demo_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], command: Command
-) -> None:
-    """The demo's command and options: ``muse-cloud demo``, ``muse-cloud-dev demo``."""
-    demo = commands.add_parser("demo", help="push, check and clone a workload on a local stack")
-    demo.add_argument("--commits", type=_positive, default=SEED.commits, help="workload commits")
-    demo.add_argument("--files", type=_positive, default=SEED.files, help="workload files")
-    demo.add_argument(
-        "--changed", type=_positive, default=SEED.changed_per_commit, help="files per commit"
-    )
-    demo.add_argument("--repo", help="push this repository instead of generating one")
-    demo.set_defaults(run=command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -608,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     log = commands.add_parser("log", parents=[identity, output], help="commits, newest first")
     log.add_argument("url", help="repository URL")
     log.add_argument("--branch", help="default: the repository's default branch")
-    log.add_argument("--limit", type=_positive, default=20, help="at most this many (default 20)")
+    log.add_argument("--limit", type=positive, default=20, help="at most this many (default 20)")
     log.set_defaults(run=cmd_log)
 
     refs = commands.add_parser("refs", parents=[identity, output], help="branch heads")
@@ -620,9 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="make a repository to push: a generated history, checked out"
     )
     generate.add_argument("dir", help="a new or empty directory")
-    generate.add_argument("--commits", type=_positive, default=20, help="default: 20")
-    generate.add_argument("--files", type=_positive, default=30, help="default: 30")
-    generate.add_argument("--changed", type=_positive, default=3, help="files per commit")
+    generate.add_argument("--commits", type=positive, default=20, help="default: 20")
+    generate.add_argument("--files", type=positive, default=30, help="default: 30")
+    generate.add_argument("--changed", type=positive, default=3, help="files per commit")
     generate.set_defaults(run=cmd_generate)
 
     add_demo_command(commands, cmd_demo)

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 from muse_cloud.auth import msign, tokens
+from muse_cloud.auth.lookups import Identities, Tokens
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.domain.identities import ANONYMOUS, Caller, Identity
-from muse_cloud.domain.tokens import TokenRecord
-
-
-class Identities(Protocol):
-    def get(self, identity_id: str) -> Identity | None: ...
-
-    def remember_nonce(self, identity_id: str, nonce: str, *, now: float | None = None) -> None:
-        """Raises ``auth_replayed_nonce`` when the nonce was used already."""
-        ...
-
-
-class Tokens(Protocol):
-    def get(self, token_id: str) -> TokenRecord | None: ...
+from muse_cloud.domain.identities import ANONYMOUS, Caller
 
 
 def authenticate(

@@ -19,14 +19,11 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from muse_cloud.auth.lookups import Identities, Tokens
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.identities import ScopedCaller
 from muse_cloud.domain.tokens import TokenRecord
-
-if TYPE_CHECKING:
-    from muse_cloud.auth.authenticate import Identities, Tokens
 
 SCHEME = "bearer"
 PREFIX = "mct_"

@@ -3,9 +3,10 @@ updates rendered as expressions, batches within DynamoDB's caps.
 
 moto never returns ``UnprocessedItems`` nor enforces the 25-item cap of BatchWriteItem, so the
 caps are enforced here and the retry loops are exercised by real AWS only. Batches are written
-with BatchWriteItem on this client rather than boto3's resource ``batch_writer``: the resource
-layer serialises every item twice over (measured: 30 % slower on the seed's 2,066 items), writes
-one batch at a time, and cannot keep bases before the deltas on them.
+with BatchWriteItem on this client rather than boto3's resource ``batch_writer``: that one
+serialises every item through the resource layer once more and writes one batch at a time
+(measured on moto, 2,066 commit-sized items: 0.30 s here, 0.40 s with ``batch_writer``), and it
+sends unprocessed items again after later ones, where bases must land before their deltas.
 """
 
 from __future__ import annotations
