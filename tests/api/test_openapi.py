@@ -104,3 +104,25 @@ def test_swagger_is_html(stack: Provisioned) -> None:
     assert answer.status == 200
     assert answer.headers["Content-Type"].startswith("text/html")
     assert b"<html" in answer.body.lower() and b"swagger" in answer.body.lower()
+
+
+def test_answers_and_refusals_are_documented_as_the_server_sends_them(stack: Provisioned) -> None:
+    """Every operation names the model of its answer, every refusal the error the server
+    answers (``{code, message, item}``), never Powertools' own validation-error shape."""
+    document = _document(stack)
+    assert set(document["components"]["securitySchemes"]) == {"MSign", "Bearer"}
+    error = {"$ref": "#/components/schemas/ErrorAnswer"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    assert answer["content"]["application/json"]["schema"] == error, (path, status)
+            ok = responses.get("200") or responses.get("201") or responses.get("204")
+            assert ok is not None, (method, path)
+    refs = document["paths"]["/{owner}/{repo}/refs"]["get"]["responses"]["200"]
+    assert refs["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RefsAnswer"
+    }
+    properties = document["components"]["schemas"]["RefsAnswer"]["properties"]
+    assert {"repo_id", "domain", "default_branch", "branch_heads", "permissions"} <= set(properties)

@@ -13,12 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from pydantic.alias_generators import to_camel
 
 from muse_cloud.api.statuses import status_of
-from muse_cloud.domain.identities import Caller, Identity
+from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.pushes import PushRecord
 from muse_cloud.domain.repos import Repo
 from muse_cloud.domain.roles import Role
-from muse_cloud.domain.tokens import TokenRecord
-from muse_cloud.services.fetch import FetchPack
 from muse_cloud.services.history import BranchHeads
 from muse_cloud.services.push import PresignedPush
 from muse_cloud.services.tokens import CreatedToken
@@ -87,19 +85,14 @@ class CollaboratorAnswer(BaseModel):
 
 
 class IdentityAnswer(BaseModel):
+    """An identity as registered (its key is the caller's own to know)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     identity_id: str
     handle: str
     is_admin: bool
     is_agent: bool
-
-    @classmethod
-    def of(cls, identity: Identity) -> IdentityAnswer:
-        return cls(
-            identity_id=identity.identity_id,
-            handle=identity.handle,
-            is_admin=identity.is_admin,
-            is_agent=identity.is_agent,
-        )
 
 
 class CallerAnswer(BaseModel):
@@ -265,22 +258,10 @@ class PresignAnswer(BaseModel):
         )
 
 
-class FetchAnswer(BaseModel):
-    download_url: str
-    mpack_key: str
-    size_bytes: int
-    commits: int
-    snapshots: int
-    objects: int
-    branch_heads: dict[str, str]
-
-    @classmethod
-    def of(cls, pack: FetchPack) -> FetchAnswer:
-        return cls(**vars(pack))
-
-
 class TokenAnswer(BaseModel):
     """A token as listed: everything but its secret (and its secret's hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     token_id: str
     name: str
@@ -289,24 +270,14 @@ class TokenAnswer(BaseModel):
     expires_at: int | None
     revoked_at: str | None
 
-    @classmethod
-    def of(cls, record: TokenRecord) -> TokenAnswer:
-        return cls(
-            token_id=record.token_id,
-            name=record.name,
-            scope=record.scope,
-            created_at=record.created_at,
-            expires_at=record.expires_at,
-            revoked_at=record.revoked_at,
-        )
-
 
 class CreatedTokenAnswer(TokenAnswer):
     token: str = Field(description="the secret, shown this once")
 
     @classmethod
     def created(cls, created: CreatedToken) -> CreatedTokenAnswer:
-        return cls(**TokenAnswer.of(created.record).model_dump(), token=created.secret)
+        listed = TokenAnswer.model_validate(created.record).model_dump()
+        return cls(**listed, token=created.secret)
 
 
 class TokensAnswer(BaseModel):

@@ -15,7 +15,6 @@ from muse_cloud.api.answers import (
     CollaboratorAnswer,
     CollaboratorsAnswer,
     ErrorAnswer,
-    FetchAnswer,
     IdentityAnswer,
     PresignAnswer,
     PushAnswer,
@@ -32,6 +31,7 @@ from muse_cloud.api.models import (
     UnpackPush,
 )
 from muse_cloud.api.statuses import STATUS_BY_CODE
+from muse_cloud.services.fetch import FetchPack
 from muse_cloud.services.history import DocumentAnswer
 
 router = Router()  # type: ignore[no-untyped-call]
@@ -115,7 +115,7 @@ def register_identity(body: RegisterIdentity) -> IdentityAnswer:
     identity = services(router).identities.register(
         caller(router), body.handle, body.public_key, body.is_admin, body.is_agent
     )
-    return IdentityAnswer.of(identity)
+    return IdentityAnswer.model_validate(identity)
 
 
 @router.get("/api/identities/me", responses=documented(), security=ANYONE)
@@ -197,6 +197,5 @@ def get_object(owner: str, repo: str, object_id: str) -> Response[Any]:
 
 
 @router.post("/<owner>/<repo>/fetch/mpack", responses=documented(), security=ANYONE)
-def fetch_mpack(owner: str, repo: str, body: FetchRequest) -> FetchAnswer:
-    pack = services(router).fetch.fetch(caller(router), owner, repo, body.want, body.have)
-    return FetchAnswer.of(pack)
+def fetch_mpack(owner: str, repo: str, body: FetchRequest) -> FetchPack:
+    return services(router).fetch.fetch(caller(router), owner, repo, body.want, body.have)

@@ -36,10 +36,10 @@ def create_token(body: CreateToken) -> CreatedTokenAnswer:
 @signed_only
 def list_tokens() -> TokensAnswer:
     listed = services(router).tokens.list(caller(router))
-    return TokensAnswer(tokens=[TokenAnswer.of(r) for r in listed])
+    return TokensAnswer(tokens=[TokenAnswer.model_validate(r) for r in listed])
 
 
 @router.delete("/api/tokens/<token_id>", responses=documented(), security=MSIGN_ONLY)
 @signed_only
 def revoke_token(token_id: str) -> TokenAnswer:
-    return TokenAnswer.of(services(router).tokens.revoke(caller(router), token_id))
+    return TokenAnswer.model_validate(services(router).tokens.revoke(caller(router), token_id))

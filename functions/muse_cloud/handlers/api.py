@@ -47,7 +47,7 @@ def _no_route(_: Exception) -> Response[Any]:
     return _refusal(ServiceError("no_such_route", "no such route"))
 
 
-@app.get("/openapi.json", security=ANYONE)
+@app.get("/openapi.json", responses=routes.documented(), security=ANYONE)
 def openapi_document() -> Response[Any]:
     """The document Swagger shows (one configuration, ``configure_openapi`` above), at the
     path protocol section 4 gives it."""
