@@ -7,9 +7,9 @@ answer in camel case (``repoId``, ``defaultBranch``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from muse_cloud.api.statuses import status_of
@@ -22,20 +22,14 @@ from muse_cloud.services.push import PresignedPush
 from muse_cloud.services.tokens import CreatedToken
 
 
-class Answer(BaseModel):
-    """An answer whose fields in ``omitted_when_none`` are left out rather than sent as null
-    (a key's absence means something to clients: no ``permissions`` for an anonymous caller)."""
+def _is_none(value: object) -> bool:
+    return value is None
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
-    @model_serializer(mode="wrap")
-    def _omit(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self.omitted_when_none:
-                if data.get(name, 0) is None:
-                    del data[name]
-        return data
+def omitted_when_none(description: str | None = None) -> Any:
+    """A field left out of the answer rather than sent as null: a key's absence means
+    something to clients (no ``permissions`` for an anonymous caller)."""
+    return Field(default=None, exclude_if=_is_none, description=description)
 
 
 class ErrorAnswer(BaseModel):
@@ -117,16 +111,12 @@ class Permissions(BaseModel):
     push: bool
 
 
-class RefsAnswer(Answer):
-    omitted_when_none = frozenset({"permissions"})
-
+class RefsAnswer(BaseModel):
     repo_id: str
     domain: str
     default_branch: str
     branch_heads: dict[str, str]
-    permissions: Permissions | None = Field(
-        default=None, description="only for signed callers: whether they may push"
-    )
+    permissions: Permissions | None = omitted_when_none("for signed callers: may they push")
 
     @classmethod
     def of(cls, heads: BranchHeads) -> RefsAnswer:
@@ -149,27 +139,9 @@ class PushError(ErrorAnswer):
     http_status: int
 
 
-class PushAnswer(Answer):
+class PushAnswer(BaseModel):
     """A push record; once ingested, what the ingestion did (the first ref move is repeated at
     the top level, as protocol section 4 shows it)."""
-
-    omitted_when_none = frozenset(
-        {
-            "commits_written",
-            "snapshots_written",
-            "objects_written",
-            "bytes",
-            "updates",
-            "dynamodb_requests",
-            "s3_requests",
-            "verify_ms",
-            "write_ms",
-            "plan_ms",
-            "refs_ms",
-            "total_ms",
-            "error",
-        }
-    )
 
     push_id: str
     status: str
@@ -180,19 +152,19 @@ class PushAnswer(Answer):
     created_at: str
     updated_at: str
     previous_head: str | None = None
-    commits_written: int | None = None
-    snapshots_written: int | None = None
-    objects_written: int | None = None
-    bytes: int | None = None
-    updates: list[RefMoveAnswer] | None = None
-    dynamodb_requests: int | None = None
-    s3_requests: int | None = None
-    verify_ms: int | None = None
-    write_ms: int | None = None
-    plan_ms: int | None = None
-    refs_ms: int | None = None
-    total_ms: int | None = None
-    error: PushError | None = None
+    commits_written: int | None = omitted_when_none()
+    snapshots_written: int | None = omitted_when_none()
+    objects_written: int | None = omitted_when_none()
+    bytes: int | None = omitted_when_none()
+    updates: list[RefMoveAnswer] | None = omitted_when_none()
+    dynamodb_requests: int | None = omitted_when_none()
+    s3_requests: int | None = omitted_when_none()
+    verify_ms: int | None = omitted_when_none()
+    write_ms: int | None = omitted_when_none()
+    plan_ms: int | None = omitted_when_none()
+    refs_ms: int | None = omitted_when_none()
+    total_ms: int | None = omitted_when_none()
+    error: PushError | None = omitted_when_none()
 
     @classmethod
     def of(cls, record: PushRecord) -> PushAnswer:
