@@ -85,3 +85,11 @@ def require_create(caller: Caller, owner: str) -> None:
         raise ServiceError(
             "forbidden", f"{caller.handle!r} may not create repositories for {owner!r}", owner
         )
+
+
+def require_owner(caller: Caller, owner: str, item: str | None = None) -> None:
+    """What only the owner (or a site admin) may see of an owner's account: its usage."""
+    if caller.is_anonymous:
+        raise ServiceError("auth_required", "this needs a signed request", item)
+    if not (caller.is_admin or caller.handle == owner):
+        raise ServiceError("forbidden", f"{caller.handle!r} is not {owner!r}", item)

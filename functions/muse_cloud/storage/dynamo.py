@@ -27,6 +27,7 @@ from muse_cloud.storage.backend import (
     Any_,
     Below,
     Change,
+    Check,
     Condition,
     ConditionFailed,
     Delete,
@@ -225,6 +226,8 @@ class DynamoTable:
                 wire.append({"Put": self._put(action)})
             elif isinstance(action, Change):
                 wire.append({"Update": self._change(action)})
+            elif isinstance(action, Check):
+                wire.append({"ConditionCheck": self._check(action)})
             else:
                 wire.append({"Delete": self._delete(action)})
         self._call(self.client.transact_write_items, TransactItems=wire)
@@ -292,6 +295,13 @@ class DynamoTable:
             "Key": to_wire(change.key),
             "UpdateExpression": rendered,
             **expression.request(change.condition),
+        }
+
+    def _check(self, check: Check) -> dict[str, Any]:
+        return {
+            "TableName": self.name,
+            "Key": to_wire(check.key),
+            **_Expression().request(check.condition),
         }
 
     def _delete(self, delete: Delete) -> dict[str, Any]:

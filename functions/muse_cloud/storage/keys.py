@@ -26,6 +26,10 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | release      | REPO#<repo_id>                  | RELEASE#<tag>   |
 | token        | TOKEN#<token_id>                | TOKEN           |
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
+| repo usage   | REPO#<repo_id>                  | USAGE           |
+| pack counted | REPO#<repo_id>                  | STORED#<mpack>  |
+| owner usage  | OWNER#<owner>                   | USAGE           |
+| push window  | REPO#<repo_id> or OWNER#<owner> | RATE#<window>   |
 
 Sort-key prefixes end in ``_SK``: a Query of a repository's partition by prefix lists one kind.
 """
@@ -53,6 +57,8 @@ PACK_SK = "PACK#"
 TAG_SK = "TAG#"
 RELEASE_SK = "RELEASE#"
 TOKEN_SK = "TOKEN#"
+STORED_SK = "STORED#"
+RATE_SK = "RATE#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
@@ -113,3 +119,23 @@ def tokens_of(identity_id: str) -> str:
 
 def token_listing(identity_id: str, token_id: str) -> Key:
     return {"pk": tokens_of(identity_id), "sk": f"{TOKEN_SK}{token_id}"}
+
+
+def owner_partition(owner: str) -> str:
+    return f"OWNER#{owner}"
+
+
+def repo_usage(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "USAGE"}
+
+
+def owner_usage(owner: str) -> Key:
+    return {"pk": owner_partition(owner), "sk": "USAGE"}
+
+
+def stored_pack(repo_id: str, mpack_hex: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{STORED_SK}{mpack_hex}"}
+
+
+def push_window(partition: str, window: int) -> Key:
+    return {"pk": partition, "sk": f"{RATE_SK}{window}"}

@@ -13,6 +13,7 @@ from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
 from muse_cloud.storage.pushes import PushStore
+from muse_cloud.storage.quotas import QuotaStore
 from muse_cloud.storage.receiver import RepoReceiver
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.releases import ReleaseStore
@@ -41,6 +42,7 @@ class Stores:
     staging: StagingStore
     answers: AnswerStore
     cursors: CursorStore
+    quotas: QuotaStore
 
     @classmethod
     def over(
@@ -69,6 +71,7 @@ class Stores:
             staging=StagingStore(bucket),
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
+            quotas=QuotaStore(table),
         )
 
     def receiver(self, repo_id: str) -> RepoReceiver:
