@@ -3,6 +3,7 @@ they use of it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,4 +37,4 @@ def window_of(now: float) -> int:
 
 def seconds_left(now: float) -> int:
     """Whole seconds until the window ``now`` falls in ends (at least 1: a Retry-After)."""
-    return max(1, int((window_of(now) + 1) * WINDOW_SECONDS - now + 0.999))
+    return max(1, math.ceil((window_of(now) + 1) * WINDOW_SECONDS - now))
