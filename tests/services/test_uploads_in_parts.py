@@ -23,7 +23,7 @@ from muse_cloud.domain.uploads import (
     MIN_PART_BYTES,
     PartLayout,
 )
-from muse_cloud.services.push import PartsUpload
+from muse_cloud.services.push import PartsUpload, PresignedPush
 from muse_cloud.storage.layout import STATE_TAG, UploadKey
 from muse_cloud.storage.memory import MemoryBucket
 from muse_core.mpack import encode_mpack, mpack_key
@@ -181,45 +181,24 @@ def test_upload_ids_are_the_packs_own(services: Services, repo: Repo) -> None:
 
 
 def test_which_packs_go_up_in_parts(services: Services, repo: Repo) -> None:
+    def presigned(pack: bytes, size: int, multipart: bool) -> PresignedPush:
+        return services.push.presign(
+            OLIVIA, "olivia", "songs", mpack_key(pack), size, "main", None, False, multipart
+        )
+
     small = encode_mpack(_small_pack())
-    whole = services.push.presign(
-        OLIVIA, "olivia", "songs", mpack_key(small), len(small), "main", None, False, True
-    )
+    whole = presigned(small, len(small), True)
     assert whole.parts is None and whole.upload_url is not None
-    data, head = big_pack()
+    data, _ = big_pack()
     # A client that cannot send parts gets one PUT, up to S3's 5 GiB for one.
-    single = services.push.presign(
-        OLIVIA, "olivia", "songs", mpack_key(data), len(data), "main", head, False
-    )
+    single = presigned(data, len(data), False)
     assert single.parts is None and single.headers["Content-Length"] == str(len(data))
-    too_big = MAX_SINGLE_PUT_BYTES + 1
-    assert refused(
-        services.push.presign,
-        OLIVIA,
-        "olivia",
-        "songs",
-        mpack_key(data),
-        too_big,
-        "main",
-        None,
-        False,
-    ) == (413, "limit_exceeded", str(too_big))
-    largest = services.push.presign(
-        OLIVIA, "olivia", "songs", mpack_key(data), MAX_OBJECT_BYTES, "main", None, False, True
-    )
+    over = MAX_SINGLE_PUT_BYTES + 1
+    assert refused(presigned, data, over, False) == (413, "limit_exceeded", str(over))
+    largest = presigned(data, MAX_OBJECT_BYTES, True)
     assert largest.parts is not None and largest.parts.layout.count <= MAX_PARTS
-    assert refused(
-        services.push.presign,
-        OLIVIA,
-        "olivia",
-        "songs",
-        mpack_key(data),
-        MAX_OBJECT_BYTES + 1,
-        "main",
-        None,
-        False,
-        True,
-    ) == (413, "limit_exceeded", str(MAX_OBJECT_BYTES + 1))
+    over = MAX_OBJECT_BYTES + 1
+    assert refused(presigned, data, over, True) == (413, "limit_exceeded", str(over))
 
 
 def _small_pack() -> dict[str, object]:

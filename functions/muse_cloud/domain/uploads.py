@@ -3,6 +3,7 @@ S3's own bounds on both."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
@@ -34,6 +35,10 @@ class PartLayout:
     @property
     def count(self) -> int:
         return -(-self.size // self.part_size)
+
+    def missing(self, held: Collection[int]) -> list[int]:
+        """The part numbers not in ``held``, in order."""
+        return [n for n in range(1, self.count + 1) if n not in held]
 
     def length(self, part_number: int) -> int:
         """The bytes of part ``part_number`` (1-based, as S3 numbers them)."""

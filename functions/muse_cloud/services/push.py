@@ -151,19 +151,16 @@ class PushService:
                 return record
             raise _no_upload(upload_id)
         layout = PartLayout.for_size(size, self.part_bytes)
-        by_number = {p.part_number: p for p in found}
-        for number in range(1, layout.count + 1):
-            part = by_number.get(number)
-            if part is None or part.size != layout.length(number):
-                held = "missing" if part is None else f"{part.size} bytes"
-                raise ServiceError(
-                    "upload_incomplete",
-                    f"part {number} of {layout.count} is {held}, not {layout.length(number)} "
-                    "bytes: upload it, then complete again",
-                    str(number),
-                )
-        ordered = [by_number[n] for n in range(1, layout.count + 1)]
-        self.stores.packs.complete_parts(key, upload_id, ordered)
+        held = _in_place(found, layout)
+        missing = layout.missing(held)
+        if missing:
+            raise ServiceError(
+                "upload_incomplete",
+                f"part {missing[0]} of {layout.count} is missing or not "
+                f"{layout.length(missing[0])} bytes long: upload it, then complete again",
+                str(missing[0]),
+            )
+        self.stores.packs.complete_parts(key, upload_id, [held[n] for n in sorted(held)])
         return record
 
     def _upload_of(self, repo: Repo, mpack_key: str) -> tuple[UploadKey, PushRecord, int]:
@@ -179,16 +176,10 @@ class PushService:
         found = self.stores.packs.uploaded_parts(key, upload_id)
         if found is None:
             raise _no_upload(upload_id)
-        # A part of another length (cut for another size) is sent again, over it.
-        uploaded = [
-            p
-            for p in found
-            if p.part_number <= layout.count and p.size == layout.length(p.part_number)
-        ]
-        held = {p.part_number for p in uploaded}
-        missing = [n for n in range(1, layout.count + 1) if n not in held]
-        urls = self.stores.packs.part_urls(key, upload_id, layout, missing[:PART_URLS_PER_ANSWER])
-        return PartsUpload(upload_id, layout, uploaded, urls, self._expiry())
+        held = _in_place(found, layout)
+        next_parts = layout.missing(held)[:PART_URLS_PER_ANSWER]
+        urls = self.stores.packs.part_urls(key, upload_id, layout, next_parts)
+        return PartsUpload(upload_id, layout, [held[n] for n in sorted(held)], urls, self._expiry())
 
     def _expiry(self) -> str:
         seconds = self.stores.packs.upload_expiry_seconds
@@ -230,6 +221,16 @@ class PushService:
         if record is None:
             raise not_found("push", push_id)
         return record
+
+
+def _in_place(found: list[UploadedPart], layout: PartLayout) -> dict[int, UploadedPart]:
+    """The parts at their length, by number: one of another length (cut for another size) is
+    as good as missing, and is sent again over it."""
+    return {
+        p.part_number: p
+        for p in found
+        if p.part_number <= layout.count and p.size == layout.length(p.part_number)
+    }
 
 
 def _no_upload(upload_id: str) -> ServiceError:
