@@ -94,7 +94,7 @@ class RefStore:
         return Check(keys.ref(repo_id, branch), Exists("commit_id"))
 
     def compare_and_swap(
-        self, repo_id: str, updates: list[RefUpdate], push_id: str, also: Sequence[Action]
+        self, repo_id: str, updates: list[RefUpdate], push_id: str, also: Sequence[Action] = ()
     ) -> bool:
         """Move every ref in ``updates`` at once, each only if it still points where expected,
         and create each new one only if no branch is its directory or lives in it.
