@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.identities import Caller
 from muse_cloud.services.access import RepoAccessService
-from muse_cloud.storage.bus import BusRefused
 from muse_cloud.storage.events import LoggedEvent, timestamp
 from muse_cloud.storage.stores import Stores
 
@@ -36,28 +35,29 @@ class RecentEvents:
 class EventService:
     stores: Stores
     access: RepoAccessService
+    lease_seconds: int = LEASE_SECONDS
 
     def publish_pending(self) -> int:
-        """Publish every outbox item no other publisher holds; the events published. A bus
-        that refuses gets the item back for the next sweep, and the refusal is raised once the
-        other items are through."""
+        """Publish every outbox item no other publisher holds; the events published. An item
+        the bus does not take goes back to the outbox for the next sweep at once, and the
+        first such failure is raised once the other items are through."""
         published = 0
-        refused: BusRefused | None = None
+        failure: Exception | None = None
         events = self.stores.events
         for outbox in events.pending():
-            token = events.claim(outbox, LEASE_SECONDS)
+            token = events.claim(outbox, self.lease_seconds)
             if token is None:
                 continue
             try:
                 self.stores.bus.publish(outbox.events)
-            except BusRefused as error:
+            except Exception as error:
                 events.release(outbox, token)
-                refused = error
+                failure = failure or error
                 continue
             if events.published(outbox, token):
                 published += len(outbox.events)
-        if refused is not None:
-            raise refused
+        if failure is not None:
+            raise failure
         return published
 
     def recent(

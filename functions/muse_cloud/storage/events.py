@@ -72,7 +72,7 @@ class EventStore:
 
     def pending(self) -> list[Outbox]:
         """Every outbox item, oldest first."""
-        return [_outbox(i) for i in self.table.query(keys.OUTBOX, "")]
+        return [_outbox(i) for i in self.table.query(keys.OUTBOX, keys.OUTBOX_SK)]
 
     def claim(self, outbox: Outbox, lease_seconds: int) -> str | None:
         """The lease on the item (its token), or None when another publisher holds it or it

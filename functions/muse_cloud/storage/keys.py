@@ -26,7 +26,7 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | release      | REPO#<repo_id>                  | RELEASE#<tag>   |
 | protection   | REPO#<repo_id>                  | PROTECTION      |
 | push event   | REPO#<repo_id>                  | EVENT#<published_at>#<event_id> |
-| outbox       | OUTBOX                          | <created_at>#<change_id> |
+| outbox       | OUTBOX                          | OUT#<created_at>#<change_id> |
 | token        | TOKEN#<token_id>                | TOKEN           |
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
 
@@ -59,6 +59,7 @@ RELEASE_SK = "RELEASE#"
 TOKEN_SK = "TOKEN#"
 EVENT_SK = "EVENT#"
 OUTBOX = "OUTBOX"
+OUTBOX_SK = "OUT#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
@@ -126,7 +127,7 @@ def protection(repo_id: str) -> Key:
 
 
 def outbox(created_at: str, change_id: str) -> Key:
-    return {"pk": OUTBOX, "sk": f"{created_at}#{change_id}"}
+    return {"pk": OUTBOX, "sk": f"{OUTBOX_SK}{created_at}#{change_id}"}
 
 
 def push_event(repo_id: str, published_at: str, event_id: str) -> Key:
