@@ -77,7 +77,8 @@ class RefChanges:
             change_id, at = uuid.uuid4().hex, timestamp()
             events = [
                 PushEvent(
-                    event_id=f"{change_id}-{n}",
+                    # Zero-padded: a change's events sort, in the log, as its refs did.
+                    event_id=f"{change_id}-{n:02d}",
                     repo=guard.repo.full_name,
                     repo_id=repo_id,
                     ref=u.branch,
@@ -112,7 +113,7 @@ class RefChanges:
             self._judge(guard, branch, "delete", by)
             change_id, at = uuid.uuid4().hex, timestamp()
             event = PushEvent(
-                event_id=f"{change_id}-0",
+                event_id=f"{change_id}-00",
                 repo=guard.repo.full_name,
                 repo_id=repo_id,
                 ref=branch,

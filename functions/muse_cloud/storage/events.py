@@ -115,7 +115,8 @@ class EventStore:
         """The repository's published events after ``since`` (a ``timestamp``), oldest first;
         expired ones (DynamoDB deletes them some time after their TTL) are left out."""
         now = int(time.time())
-        after = f"{keys.EVENT_SK}{since}"
+        # '$' sorts right after the '#' that follows the time: past the events of ``since``.
+        after = f"{keys.EVENT_SK}{since}$"
         items = self.table.query(keys.repo_partition(repo_id), keys.EVENT_SK, after=after)
         return [_logged(i) for i in items if int(i["ttl"]) > now]
 
