@@ -70,7 +70,7 @@ class EventService:
             raise ServiceError(
                 "invalid_limit", f"limit must be between 1 and {MAX_EVENTS}", str(limit)
             )
-        found = self.stores.events.logged_since(repo.repo_id, _since(since))
+        found = self.stores.events.logged_since(repo.repo_id, _since(since), last=limit + 1)
         return RecentEvents(found[-limit:], len(found) > limit)
 
 

@@ -227,9 +227,12 @@ class Table(Protocol):
         ``attributes`` (and the key) when given."""
         ...
 
-    def query(self, pk: str, sk_prefix: str, after: str | None = None) -> list[Item]:
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
         """Every item of partition ``pk`` whose sort key starts with ``sk_prefix`` (and sorts
-        after ``after``, when given), in sort key order."""
+        after ``after``, when given), in sort key order; only the ``last`` of them, when given
+        (read from the end, not all read and cut)."""
         ...
 
 

@@ -274,7 +274,9 @@ class DynamoTable:
                     delay = min(delay * 2, 2.0)
         return found
 
-    def query(self, pk: str, sk_prefix: str, after: str | None = None) -> list[Item]:
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
         if after is None:
             condition = "pk = :pk AND begins_with(sk, :prefix)"
             values = {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}
@@ -287,14 +289,27 @@ class DynamoTable:
                 ":start": {"S": max(after, sk_prefix)},
                 ":end": {"S": sk_prefix + _TOP},
             }
-        pages = self.client.get_paginator("query").paginate(
-            TableName=self.name,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            ConsistentRead=True,
-        )
-        found = (from_wire(item) for page in pages for item in page.get("Items", []))
-        return [item for item in found if item["sk"] != after]
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        if last is not None:
+            # Read from the end; one more than asked, in case it is ``after`` itself. Limit
+            # bounds what DynamoDB reads for a page, MaxItems the pages the paginator asks for.
+            request["ScanIndexForward"] = False
+            request["Limit"] = last + 1
+            request["PaginationConfig"] = {"MaxItems": last + 1}
+        pages = self.client.get_paginator("query").paginate(**request)
+        found = [
+            item
+            for item in (from_wire(i) for page in pages for i in page.get("Items", []))
+            if item["sk"] != after
+        ]
+        if last is None:
+            return found
+        return list(reversed(found[:last]))
 
     def _put(self, put: Put) -> dict[str, Any]:
         return {

@@ -111,13 +111,14 @@ class EventStore:
             return False
         return True
 
-    def logged_since(self, repo_id: str, since: str) -> list[LoggedEvent]:
-        """The repository's published events after ``since`` (a ``timestamp``), oldest first;
-        expired ones (DynamoDB deletes them some time after their TTL) are left out."""
+    def logged_since(self, repo_id: str, since: str, last: int | None = None) -> list[LoggedEvent]:
+        """The repository's published events after ``since`` (a ``timestamp``), oldest first,
+        only the ``last`` when given; expired ones (DynamoDB deletes them some time after their
+        TTL) are left out."""
         now = int(time.time())
         # '$' sorts right after the '#' that follows the time: past the events of ``since``.
         after = f"{keys.EVENT_SK}{since}$"
-        items = self.table.query(keys.repo_partition(repo_id), keys.EVENT_SK, after=after)
+        items = self.table.query(keys.repo_partition(repo_id), keys.EVENT_SK, after, last)
         return [_logged(i) for i in items if int(i["ttl"]) > now]
 
 
