@@ -45,6 +45,16 @@ def _repo_id(client: MuseCloudClient, remote: Remote) -> str:
     return repo_id
 
 
+def _rules_but(
+    client: MuseCloudClient, remote: Remote, pattern: str
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """The repository's id, its rules as read (with their version), and the rules but the
+    one of ``pattern``: what a change of that rule starts from."""
+    repo_id = _repo_id(client, remote)
+    current = client.protection(repo_id)
+    return repo_id, current, [r for r in current["rules"] if r["pattern"] != pattern]
+
+
 def _rule_line(rule: dict[str, Any]) -> str:
     force = "allowed" if rule["force_push"] else "refused"
     deletion = "allowed" if rule["deletion"] else "refused"
@@ -92,9 +102,7 @@ def add_branch_commands(
     def cmd_protect_set(args: argparse.Namespace) -> int:
         remote = Remote.parse(args.url)
         with client_for(remote.base_url, args.identity, required=True) as client:
-            repo_id = _repo_id(client, remote)
-            current = client.protection(repo_id)
-            rules = [r for r in current["rules"] if r["pattern"] != args.pattern]
+            repo_id, current, rules = _rules_but(client, remote, args.pattern)
             rule = next(
                 (r for r in current["rules"] if r["pattern"] == args.pattern),
                 {
@@ -117,9 +125,7 @@ def add_branch_commands(
     def cmd_protect_remove(args: argparse.Namespace) -> int:
         remote = Remote.parse(args.url)
         with client_for(remote.base_url, args.identity, required=True) as client:
-            repo_id = _repo_id(client, remote)
-            current = client.protection(repo_id)
-            rules = [r for r in current["rules"] if r["pattern"] != args.pattern]
+            repo_id, current, rules = _rules_but(client, remote, args.pattern)
             if len(rules) == len(current["rules"]):
                 raise CliError("no_such_rule", f"{remote.url} has no rule {args.pattern!r}")
             changed = client.set_protection(repo_id, rules, current["version"])

@@ -257,14 +257,23 @@ def before_first(
     monkeypatch.setattr(RefStore, method, real)
 
 
-def test_a_force_push_judged_before_protection_was_turned_on_is_refused(
-    services: Services, repo: Repo, history: History, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def rewritten(services: Services, repo: Repo, history: History) -> History:
+    """A history main does not hold, and the default rule allowing force pushes (events so
+    far published)."""
     allowed = [BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True)]
     services.branches.protect(OLIVIA, repo.repo_id, allowed, None)
     services.events.publish_pending()
-    rewritten = linear_history(commits=1, tag="rewrite")
+    return linear_history(commits=1, tag="rewrite")
 
+
+def test_a_force_push_judged_before_protection_was_turned_on_is_refused(
+    services: Services,
+    repo: Repo,
+    history: History,
+    rewritten: History,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def protect() -> object:
         denied = [BranchRule(DEFAULT_BRANCH_PATTERN, force_push=False)]
         return services.branches.protect(OLIVIA, repo.repo_id, denied, None).version
@@ -278,14 +287,14 @@ def test_a_force_push_judged_before_protection_was_turned_on_is_refused(
 
 
 def test_a_force_push_judged_before_another_rule_changed_is_judged_again(
-    services: Services, repo: Repo, history: History, monkeypatch: pytest.MonkeyPatch
+    services: Services,
+    repo: Repo,
+    history: History,
+    rewritten: History,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A rule change that still allows the push costs it one more judgement, not the push."""
-    allowed = [BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True)]
-    services.branches.protect(OLIVIA, repo.repo_id, allowed, None)
-    services.events.publish_pending()
-    rewritten = linear_history(commits=1, tag="rewrite")
-    more = [*allowed, BranchRule("release/*")]
+    more = [BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True), BranchRule("release/*")]
 
     with before_first(
         monkeypatch,
