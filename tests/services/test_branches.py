@@ -199,6 +199,7 @@ def test_rules_are_read_and_replaced_by_owners_and_admins_only(
     [
         [BranchRule("")],
         [BranchRule("a\nb")],
+        [BranchRule(":main")],
         [BranchRule("x"), BranchRule("x", deletion=True)],
         [BranchRule(f"r{n}") for n in range(51)],
     ],

@@ -65,6 +65,13 @@ def validate_rules(rules: Sequence[BranchRule]) -> tuple[BranchRule, ...]:
                 f"a pattern is 1 to {MAX_PATTERN_LENGTH} printable characters",
                 pattern,
             )
+        if ":" in pattern and pattern != DEFAULT_BRANCH_PATTERN:
+            raise ServiceError(
+                "invalid_protection",
+                f"':' is in no branch name, so this pattern covers nothing (only "
+                f"{DEFAULT_BRANCH_PATTERN!r} is taken)",
+                pattern,
+            )
         if pattern in seen:
             raise ServiceError("invalid_protection", "two rules with one pattern", pattern)
         seen.add(pattern)
