@@ -1,4 +1,5 @@
-"""Every store of one deployment, built over one table and one bucket."""
+"""Every store of one deployment, built over one table and one bucket, and the bus its push
+events go to."""
 
 from __future__ import annotations
 
