@@ -19,6 +19,7 @@ from muse_cloud.storage.backend import (
     TRANSACTION_MAX,
     Action,
     Change,
+    Check,
     Condition,
     ConditionFailed,
     Delete,
@@ -127,6 +128,8 @@ class MemoryTable:
             return _stored(action.item)
         if isinstance(action, Change):
             return _stored(action.update.applied_to(current, action.key))
+        if isinstance(action, Check):
+            return current
         return None
 
     def put_many(self, items: Sequence[Mapping[str, Any]], ordered: bool = False) -> None:
@@ -142,13 +145,18 @@ class MemoryTable:
             kept = ("pk", "sk", *attributes)
             return [{a: item[a] for a in kept if a in item} for item in found]
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
         with self._lock:
-            return [
+            found = [
                 dict(self.items[key])
                 for key in sorted(self.items)
-                if key[0] == pk and key[1].startswith(sk_prefix)
+                if key[0] == pk
+                and key[1].startswith(sk_prefix)
+                and (after is None or key[1] > after)
             ]
+        return found if last is None else found[-last:] if last else []
 
 
 @dataclass
