@@ -316,8 +316,12 @@ class MuseCloudClient:
 
     # repositories, identities, collaborators
 
-    def create_repo(self, owner: str, name: str, visibility: str = "public") -> dict[str, Any]:
+    def create_repo(
+        self, owner: str, name: str, visibility: str = "public", domain: str | None = None
+    ) -> dict[str, Any]:
         body = {"owner": owner, "name": name, "visibility": visibility}
+        if domain is not None:
+            body["domain"] = domain
         return self._json("POST", "/api/repos", body)
 
     def get_repo(self, repo_id: str) -> dict[str, Any]:
@@ -354,10 +358,36 @@ class MuseCloudClient:
     def collaborators(self, repo_id: str) -> dict[str, Any]:
         return self._json("GET", f"/api/repos/{quote(repo_id, safe='')}/collaborators")
 
+    def update_repo(self, repo_id: str, default_branch: str) -> dict[str, Any]:
+        body = {"default_branch": default_branch}
+        return self._json("PATCH", f"/api/repos/{quote(repo_id, safe='')}", body)
+
+    def protection(self, repo_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/repos/{quote(repo_id, safe='')}/protection")
+
+    def set_protection(
+        self, repo_id: str, rules: list[dict[str, Any]], version: int | None
+    ) -> dict[str, Any]:
+        path = f"/api/repos/{quote(repo_id, safe='')}/protection"
+        return self._json("PUT", path, {"rules": rules, "version": version})
+
     # one repository's history
 
     def refs(self, owner: str, name: str) -> dict[str, Any]:
         return self._json("GET", self._repo_path(owner, name, "refs"))
+
+    def delete_branch(
+        self, owner: str, name: str, branch: str, expected_head: str
+    ) -> dict[str, Any]:
+        # In the query, not the path: a gateway that decodes the path would split feature%2Fx.
+        params = {"branch": branch, "expected_head": expected_head}
+        return self._json("DELETE", self._repo_path(owner, name, "refs"), params=params)
+
+    def events(
+        self, owner: str, name: str, *, since: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        params = {"since": since, "limit": limit}
+        return self._json("GET", self._repo_path(owner, name, "events"), params=params)
 
     def presign(
         self,

@@ -54,3 +54,8 @@ def ref_line(
     if forced:
         return f" + {short(previous, full)}...{short(head, full)} {where} (forced update)"
     return f"   {short(previous, full)}..{short(head, full)}  {where}"
+
+
+def deleted_line(branch: str) -> str:
+    """A ref gone, as git prints it after a push or a fetch."""
+    return f" - [deleted]         {branch}"

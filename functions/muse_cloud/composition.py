@@ -17,6 +17,8 @@ from botocore.config import Config
 from muse_cloud.config import Settings
 from muse_cloud.domain.quotas import Quota
 from muse_cloud.services.access import RepoAccessService
+from muse_cloud.services.branches import BranchService
+from muse_cloud.services.events import EventService
 from muse_cloud.services.fetch import FetchService
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
@@ -27,6 +29,7 @@ from muse_cloud.services.releases import ReleaseService
 from muse_cloud.services.repos import RepoService
 from muse_cloud.services.tokens import TokenService
 from muse_cloud.services.wire_v0 import WireV0Service
+from muse_cloud.storage.bus import EventBridgeBus
 from muse_cloud.storage.dynamo import DynamoTable
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
 from muse_cloud.storage.requests import count_requests
@@ -57,6 +60,8 @@ class Services:
     fetch: FetchService
     wire_v0: WireV0Service
     releases: ReleaseService
+    branches: BranchService
+    events: EventService
     quotas: QuotaService
 
     @classmethod
@@ -97,6 +102,8 @@ class Services:
             fetch=FetchService(stores, access),
             wire_v0=WireV0Service(stores, access, push),
             releases=ReleaseService(stores, access),
+            branches=BranchService(stores, access),
+            events=EventService(stores, access),
             quotas=quotas,
         )
 
@@ -111,6 +118,7 @@ class Services:
             S3Bucket(s3, settings.bucket_name),
             settings.presign_expiry_seconds,
             settings.download_expiry_seconds,
+            EventBridgeBus(boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name),
         )
         services = cls.of(settings, stores)
         if settings.bootstrap_admin_public_key:
@@ -128,8 +136,11 @@ class Services:
 
     @classmethod
     def in_memory(cls, settings: Settings | None = None) -> Services:
-        """Over a dictionary table and bucket: the service layer without AWS."""
-        settings = settings or Settings(table_name="memory", bucket_name="memory")
+        """Over a dictionary table and bucket (and a list of events): the service layer
+        without AWS."""
+        settings = settings or Settings(
+            table_name="memory", bucket_name="memory", event_bus_name="memory"
+        )
         return cls.of(settings, Stores.over(MemoryTable(), MemoryBucket(settings.bucket_name)))
 
 

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
 
     table_name: str
     bucket_name: str
+    # Where push events go (every function writes them to the outbox; one publishes them).
+    event_bus_name: str
     presign_expiry_seconds: int = 300
     download_expiry_seconds: int = 300
     inline_object_bytes: int = 1024 * 1024

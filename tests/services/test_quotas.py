@@ -20,7 +20,12 @@ from .conftest import ADMIN, OLIVIA, STRANGER
 
 
 def quota_services(**quotas: int) -> Services:
-    settings = Settings(table_name="memory", bucket_name="memory", **quotas)  # type: ignore[arg-type]
+    settings = Settings(
+        table_name="memory",
+        bucket_name="memory",
+        event_bus_name="memory",
+        **quotas,  # type: ignore[arg-type]
+    )
     return Services.in_memory(settings)
 
 

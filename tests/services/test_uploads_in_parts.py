@@ -38,6 +38,7 @@ def services() -> Services:
     settings = Settings(
         table_name="memory",
         bucket_name="memory",
+        event_bus_name="memory",
         multipart_threshold_bytes=PART,
         multipart_part_bytes=PART,
     )

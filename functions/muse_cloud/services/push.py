@@ -118,6 +118,7 @@ class PushService:
             head,
             force,
             self.stores.refs.heads(repo.repo_id),
+            pusher=self.access.pusher(caller, repo),
         )
         expires = self._expiry()
         if in_parts:

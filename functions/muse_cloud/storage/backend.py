@@ -163,7 +163,8 @@ class Delete:
 
 @dataclass(frozen=True)
 class Check:
-    """A condition on an item the transaction does not write (DynamoDB's ConditionCheck)."""
+    """Writes nothing: the transaction goes through only while ``condition`` holds for the
+    item (DynamoDB's ConditionCheck), so what a write was decided on cannot change under it."""
 
     key: Key
     condition: Condition
@@ -233,8 +234,12 @@ class Table(Protocol):
         ``attributes`` (and the key) when given."""
         ...
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
-        """Every item of partition ``pk`` whose sort key starts with ``sk_prefix``."""
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
+        """Every item of partition ``pk`` whose sort key starts with ``sk_prefix`` (and sorts
+        after ``after``, when given), in sort key order; only the ``last`` of them, when given
+        (read from the end, not all read and cut)."""
         ...
 
 

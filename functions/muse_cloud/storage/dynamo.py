@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 BATCH_WRITE_MAX = 25
+# The highest code point: DynamoDB orders strings by their UTF-8 bytes, and no key that starts
+# with a prefix sorts above the prefix followed by it.
+_TOP = "\U0010ffff"
 BATCH_GET_MAX = 100
 _PARALLEL_WRITERS = 8
 _serializer = TypeSerializer()
@@ -271,14 +274,42 @@ class DynamoTable:
                     delay = min(delay * 2, 2.0)
         return found
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
-        pages = self.client.get_paginator("query").paginate(
-            TableName=self.name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
-            ConsistentRead=True,
-        )
-        return [from_wire(item) for page in pages for item in page.get("Items", [])]
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
+        if after is None:
+            condition = "pk = :pk AND begins_with(sk, :prefix)"
+            values = {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}
+        else:
+            # A key condition takes one test of the sort key: the prefix becomes the range's
+            # end (above every key that starts with it), and BETWEEN includes ``after`` itself.
+            condition = "pk = :pk AND sk BETWEEN :start AND :end"
+            values = {
+                ":pk": {"S": pk},
+                ":start": {"S": max(after, sk_prefix)},
+                ":end": {"S": sk_prefix + _TOP},
+            }
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        if last is not None:
+            # Read from the end; one more than asked, in case it is ``after`` itself. Limit
+            # bounds what DynamoDB reads for a page, MaxItems the pages the paginator asks for.
+            request["ScanIndexForward"] = False
+            request["Limit"] = last + 1
+            request["PaginationConfig"] = {"MaxItems": last + 1}
+        pages = self.client.get_paginator("query").paginate(**request)
+        found = [
+            item
+            for item in (from_wire(i) for page in pages for i in page.get("Items", []))
+            if item["sk"] != after
+        ]
+        if last is None:
+            return found
+        return list(reversed(found[:last]))
 
     def _put(self, put: Put) -> dict[str, Any]:
         return {

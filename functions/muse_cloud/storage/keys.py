@@ -24,6 +24,9 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | log cursor   | CURSOR#<token>                  | CURSOR          |
 | tag          | REPO#<repo_id>                  | TAG#<tag_id>    |
 | release      | REPO#<repo_id>                  | RELEASE#<tag>   |
+| protection   | REPO#<repo_id>                  | PROTECTION      |
+| push event   | REPO#<repo_id>                  | EVENT#<published_at>#<event_id> |
+| outbox       | OUTBOX                          | OUT#<created_at>#<change_id> |
 | token        | TOKEN#<token_id>                | TOKEN           |
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
 | repo usage   | REPO#<repo_id>                  | USAGE           |
@@ -32,6 +35,7 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | push window  | REPO#<repo_id> or OWNER#<owner> | RATE#<window>   |
 
 Sort-key prefixes end in ``_SK``: a Query of a repository's partition by prefix lists one kind.
+The outbox is one partition for every repository: what the publisher sweeps is one Query.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ PACK_SK = "PACK#"
 TAG_SK = "TAG#"
 RELEASE_SK = "RELEASE#"
 TOKEN_SK = "TOKEN#"
+EVENT_SK = "EVENT#"
+OUTBOX = "OUTBOX"
+OUTBOX_SK = "OUT#"
 STORED_SK = "STORED#"
 RATE_SK = "RATE#"
 
@@ -119,6 +126,18 @@ def tokens_of(identity_id: str) -> str:
 
 def token_listing(identity_id: str, token_id: str) -> Key:
     return {"pk": tokens_of(identity_id), "sk": f"{TOKEN_SK}{token_id}"}
+
+
+def protection(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "PROTECTION"}
+
+
+def outbox(created_at: str, change_id: str) -> Key:
+    return {"pk": OUTBOX, "sk": f"{OUTBOX_SK}{created_at}#{change_id}"}
+
+
+def push_event(repo_id: str, published_at: str, event_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{EVENT_SK}{published_at}#{event_id}"}
 
 
 def owner_partition(owner: str) -> str:

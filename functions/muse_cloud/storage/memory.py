@@ -132,7 +132,6 @@ class MemoryTable:
         if isinstance(action, Change):
             return _stored(action.update.applied_to(current, action.key))
         if isinstance(action, Check):
-            # Left as it is (absent stays absent).
             return current
         return None
 
@@ -149,13 +148,18 @@ class MemoryTable:
             kept = ("pk", "sk", *attributes)
             return [{a: item[a] for a in kept if a in item} for item in found]
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
         with self._lock:
-            return [
+            found = [
                 dict(self.items[key])
                 for key in sorted(self.items)
-                if key[0] == pk and key[1].startswith(sk_prefix)
+                if key[0] == pk
+                and key[1].startswith(sk_prefix)
+                and (after is None or key[1] > after)
             ]
+        return found if last is None else found[-last:] if last else []
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from muse_cloud.domain.pushes import (
     IngestResult,
+    Pusher,
     PushRecord,
     PushRequest,
     RefMove,
@@ -62,12 +63,13 @@ class PushStore:
         head: str | None,
         force: bool,
         heads: Mapping[str, str],
+        pusher: Pusher | None = None,
     ) -> PushRecord:
-        """Record what a presigned upload is for. A push being ingested, or ingested for this
-        same target with the refs (``heads``) still there, keeps its record; one ingested for
-        another branch or head, or whose ref has moved since (a forced push back to an earlier
-        head builds the same bytes), starts again: the pack's data is held already, so only
-        the refs remain to move."""
+        """Record what a presigned upload is for, and for whom. A push being ingested, or
+        ingested for this same target with the refs (``heads``) still there, keeps its record;
+        one ingested for another branch or head, or whose ref has moved since (a forced push
+        back to an earlier head builds the same bytes), starts again: the pack's data is held
+        already, so only the refs remain to move."""
         existing = self.get(repo_id, push_id)
         if existing is not None and (
             existing.state == "processing"
@@ -86,6 +88,7 @@ class PushStore:
             size_bytes=size_bytes,
             created_at=existing.created_at if existing else now,
             updated_at=now,
+            pusher=pusher,
         )
         try:
             self._put(record, any_of(NEW_ITEM, OneOf("state", ("pending", "failed", "ok"))))
@@ -204,6 +207,8 @@ def _to_item(record: PushRecord) -> dict[str, Any]:
         "error": _refusal_item(record.error) if record.error else None,
         "plan": record.plan,
         "attempts": record.attempts,
+        "pusher": record.pusher.handle if record.pusher else None,
+        "pusher_admin": record.pusher.admin if record.pusher else None,
     }
 
 
@@ -227,6 +232,9 @@ def _from_item(item: Item) -> PushRecord:
         attempts=int(item.get("attempts", 0)),
         lease_token=item.get("lease_token"),
         lease_until=int(item["lease_until"]) if item.get("lease_until") is not None else None,
+        pusher=Pusher(item.get("pusher"), bool(item["pusher_admin"]))
+        if "pusher_admin" in item
+        else None,
     )
 
 

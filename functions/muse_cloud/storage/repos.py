@@ -13,6 +13,9 @@ from muse_cloud.domain.repos import Repo, Visibility
 from muse_cloud.storage import keys
 from muse_cloud.storage.backend import (
     NEW_ITEM,
+    Action,
+    Change,
+    Check,
     ConditionFailed,
     Delete,
     Equals,
@@ -63,6 +66,22 @@ class RepoStore:
                 Update(set={"default_branch": branch}),
                 all_of(Exists("pk"), Equals("default_branch", repo.default_branch)),
             )
+
+    def default_branch_is(self, repo_id: str, branch: str) -> Check:
+        """The transaction action that holds only while ``branch`` is the default."""
+        return Check(keys.repo_meta(repo_id), Equals("default_branch", branch))
+
+    def set_default_branch(self, repo_id: str, branch: str, also: Action) -> bool:
+        """Make ``branch`` the default, with ``also`` (that it is a branch); False when the
+        repository is gone or ``also`` does not hold."""
+        change = Change(
+            keys.repo_meta(repo_id), Update(set={"default_branch": branch}), Exists("pk")
+        )
+        try:
+            self.table.transact([change, also])
+        except ConditionFailed:
+            return False
+        return True
 
     def delete(self, repo: Repo) -> None:
         """Remove the two items every lookup goes through, together, so readers lose it at once."""

@@ -1,4 +1,5 @@
-"""Every store of one deployment, built over one table and one bucket."""
+"""Every store of one deployment, built over one table and one bucket, and the bus its push
+events go to."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from dataclasses import dataclass
 
 from muse_cloud.storage.answers import AnswerStore
 from muse_cloud.storage.backend import Bucket, Table
+from muse_cloud.storage.bus import EventBus, MemoryBus
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
+from muse_cloud.storage.events import EventStore
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.protection import ProtectionStore
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.quotas import QuotaStore
 from muse_cloud.storage.receiver import RepoReceiver
@@ -42,6 +46,9 @@ class Stores:
     staging: StagingStore
     answers: AnswerStore
     cursors: CursorStore
+    protection: ProtectionStore
+    events: EventStore
+    bus: EventBus
     quotas: QuotaStore
 
     @classmethod
@@ -51,7 +58,9 @@ class Stores:
         bucket: Bucket,
         upload_expiry_seconds: int = 300,
         download_expiry_seconds: int = 300,
+        bus: EventBus | None = None,
     ) -> Stores:
+        """``bus``: where push events are published (default: a list in memory)."""
         values = LargeValues(bucket)
         packs = PackStore(bucket, upload_expiry_seconds, download_expiry_seconds)
         return cls(
@@ -71,6 +80,9 @@ class Stores:
             staging=StagingStore(bucket),
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
+            protection=ProtectionStore(table),
+            events=EventStore(table),
+            bus=bus or MemoryBus(),
             quotas=QuotaStore(table),
         )
 
