@@ -17,6 +17,7 @@ from botocore.config import Config
 from muse_cloud.config import Settings
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.fetch import FetchService
+from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
 from muse_cloud.services.ingest import IngestService
@@ -55,6 +56,7 @@ class Services:
     fetch: FetchService
     wire_v0: WireV0Service
     releases: ReleaseService
+    gc: GarbageCollector
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> Services:
@@ -78,6 +80,7 @@ class Services:
             fetch=FetchService(stores, access),
             wire_v0=WireV0Service(stores, access, push),
             releases=ReleaseService(stores, access),
+            gc=GarbageCollector(stores, access, settings.gc_grace_seconds),
         )
 
     @classmethod

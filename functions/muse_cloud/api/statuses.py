@@ -54,6 +54,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "push_in_progress": 409,
     "release_exists": 409,
     "tag_exists": 409,
+    "repository_busy": 409,
     # 413: over a limit.
     "limit_exceeded": 413,
     "answer_too_large": 413,
@@ -86,6 +87,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "delete_failed": 500,
     "token_id_collision": 500,
     "ingest_attempts_exhausted": 500,
+    "unreadable_pack": 500,
 }
 
 

@@ -9,6 +9,7 @@ from muse_cloud.storage.backend import Bucket, Table
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
+from muse_cloud.storage.gc_hold import GcHolds
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
@@ -41,6 +42,7 @@ class Stores:
     staging: StagingStore
     answers: AnswerStore
     cursors: CursorStore
+    gc_holds: GcHolds
 
     @classmethod
     def over(
@@ -52,6 +54,7 @@ class Stores:
     ) -> Stores:
         values = LargeValues(bucket)
         packs = PackStore(bucket, upload_expiry_seconds, download_expiry_seconds)
+        pushes = PushStore(table)
         return cls(
             table=table,
             bucket=bucket,
@@ -62,13 +65,14 @@ class Stores:
             snapshots=SnapshotStore(table, values),
             pack_index=PackIndex(table, bucket),
             packs=packs,
-            pushes=PushStore(table),
+            pushes=pushes,
             identities=IdentityStore(table),
             tokens=TokenStore(table),
             releases=ReleaseStore(table),
             staging=StagingStore(bucket),
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
+            gc_holds=pushes.gc_holds,
         )
 
     def receiver(self, repo_id: str) -> RepoReceiver:
