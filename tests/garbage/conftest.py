@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from histories import History
+from services.conftest import OLIVIA, upload
 
 from muse_cloud.composition import Services
 from muse_cloud.domain.pushes import PushRecord, PushRequest
@@ -18,7 +20,6 @@ from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
 from muse_cloud.storage.refs import RefStore
-from services.conftest import OLIVIA, upload
 
 
 @pytest.fixture
@@ -36,9 +37,7 @@ def collector(services: Services) -> GarbageCollector:
     return replace(services.gc, grace_seconds=0, longest_run_seconds=0)
 
 
-def push(
-    services: Services, repo: Repo, pack: dict[str, Any], force: bool = False
-) -> PushRecord:
+def push(services: Services, repo: Repo, pack: dict[str, Any], force: bool = False) -> PushRecord:
     (branch, head), *_ = pack["branch_heads"].items()
     key = upload(services, repo, pack)
     return services.ingest.ingest(key, PushRequest(branch, head, force))
@@ -52,10 +51,11 @@ def rival_moves_first(
     first (a race the other push then loses, with everything it wrote already written)."""
     real = RefStore.compare_and_swap
     rival = upload(services, repo, pack)
+    raced: list[str] = []
 
     def rival_first(store: RefStore, repo_id: str, updates: Any, push_id: str) -> bool:
-        if push_id != rival.mpack_hex:
-            monkeypatch.setattr(RefStore, "compare_and_swap", real)
+        if not raced and push_id != rival.mpack_hex:
+            raced.append(push_id)
             assert services.ingest.ingest(rival).state == "ok"
         return real(store, repo_id, updates, push_id)
 
@@ -92,3 +92,14 @@ def bucket_of(services: Services) -> MemoryBucket:
 
 def upload_key(repo: Repo, record: PushRecord) -> str:
     return UploadKey(repo.repo_id, record.push_id).s3_key
+
+
+def pass_time(services: Services, seconds: float) -> None:
+    """What waiting does to the stores: every push record and every file written so much
+    earlier (a pass then finds them past a grace period shorter than ``seconds``)."""
+    for (pk, _), item in table_of(services).items.items():
+        if pk.startswith("PUSH#"):
+            written = datetime.fromisoformat(item["updated_at"]) - timedelta(seconds=seconds)
+            item["updated_at"] = written.isoformat()
+    for blob in bucket_of(services).blobs.values():
+        blob.modified -= seconds

@@ -13,7 +13,7 @@ from muse_core.mpack import encode_mpack
 from .conftest import bucket_of, collector, lost_push, push, table_of, upload_key
 
 
-def _everything_reads(services: Services, repo: Repo) -> None:
+def everything_reads(services: Services, repo: Repo) -> None:
     """Every commit a ref reaches, its snapshot rebuilt and checked, its objects found."""
     stores = services.stores
     for head in stores.refs.heads(repo.repo_id).values():
@@ -56,13 +56,11 @@ def test_a_push_that_lost_its_race_is_collected_whole(
     assert not bucket_of(services).exists(upload_key(repo, lost))
     # The push record stays: it is what the client polls for the refusal.
     assert services.stores.pushes.get(repo.repo_id, lost.push_id) is not None
-    _everything_reads(services, repo)
+    everything_reads(services, repo)
     assert collector(services).run().repositories[0].outcome == "clean"
 
 
-def test_an_overwritten_push_goes_and_what_it_shared_stays(
-    services: Services, repo: Repo
-) -> None:
+def test_an_overwritten_push_goes_and_what_it_shared_stays(services: Services, repo: Repo) -> None:
     first = linear_history(commits=4, tag="first")
     second = linear_history(commits=2, tag="second")
     # The rewritten history shares a file's bytes with the first one.
@@ -78,7 +76,7 @@ def test_an_overwritten_push_goes_and_what_it_shared_stays(
     assert services.stores.pack_index.known(repo.repo_id, [shared]) == {shared}
     for commit_id in first.order:
         assert services.stores.commits.get(repo.repo_id, commit_id) is None
-    _everything_reads(services, repo)
+    everything_reads(services, repo)
 
 
 def test_history_a_ref_left_inside_a_kept_pack_goes_too(services: Services, repo: Repo) -> None:
@@ -98,10 +96,10 @@ def test_history_a_ref_left_inside_a_kept_pack_goes_too(services: Services, repo
     assert [f.key for f in sweep.files] == [upload_key(repo, moved)]
     assert bucket_of(services).exists(upload_key(repo, pushed))
     assert services.stores.commits.known(repo.repo_id, history.order) == set(history.order[:3])
-    _everything_reads(services, repo)
+    everything_reads(services, repo)
     # Pushed again, the history is whole again: the pack is ingested anew.
     assert push(services, repo, history.pack()).state == "ok"
-    _everything_reads(services, repo)
+    everything_reads(services, repo)
 
 
 def test_an_upload_never_ingested_goes_after_the_grace_period(
