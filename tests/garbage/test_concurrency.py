@@ -73,6 +73,7 @@ def test_a_push_claimed_before_the_hold_keeps_the_repository_for_the_next_pass(
     assert report.repositories[0].outcome == "busy"
     assert built.mpack_hex in report.repositories[0].reason
     assert table_of(services).items == table
+    assert services.stores.commits.known(repo.repo_id, [lost]) == {lost}
 
 
 def test_a_push_claimed_between_the_marking_and_the_hold_stops_the_sweep(

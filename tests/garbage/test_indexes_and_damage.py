@@ -77,3 +77,26 @@ def test_a_pack_item_without_its_bytes_leaves_the_repository_alone(
 
     assert sweep.outcome == "damaged" and upload_key(repo, pushed) in sweep.reason
     assert table_of(services).items == items
+
+
+def test_of_packs_pushing_the_same_objects_one_stays(services: Services, repo: Repo) -> None:
+    """The same history pushed in several packs (each to its own branch): every object is in
+    each, one pack is enough, and the MIDX they were folded into stops naming the others."""
+    history = linear_history(commits=3)
+    pushed = []
+    for n in range(FOLD_AFTER_PACKS):
+        pack = history.pack({f"copy-{n}": history.head})
+        pack["repo_id"] = f"copy-{n}"
+        pushed.append(push(services, repo, pack))
+    index = services.stores.pack_index
+    assert index.stored(repo.repo_id).midx_key is not None
+
+    sweep = collector(services).run().repositories[0]
+
+    assert (sweep.commits, sweep.snapshots, sweep.packs) == (0, 0, FOLD_AFTER_PACKS - 1)
+    (kept,) = index.stored(repo.repo_id).items
+    assert kept in {p.push_id for p in pushed}
+    everything_reads(services, repo)
+    midx = index.stored(repo.repo_id).midx_key
+    data = bucket_of(services).get(midx) if midx else None
+    assert data is not None and [p for p, _ in MultiPackIndex.decode(data).packs] == [kept]

@@ -7,11 +7,11 @@ A live repository is marked from its roots: its branch heads, the commits its ta
 name, and what pushes of the grace period touched (the heads a push moved a branch from or to,
 every commit of a pack whose push was recorded since). Marking walks commits to their parents,
 each commit to its snapshot, each snapshot to its delta chain, and each snapshot to the objects
-it names; a pack is live when a marked object is found in it (through the MIDX and the pack
-indexes, as every reader finds it). Every commit and snapshot any pack brought that is not
-marked is garbage, in the packs that stay as in those that go: an item left behind could be
-built on (a push finds it held) after the objects it needs were deleted. So every item left
-after a sweep can be rebuilt.
+it names. The packs kept are enough to hold every marked object (a pack whose objects were all
+pushed again in other packs goes; the MIDX is rewritten without it, so no lookup stops there).
+Every commit and snapshot any pack brought that is not marked is garbage, in the packs that
+stay as in those that go: an item left behind could be built on (a push finds it held) after
+the objects it needs were deleted. So every item left after a sweep can be rebuilt.
 
 A sweep deletes under the repository's hold (``storage.gc_hold``), once it has read again, with
 the hold taken, that the roots and the push records are what it marked from: a push claimed
@@ -267,21 +267,29 @@ class GarbageCollector:
         for mpack_hex in recent & contents.keys():
             roots |= contents[mpack_hex].commits
         marked = self._mark(repo_id, roots, required)
-        located = self.stores.pack_index.locate_all(repo_id, marked.objects)
-        if len(located) < len(marked.objects):
-            lost = min(marked.objects - located.keys())
-            raise _Unsweepable("damaged", f"object {lost} of a reachable snapshot is in no pack")
-        live = {loc.s3_key for loc in located.values()}
-        dead = sorted(
-            h
-            for h, item in packs.items.items()
-            if h not in recent and UploadKey(repo_id, h).s3_key not in live
-        )
+        live = self._live_packs(repo_id, marked.objects, recent & packs.items.keys())
+        dead = sorted(packs.items.keys() - live)
         commits = set().union(*(c.commits for c in contents.values())) - marked.commits
         snapshots = set().union(*(c.snapshots for c in contents.values())) - marked.snapshots
         files = self._doomed_files(repo_id, seen, packs, dead, horizon, marked)
         files += self._doomed_values(repo_id, commits, snapshots)
         return _Plan(sorted(commits), sorted(snapshots), dead, files)
+
+    def _live_packs(self, repo_id: str, objects: set[str], kept: set[str]) -> set[str]:
+        """Packs enough to hold every marked object, ``kept`` first, then the packs holding
+        most of them: a pack whose objects were all pushed again in others is not needed (the
+        sweep rewrites the MIDX, so a lookup never stops at a pack it deletes)."""
+        holders = self.stores.pack_index.holders(repo_id, objects)
+        live = set(kept)
+        wanted = objects - set().union(*(holders.get(h, set()) for h in live))
+        for mpack_hex in sorted(holders, key=lambda h: (-len(holders[h]), h)):
+            if wanted & holders[mpack_hex]:
+                live.add(mpack_hex)
+                wanted -= holders[mpack_hex]
+        if wanted:
+            lost = min(wanted)
+            raise _Unsweepable("damaged", f"object {lost} of a reachable snapshot is in no pack")
+        return live
 
     def _records(self, s3_key: str) -> PackRecords:
         stream = self.stores.packs.open(s3_key)

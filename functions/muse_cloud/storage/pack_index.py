@@ -269,6 +269,18 @@ class PackIndex:
                 uncovered[mpack_hex] = index
         return PackListing(stored.midx_key, uncovered)
 
+    def holders(self, repo_id: str, object_ids: Collection[str]) -> dict[str, set[str]]:
+        """Which of ``object_ids`` each indexed pack holds (an object pushed twice is in two),
+        by pack hash: every pack index is read, not only the one a lookup stops at."""
+        wanted = set(object_ids)
+        found: dict[str, set[str]] = {}
+        for mpack_hex, item in self.stored(repo_id).items.items():
+            index = _index_of(item)
+            if index is not None:
+                s3_key = UploadKey(repo_id, mpack_hex).s3_key
+                found[mpack_hex] = set(decode_index(self._index_bytes(index), s3_key, wanted))
+        return found
+
     def forget(self, repo_id: str, dead: Collection[str]) -> None:
         """Make the objects of the ``dead`` packs unfindable, so that their bytes can go: the
         MIDX is rewritten without them first (a reader finds objects there before it looks at
