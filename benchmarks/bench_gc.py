@@ -41,9 +41,11 @@ from muse_core.verify import EmptyReceiver, verify_mpack
 BASE = Workload(commits=100, files=200, changed_per_commit=5)
 FAILED_PUSHES = 1000
 # Targets: a pass over 1,000 failed pushes within a minute on moto here, and a bounded number
-# of requests for each (reading its pack's records, deleting its items and bytes in batches).
+# of requests for each (reading its pack's records, deleting its items and bytes in batches)
+# beside those of the pass itself (listings, the marking of the base history).
 PASS_TARGET_S = 60.0
-REQUESTS_PER_FAILED_PUSH = 3.0
+REQUESTS_PER_FAILED_PUSH = 2.0
+FIXED_REQUESTS = 100
 OWNER = Caller("bench", "sha256:" + "0b" * 32)
 
 
@@ -128,7 +130,8 @@ def run(failed: int) -> bool:
         f"{sweep.packs:,} pack items, {len(sweep.files):,} files"
     )
     print()
-    per_push = (real.dynamodb_requests + real.s3_requests) / failed
+    requests = real.dynamodb_requests + real.s3_requests
+    budget = REQUESTS_PER_FAILED_PUSH * failed + FIXED_REQUESTS
     checks = [
         ("every push failed after writing", outcomes.count("ref_conflict") == failed),
         ("the dry run lists what the pass deletes", dry.repositories == real.repositories),
@@ -143,8 +146,9 @@ def run(failed: int) -> bool:
         ("the clone holds the whole base", cloned == BASE.commits and heads == {"main": base_head}),
         (f"pass <= {PASS_TARGET_S:.0f} s ({real.seconds:.1f} s)", real.seconds <= PASS_TARGET_S),
         (
-            f"requests per failed push <= {REQUESTS_PER_FAILED_PUSH} ({per_push:.2f})",
-            per_push <= REQUESTS_PER_FAILED_PUSH,
+            f"requests <= {REQUESTS_PER_FAILED_PUSH:.0f} per failed push + {FIXED_REQUESTS} "
+            f"({requests:,} of {budget:,.0f})",
+            requests <= budget,
         ),
     ]
     width = max(len(name) for name, _ in checks)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,10 +34,15 @@ def on_aws(stack: Provisioned, monkeypatch: pytest.MonkeyPatch) -> Services:
     return services()
 
 
+SCHEDULED = Path(__file__).resolve().parents[2] / "events" / "gc" / "scheduled.json"
+
+
 def _run_the_function() -> dict[str, Any]:
+    """With the sample event of the schedule (``sam local invoke GcFunction -e`` takes it)."""
+    event = json.loads(SCHEDULED.read_text(encoding="utf-8"))
     # Powertools prints the metrics to stdout.
     with contextlib.redirect_stdout(io.StringIO()):
-        answer: dict[str, Any] = lambda_handler({}, LocalLambdaContext("GcFunction"))
+        answer: dict[str, Any] = lambda_handler(event, LocalLambdaContext("GcFunction"))
     return answer
 
 
