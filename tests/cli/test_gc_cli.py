@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -87,19 +86,10 @@ def test_only_an_admin_collects_garbage(
 
 
 def test_a_pass_while_a_push_is_ingested_leaves_that_repository_whole(
-    local_stack: LocalStack, admin: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, admin: list[str], tmp_path: Path, unpacking: threading.Event
 ) -> None:
     held = _overwritten(local_stack, admin, tmp_path, "gc-busy")
-    start = 1_000
-    generate_history(held, Workload(commits=300, files=40, changed_per_commit=4), start=start)
-    ingesting = threading.Event()
-    original = MuseCloudClient.unpack
-
-    def signalled(self: MuseCloudClient, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        ingesting.set()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MuseCloudClient, "unpack", signalled)
+    generate_history(held, Workload(commits=300, files=40, changed_per_commit=4), start=1_000)
     pushed: list[int] = []
     remote = f"{local_stack.api_url}/admin/gc-busy"
     pushing = threading.Thread(
@@ -108,7 +98,7 @@ def test_a_pass_while_a_push_is_ingested_leaves_that_repository_whole(
         )
     )
     pushing.start()
-    assert ingesting.wait(120)
+    assert unpacking.wait(120)
     outcomes = []
     # The client's own call (the push prints as it goes: the pass's lines would mix in).
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:

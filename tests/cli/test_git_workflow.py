@@ -262,18 +262,10 @@ def test_a_forbidden_push_is_refused_before_building(
 
 
 def test_refs_answer_while_a_1000_commit_ingestion_runs(
-    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, tmp_path: Path, unpacking: threading.Event
 ) -> None:
     generate_history(tmp_path, Workload(commits=1000, files=40, changed_per_commit=4))
     assert local_stack.admin is not None
-    ingesting = threading.Event()
-    original = MuseCloudClient.unpack
-
-    def signalled(self: MuseCloudClient, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        ingesting.set()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MuseCloudClient, "unpack", signalled)
     finished: dict[str, float] = {}
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_repo("admin", "busy")
@@ -286,7 +278,7 @@ def test_refs_answer_while_a_1000_commit_ingestion_runs(
 
         pushing = threading.Thread(target=run)
         pushing.start()
-        assert ingesting.wait(60)
+        assert unpacking.wait(60)
         time.sleep(0.3)  # the unpack request is in the API function by now
         asked = time.monotonic()
         with MuseCloudClient(local_stack.api_url, local_stack.admin) as reader:

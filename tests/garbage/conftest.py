@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
-from histories import History
-from services.conftest import OLIVIA, upload
+from histories import History, linear_history
+from services.conftest import repo as repo
+from services.conftest import services as services
+from services.conftest import upload
 
 from muse_cloud.composition import Services
 from muse_cloud.domain.pushes import PushRecord, PushRequest
@@ -20,16 +22,6 @@ from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
 from muse_cloud.storage.refs import RefStore
-
-
-@pytest.fixture
-def services() -> Services:
-    return Services.in_memory()
-
-
-@pytest.fixture
-def repo(services: Services) -> Repo:
-    return services.repos.create(OLIVIA, "olivia", "songs", "public", False)
 
 
 def collector(services: Services) -> GarbageCollector:
@@ -76,6 +68,22 @@ def lost_push(
         record = push(services, repo, history.pack({"main": loser}, [base]))
     assert record.error is not None and record.error.code == "ref_conflict", record.error
     return record
+
+
+class Pushed(NamedTuple):
+    history: History
+    base: PushRecord
+    lost: PushRecord
+
+
+def with_a_lost_push(
+    services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch, commits: int = 3
+) -> Pushed:
+    """A history of ``commits`` on main, then a push on it that lost its race."""
+    history = linear_history(commits=commits)
+    base = push(services, repo, history.pack())
+    assert base.state == "ok"
+    return Pushed(history, base, lost_push(services, repo, history, "a", monkeypatch))
 
 
 def table_of(services: Services) -> MemoryTable:

@@ -5,37 +5,56 @@ what was deleted; whichever of the two writes first, the other sees it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from histories import History, linear_history
+from histories import History
 from services.conftest import OLIVIA, upload
 
 from muse_cloud.composition import Services
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.domain.pushes import PushRequest
+from muse_cloud.domain.pushes import PushRecord, PushRequest
 from muse_cloud.domain.repos import Repo
 from muse_cloud.services.ingest import IngestBusy
 from muse_cloud.storage.gc_hold import Hold
 from muse_cloud.storage.layout import UploadKey
 
-from .conftest import collector, lost_push, pass_time, push, table_of
+from .conftest import collector, pass_time, table_of, with_a_lost_push
 from .test_sweep import everything_reads
+
+
+@dataclass(frozen=True)
+class _BuiltOn:
+    """A push of a branch built on a lost push's commit: it finds that commit, its snapshot
+    and objects held, and sends none of them."""
+
+    services: Services
+    repo: Repo
+    history: History
+    lost: str
+    upload: UploadKey
+
+    @property
+    def request(self) -> PushRequest:
+        return PushRequest("feature", self.history.head)
+
+    def claim(self) -> PushRecord | None:
+        """What an ingestion run does first."""
+        return self.services.stores.pushes.claim(
+            self.repo.repo_id, self.upload.mpack_hex, self.upload.mpack_key, 900, self.request
+        )
 
 
 def _built_on_a_lost_push(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
-) -> tuple[History, str, UploadKey]:
-    """A push that lost its race, and the upload of a branch built on its commit: that push
-    finds the lost commit, its snapshot and objects held, and sends none of them."""
-    history = linear_history(commits=2)
-    push(services, repo, history.pack())
-    lost = lost_push(services, repo, history, "a", monkeypatch)
+) -> _BuiltOn:
+    history, _, lost = with_a_lost_push(services, repo, monkeypatch, commits=2)
     assert lost.head is not None
     on_top = history.add({"tracks/b.mid": b"on top\n"}, parent=lost.head)
     pack = history.pack({"feature": on_top}, [lost.head])
     assert [c["commit_id"] for c in pack["commits"]] == [on_top]
-    return history, lost.head, upload(services, repo, pack)
+    return _BuiltOn(services, repo, history, lost.head, upload(services, repo, pack))
 
 
 def _during_the_hold(
@@ -60,54 +79,46 @@ def _during_the_hold(
 def test_a_push_claimed_before_the_hold_keeps_the_repository_for_the_next_pass(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history, lost, built = _built_on_a_lost_push(services, repo, monkeypatch)
-    request = PushRequest("feature", history.head)
-    claimed = services.stores.pushes.claim(
-        repo.repo_id, built.mpack_hex, built.mpack_key, 900, request
-    )
-    assert claimed is not None
+    built = _built_on_a_lost_push(services, repo, monkeypatch)
+    assert built.claim() is not None
     table = dict(table_of(services).items)
 
     report = collector(services).run()
 
     assert report.repositories[0].outcome == "busy"
-    assert built.mpack_hex in report.repositories[0].reason
+    assert built.upload.mpack_hex in report.repositories[0].reason
     assert table_of(services).items == table
-    assert services.stores.commits.known(repo.repo_id, [lost]) == {lost}
 
 
 def test_a_push_claimed_between_the_marking_and_the_hold_stops_the_sweep(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history, lost, built = _built_on_a_lost_push(services, repo, monkeypatch)
-    request = PushRequest("feature", history.head)
+    built = _built_on_a_lost_push(services, repo, monkeypatch)
+    _during_the_hold(services, monkeypatch, before=built.claim)
 
-    def claim() -> None:
-        services.stores.pushes.claim(repo.repo_id, built.mpack_hex, built.mpack_key, 900, request)
-
-    _during_the_hold(services, monkeypatch, before=claim)
     report = collector(services).run()
 
     sweep = report.repositories[0]
-    assert (sweep.outcome, sweep.reason) == ("busy", f"push {built.mpack_hex} is being ingested")
-    assert services.stores.commits.known(repo.repo_id, [lost]) == {lost}
+    pushing = built.upload.mpack_hex
+    assert (sweep.outcome, sweep.reason) == ("busy", f"push {pushing} is being ingested")
+    assert services.stores.commits.known(repo.repo_id, [built.lost]) == {built.lost}
 
 
 def test_a_push_claimed_during_the_hold_waits_for_it_then_is_refused_whole(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history, lost, built = _built_on_a_lost_push(services, repo, monkeypatch)
-    request = PushRequest("feature", history.head)
+    built = _built_on_a_lost_push(services, repo, monkeypatch)
+    upload_key, request = built.upload, built.request
     # The lost push a day old, the one built on it presigned now (so its upload is no stale
     # one the sweep deletes).
-    pack_bytes = services.stores.bucket.get(built.s3_key)
+    pack_bytes = services.stores.bucket.get(upload_key.s3_key)
     assert pack_bytes is not None
-    services.stores.bucket.delete_keys([built.s3_key])
+    services.stores.bucket.delete_keys([upload_key.s3_key])
     pass_time(services, 86_400)
     services.stores.pushes.open_pending(
-        repo.repo_id, built.mpack_hex, built.mpack_key, 1, "feature", history.head, False, {}
+        repo.repo_id, upload_key.mpack_hex, upload_key.mpack_key, 1, "feature", None, False, {}
     )
-    services.stores.packs.put_upload(built, pack_bytes)
+    services.stores.packs.put_upload(upload_key, pack_bytes)
     taken = _during_the_hold(services, monkeypatch)
     waited: list[int] = []
     real_delete = services.stores.table.delete_many
@@ -116,7 +127,7 @@ def test_a_push_claimed_during_the_hold_waits_for_it_then_is_refused_whole(
         # The hold is taken and the sweep deletes: a push of the built-on branch arrives.
         monkeypatch.setattr(services.stores.table, "delete_many", real_delete)
         with pytest.raises(IngestBusy) as busy:
-            services.ingest.ingest(built, request)
+            services.ingest.ingest(upload_key, request)
         waited.append(busy.value.retry_in)
         real_delete(keys, ordered)
 
@@ -125,15 +136,15 @@ def test_a_push_claimed_during_the_hold_waits_for_it_then_is_refused_whole(
 
     assert report.repositories[0].outcome == "swept"
     assert taken[0] is not None and 1 <= waited[0] <= services.gc.hold_seconds
-    record = services.stores.pushes.get(repo.repo_id, built.mpack_hex)
+    record = services.stores.pushes.get(repo.repo_id, upload_key.mpack_hex)
     assert record is not None and (record.state, record.attempts) == ("pending", 0)
     # The hold is given back: the push runs, finds its base gone, and is refused whole.
     assert services.stores.gc_holds.held_until(repo.repo_id) is None
-    retried = services.ingest.ingest(built, request)
+    retried = services.ingest.ingest(upload_key, request)
     assert retried.state == "failed" and retried.error is not None
     # Its delta base was the lost commit's snapshot, deleted by the sweep.
     assert retried.error.code == "unknown_delta_base"
-    assert retried.error.item == history.records[lost].snapshot_id
+    assert retried.error.item == built.history.records[built.lost].snapshot_id
     assert "feature" not in services.stores.refs.heads(repo.repo_id)
     everything_reads(services, repo)
 
@@ -141,13 +152,13 @@ def test_a_push_claimed_during_the_hold_waits_for_it_then_is_refused_whole(
 def test_a_push_that_finished_before_the_pass_keeps_what_it_built_on(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history, lost, built = _built_on_a_lost_push(services, repo, monkeypatch)
-    assert services.ingest.ingest(built, PushRequest("feature", history.head)).state == "ok"
+    built = _built_on_a_lost_push(services, repo, monkeypatch)
+    assert services.ingest.ingest(built.upload, built.request).state == "ok"
 
     sweep = collector(services).run().repositories[0]
 
-    # Only the rival's first pack is unreachable: the lost commit is under feature now.
-    assert services.stores.commits.known(repo.repo_id, [lost]) == {lost}
+    # The lost commit is under feature now.
+    assert services.stores.commits.known(repo.repo_id, [built.lost]) == {built.lost}
     assert sweep.commits == 0
     everything_reads(services, repo)
 
@@ -155,9 +166,7 @@ def test_a_push_that_finished_before_the_pass_keeps_what_it_built_on(
 def test_a_tag_on_unreachable_history_during_the_hold_is_taken_back(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=2)
-    push(services, repo, history.pack())
-    lost = lost_push(services, repo, history, "a", monkeypatch)
+    lost = with_a_lost_push(services, repo, monkeypatch, commits=2).lost
     tag = {"tag_id": "t1", "tag": "v1", "commit_id": lost.head}
     refused: list[ServiceError] = []
     real_delete = services.stores.table.delete_many
@@ -183,9 +192,7 @@ def test_a_tag_on_unreachable_history_during_the_hold_is_taken_back(
 def test_a_tag_names_a_root(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=2)
-    push(services, repo, history.pack())
-    lost = lost_push(services, repo, history, "a", monkeypatch)
+    lost = with_a_lost_push(services, repo, monkeypatch, commits=2).lost
     tag = {"tag_id": "t1", "tag": "v1", "commit_id": lost.head}
     assert services.releases.add_tags(OLIVIA, "olivia", "songs", [tag]) == {"stored": 1}
 
@@ -198,9 +205,7 @@ def test_a_tag_names_a_root(
 def test_two_collections_of_one_repository_do_not_sweep_at_once(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=2)
-    push(services, repo, history.pack())
-    lost_push(services, repo, history, "a", monkeypatch)
+    with_a_lost_push(services, repo, monkeypatch, commits=2)
     other = services.stores.gc_holds.take(repo.repo_id, 60)
     assert other is not None
 

@@ -14,15 +14,13 @@ from muse_cloud.domain.repos import Repo
 from muse_cloud.storage import keys
 from muse_core.mpack import encode_mpack, mpack_key
 
-from .conftest import bucket_of, collector, lost_push, push, table_of
+from .conftest import bucket_of, collector, push, table_of, with_a_lost_push
 
 
 def _busy_repository(services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pushes that landed, lost and were never uploaded, a tag, a collaborator, a large
     object served once (copied out of its pack)."""
-    history = linear_history(commits=3)
-    push(services, repo, history.pack())
-    lost = lost_push(services, repo, history, "a", monkeypatch)
+    history, _, lost = with_a_lost_push(services, repo, monkeypatch)
     services.releases.add_tags(
         OLIVIA, repo.owner, repo.name, [{"tag_id": "t", "tag": "v1", "commit_id": lost.head}]
     )

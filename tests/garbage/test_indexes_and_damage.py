@@ -11,7 +11,7 @@ from muse_cloud.storage import keys
 from muse_cloud.storage.pack_index import FOLD_AFTER_PACKS, MultiPackIndex
 from muse_core.ids import blob_id
 
-from .conftest import bucket_of, collector, lost_push, push, table_of, upload_key
+from .conftest import bucket_of, collector, lost_push, push, table_of, upload_key, with_a_lost_push
 from .test_sweep import everything_reads
 
 
@@ -51,9 +51,7 @@ def test_dead_packs_leave_the_multi_pack_index_before_their_bytes_go(
 def test_a_missing_commit_leaves_the_repository_alone(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=3)
-    push(services, repo, history.pack())
-    lost_push(services, repo, history, "a", monkeypatch)
+    history = with_a_lost_push(services, repo, monkeypatch).history
     table = table_of(services)
     del table.items[(keys.commit(repo.repo_id, history.order[0])["pk"], "COMMIT")]
     items = dict(table.items)
@@ -67,9 +65,7 @@ def test_a_missing_commit_leaves_the_repository_alone(
 def test_a_pack_item_without_its_bytes_leaves_the_repository_alone(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=3)
-    pushed = push(services, repo, history.pack())
-    lost_push(services, repo, history, "a", monkeypatch)
+    pushed = with_a_lost_push(services, repo, monkeypatch).base
     bucket_of(services).delete_keys([upload_key(repo, pushed)])
     items = dict(table_of(services).items)
 

@@ -10,7 +10,7 @@ from muse_cloud.domain.repos import Repo
 from muse_cloud.storage import keys
 from muse_core.mpack import encode_mpack
 
-from .conftest import bucket_of, collector, lost_push, push, table_of, upload_key
+from .conftest import bucket_of, collector, lost_push, push, table_of, upload_key, with_a_lost_push
 
 
 def everything_reads(services: Services, repo: Repo) -> None:
@@ -33,9 +33,7 @@ def everything_reads(services: Services, repo: Repo) -> None:
 def test_a_push_that_lost_its_race_is_collected_whole(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=3)
-    assert push(services, repo, history.pack()).state == "ok"
-    lost = lost_push(services, repo, history, "a", monkeypatch)
+    history, _, lost = with_a_lost_push(services, repo, monkeypatch)
     loser_commit = lost.head
     assert loser_commit is not None
     table = table_of(services)
@@ -123,9 +121,7 @@ def test_an_upload_never_ingested_goes_after_the_grace_period(
 def test_within_the_grace_period_what_a_push_touched_stays(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    history = linear_history(commits=3)
-    push(services, repo, history.pack())
-    lost_push(services, repo, history, "a", monkeypatch)
+    with_a_lost_push(services, repo, monkeypatch)
     table = dict(table_of(services).items)
     files = dict(bucket_of(services).blobs)
 
