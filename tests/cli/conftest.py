@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from muse_cloud_cli.client import MuseCloudClient
+from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_dev.local_stack import LocalStack
 
 
@@ -35,3 +37,14 @@ def unpacking(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
     monkeypatch.setattr(MuseCloudClient, "unpack", signalled)
     return called
+
+
+def registered(local_stack: LocalStack, handle: str, directory: Path) -> tuple[KeyFile, Path]:
+    """A new identity the stack's admin registered (no admin itself), and its key file."""
+    key = new_identity(handle)
+    path = directory / f"{handle}.json"
+    key.save(path)
+    assert local_stack.admin is not None
+    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
+        client.create_identity(key.handle, key.public_key)
+    return key, path

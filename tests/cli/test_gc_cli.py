@@ -14,9 +14,10 @@ from muse_cloud_cli.client import MuseCloudClient
 from muse_cloud_cli.compare import compare_repos
 from muse_cloud_cli.gc import collect_garbage
 from muse_cloud_cli.main import main
-from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack
+
+from .conftest import registered
 
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
@@ -74,12 +75,7 @@ def test_a_dry_run_lists_the_files_and_bytes_then_the_pass_deletes_them(
 def test_only_an_admin_collects_garbage(
     local_stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    walt = new_identity("walt-gc")
-    key_file = tmp_path / "walt.json"
-    walt.save(key_file)
-    assert local_stack.admin is not None
-    with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
-        client.create_identity(walt.handle, walt.public_key)
+    _, key_file = registered(local_stack, "walt-gc", tmp_path)
 
     assert _gc(local_stack, ["--identity", str(key_file)], "--dry-run") == 1
     assert capsys.readouterr().err.startswith("error: forbidden: only an admin may collect")

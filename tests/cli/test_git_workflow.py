@@ -16,11 +16,12 @@ from muse_cloud_cli import push as push_module
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.main import main
 from muse_cloud_cli.push import prepare_push, send_push
-from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import has_commit
 from muse_core.refs import list_branches, read_branch_ref, write_branch_ref, write_head
+
+from .conftest import registered
 
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
@@ -237,12 +238,8 @@ def test_a_forbidden_push_is_refused_before_building(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     remote = new_repo(local_stack, admin, "not-bobs")
-    bob = new_identity("bob-pusher")
-    bob_file = tmp_path / "bob.json"
-    bob.save(bob_file)
-    assert local_stack.admin is not None
+    bob, bob_file = registered(local_stack, "bob-pusher", tmp_path)
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
-        client.create_identity(bob.handle, bob.public_key)
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": True}
     with MuseCloudClient(local_stack.api_url, bob) as client:
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": False}
