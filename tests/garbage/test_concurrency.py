@@ -4,8 +4,9 @@ what was deleted; whichever of the two writes first, the other sees it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from muse_cloud.composition import Services
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.pushes import PushRecord, PushRequest
 from muse_cloud.domain.repos import Repo
+from muse_cloud.services.gc import STEP_SECONDS
 from muse_cloud.services.ingest import IngestBusy
 from muse_cloud.storage.gc_hold import Hold
 from muse_cloud.storage.layout import UploadKey
@@ -101,6 +103,7 @@ def test_a_push_claimed_between_the_marking_and_the_hold_stops_the_sweep(
     sweep = report.repositories[0]
     pushing = built.upload.mpack_hex
     assert (sweep.outcome, sweep.reason) == ("busy", f"push {pushing} is being ingested")
+    assert (sweep.items, sweep.files) == (0, [])
     assert services.stores.commits.known(repo.repo_id, [built.lost]) == {built.lost}
 
 
@@ -214,3 +217,29 @@ def test_two_collections_of_one_repository_do_not_sweep_at_once(
     assert (sweep.outcome, sweep.reason) == ("busy", "another collection holds the repository")
     services.stores.gc_holds.give_back(other)
     assert collector(services).run().repositories[0].outcome == "swept"
+
+
+def test_a_sweep_out_of_hold_stops_between_steps_and_the_next_pass_goes_on(
+    services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_a_lost_push(services, repo, monkeypatch)
+    real_delete = services.stores.table.delete_many
+
+    def slow_delete(keys: Any, ordered: bool = False) -> None:
+        real_delete(keys, ordered)
+        time.sleep(2.1)
+
+    monkeypatch.setattr(services.stores.table, "delete_many", slow_delete)
+    # Just more than a step's margin (the hold ends on a whole second, up to one later): the
+    # commits go, then what is left of the hold is too short to go on.
+    short = replace(collector(services), hold_seconds=STEP_SECONDS + 1)
+
+    stopped = short.run().repositories[0]
+
+    assert (stopped.outcome, stopped.commits) == ("stopped", 1)
+    assert services.stores.gc_holds.held_until(repo.repo_id) is None
+    everything_reads(services, repo)
+    monkeypatch.setattr(services.stores.table, "delete_many", real_delete)
+    rest = collector(services).run().repositories[0]
+    assert (rest.outcome, rest.commits, rest.snapshots, rest.packs) == ("swept", 0, 1, 1)
+    everything_reads(services, repo)

@@ -191,7 +191,7 @@ class GarbageCollector:
             uploads = self._uploads(repo_ids)
             live: list[Repo] = []
             orphans: list[DeletedRepo] = []
-            for repo_id in repo_ids or sorted(uploads):
+            for repo_id in sorted(uploads) if repo_ids is None else repo_ids:
                 repo = self.stores.repos.get(repo_id)
                 if repo is not None:
                     live.append(repo)
@@ -215,7 +215,10 @@ class GarbageCollector:
 
     def _uploads(self, repo_ids: Sequence[str] | None) -> dict[str, dict[str, StoredFile]]:
         """Every upload of the repositories (of all of them: one listing), by pack hash."""
-        prefixes = [f"{layout.UPLOADS}{r}/" for r in repo_ids] if repo_ids else [layout.UPLOADS]
+        if repo_ids is None:
+            prefixes = [layout.UPLOADS]
+        else:
+            prefixes = [f"{layout.UPLOADS}{r}/" for r in repo_ids]
         found: dict[str, dict[str, StoredFile]] = {}
         for prefix in prefixes:
             for stored in self.stores.bucket.files(prefix):
@@ -239,6 +242,9 @@ class GarbageCollector:
                 if not dry_run:
                     self._delete(repo.repo_id, seen, plan, sweep)
         except _Unsweepable as refusal:
+            if refusal.outcome != "stopped":
+                # Nothing was deleted: what was planned is not what happened.
+                sweep = RepoSweep(repo.repo_id, repo.full_name)
             sweep.outcome, sweep.reason = refusal.outcome, refusal.reason
         return sweep
 

@@ -285,6 +285,8 @@ class PackIndex:
         """Make the objects of the ``dead`` packs unfindable, so that their bytes can go: the
         MIDX is rewritten without them first (a reader finds objects there before it looks at
         the PACK items), then their PACK items are deleted."""
+        if not dead:
+            return
         stored = self.stored(repo_id)
         if stored.midx_key is not None:
             midx = self._midx(stored.midx_key)
