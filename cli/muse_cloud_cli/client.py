@@ -312,8 +312,12 @@ class MuseCloudClient:
 
     # repositories, identities, collaborators
 
-    def create_repo(self, owner: str, name: str, visibility: str = "public") -> dict[str, Any]:
+    def create_repo(
+        self, owner: str, name: str, visibility: str = "public", domain: str | None = None
+    ) -> dict[str, Any]:
         body = {"owner": owner, "name": name, "visibility": visibility}
+        if domain is not None:
+            body["domain"] = domain
         return self._json("POST", "/api/repos", body)
 
     def get_repo(self, repo_id: str) -> dict[str, Any]:

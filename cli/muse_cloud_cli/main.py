@@ -298,8 +298,11 @@ def cmd_clone(args: argparse.Namespace) -> int:
 def cmd_repo_create(args: argparse.Namespace) -> int:
     server, owner, name = _server_and_slug(args.repo, args.server)
     with _client(server, args.identity, required=True) as client:
-        repo = client.create_repo(owner, name, "private" if args.private else "public")
-    print(f"created {repo['fullName']} ({repo['visibility']}), id {repo['repoId']}")
+        visibility = "private" if args.private else "public"
+        repo = client.create_repo(owner, name, visibility, args.domain)
+    print(
+        f"created {repo['fullName']} ({repo['visibility']}, {repo['domain']}), id {repo['repoId']}"
+    )
     print(f"remote: {server.rstrip('/')}/{repo['fullName']}")
     return Exit.OK
 
@@ -504,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = repo_commands.add_parser("create", parents=[identity, server], help="create")
     create.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
     create.add_argument("--private", action="store_true", help="readable only by its people")
+    create.add_argument(
+        "--domain",
+        help="what the repository holds, as its clients' repo.json says (default: code); the Muse "
+        "client checks a clone out with it",
+    )
     create.set_defaults(run=cmd_repo_create)
     delete = repo_commands.add_parser("delete", parents=[identity, server], help="delete")
     delete.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
