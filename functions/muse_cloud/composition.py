@@ -19,6 +19,7 @@ from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.branches import BranchService
 from muse_cloud.services.events import EventService
 from muse_cloud.services.fetch import FetchService
+from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
 from muse_cloud.services.ingest import IngestService
@@ -60,6 +61,7 @@ class Services:
     releases: ReleaseService
     branches: BranchService
     events: EventService
+    gc: GarbageCollector
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> Services:
@@ -85,6 +87,7 @@ class Services:
             releases=ReleaseService(stores, access),
             branches=BranchService(stores, access),
             events=EventService(stores, access),
+            gc=GarbageCollector(stores, access, settings.gc_grace_seconds),
         )
 
     @classmethod

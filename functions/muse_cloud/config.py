@@ -24,3 +24,5 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 4 * GIB
     # Only the API function has one: the first admin, registered on first use.
     bootstrap_admin_public_key: str = ""
+    # Garbage collection deletes nothing younger than this, nor what pushes of it touched.
+    gc_grace_seconds: int = 86_400
