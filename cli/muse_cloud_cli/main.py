@@ -25,6 +25,7 @@ from muse_cloud_cli.fetch import (
     fetch_remote,
     is_local_ancestor,
 )
+from muse_cloud_cli.gc import add_gc_command
 from muse_cloud_cli.progress import Reporter, deleted_line, plural, ref_line, short
 from muse_cloud_cli.push import PushResult, current_branch, prepare_push, send_push
 from muse_cloud_cli.remotes import (
@@ -633,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands, cmd_demo)
     add_token_commands(commands, [identity, server], _client)
     add_branch_commands(commands, [identity], _client)
+    add_gc_command(commands, [identity, server], _client)
     return parser
 
 

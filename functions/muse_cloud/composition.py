@@ -20,6 +20,7 @@ from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.branches import BranchService
 from muse_cloud.services.events import EventService
 from muse_cloud.services.fetch import FetchService
+from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
 from muse_cloud.services.ingest import IngestService
@@ -62,6 +63,7 @@ class Services:
     releases: ReleaseService
     branches: BranchService
     events: EventService
+    gc: GarbageCollector
     quotas: QuotaService
 
     @classmethod
@@ -104,6 +106,7 @@ class Services:
             releases=ReleaseService(stores, access),
             branches=BranchService(stores, access),
             events=EventService(stores, access),
+            gc=GarbageCollector(stores, access, settings.gc_grace_seconds),
             quotas=quotas,
         )
 

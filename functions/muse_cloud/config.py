@@ -35,3 +35,5 @@ class Settings(BaseSettings):
     owner_pushes_per_minute: int = 1200
     # Only the API function has one: the first admin, registered on first use.
     bootstrap_admin_public_key: str = ""
+    # Garbage collection deletes nothing younger than this, nor what pushes of it touched.
+    gc_grace_seconds: int = 86_400

@@ -397,3 +397,46 @@ class DeletedRefAnswer(BaseModel):
     def of(cls, event: PushEvent) -> DeletedRefAnswer:
         assert event.before is not None
         return cls(branch=event.ref, previous_head=event.before, event_id=event.event_id)
+
+
+class DoomedAnswer(BaseModel):
+    """An S3 object garbage collection deleted, or would delete in a dry run."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    bytes: int
+
+
+class RepoSweepAnswer(BaseModel):
+    """One repository's sweep: ``outcome`` swept, clean (nothing to delete), busy (a push or
+    another collection: the next pass tries again), damaged (history is missing: nothing
+    deleted), stopped (out of time, the next pass goes on) or deleted (a deleted repository)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    repo_id: str
+    name: str
+    outcome: str
+    reason: str
+    commits: int
+    snapshots: int
+    packs: int
+    items: int
+    bytes: int
+    files: list[DoomedAnswer]
+
+
+class GcAnswer(BaseModel):
+    """One garbage collection pass; ``complete`` false when it stopped at its time budget."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dry_run: bool
+    complete: bool
+    seconds: float
+    items: int
+    bytes: int
+    dynamodb_requests: int
+    s3_requests: int
+    repositories: list[RepoSweepAnswer]

@@ -58,6 +58,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "tag_exists": 409,
     "default_branch": 409,
     "protection_conflict": 409,
+    "repository_busy": 409,
     "upload_incomplete": 409,
     # 413: over a limit.
     "limit_exceeded": 413,
@@ -96,6 +97,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "delete_failed": 500,
     "token_id_collision": 500,
     "ingest_attempts_exhausted": 500,
+    "unreadable_pack": 500,
 }
 
 

@@ -87,6 +87,14 @@ def require_create(caller: Caller, owner: str) -> None:
         )
 
 
+def require_site_admin(caller: Caller, action: str) -> None:
+    """Site-wide administration: an admin identity, through MSign or an ``admin`` token."""
+    if caller.is_anonymous:
+        raise ServiceError("auth_required", f"{action} needs a signed request")
+    if not (caller.is_admin and within_scope(caller, "admin")):
+        raise ServiceError("forbidden", f"only an admin may {action}", caller.handle)
+
+
 def require_owner(caller: Caller, owner: str, item: str | None = None) -> None:
     """What only the owner (or a site admin) may see of an owner's account: its usage."""
     if caller.is_anonymous:

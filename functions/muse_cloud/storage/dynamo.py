@@ -236,15 +236,21 @@ class DynamoTable:
         self._call(self.client.transact_write_items, TransactItems=wire)
 
     def put_many(self, items: Sequence[Mapping[str, Any]], ordered: bool = False) -> None:
-        batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
+        self._write_all([{"PutRequest": {"Item": to_wire(item)}} for item in items], ordered)
+
+    def delete_many(self, keys: Sequence[Key], ordered: bool = False) -> None:
+        self._write_all([{"DeleteRequest": {"Key": to_wire(key)}} for key in keys], ordered)
+
+    def _write_all(self, requests: list[Any], ordered: bool) -> None:
+        batches = [list(batch) for batch in chunks(requests, BATCH_WRITE_MAX)]
         if ordered or len(batches) <= 1:
             for batch in batches:
                 self._write_batch(batch)
         else:
             map_in_context(self._write_batch, batches, _PARALLEL_WRITERS)
 
-    def _write_batch(self, batch: list[Mapping[str, Any]]) -> None:
-        pending: list[Any] = [{"PutRequest": {"Item": to_wire(item)}} for item in batch]
+    def _write_batch(self, batch: list[Any]) -> None:
+        pending = batch
         delay = 0.05
         while pending:
             answer = self.client.batch_write_item(RequestItems={self.name: pending})
@@ -277,7 +283,12 @@ class DynamoTable:
     def query(
         self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
     ) -> list[Item]:
-        if after is None:
+        values: dict[str, Any]
+        if after is None and not sk_prefix:
+            # A key condition may not compare with an empty string: no prefix is no condition.
+            condition = "pk = :pk"
+            values = {":pk": {"S": pk}}
+        elif after is None:
             condition = "pk = :pk AND begins_with(sk, :prefix)"
             values = {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}
         else:
@@ -310,6 +321,23 @@ class DynamoTable:
         if last is None:
             return found
         return list(reversed(found[:last]))
+
+    def scan_keys(self, pk_prefixes: Sequence[str]) -> Iterator[Key]:
+        if not pk_prefixes:
+            return
+        expression = _Expression()
+        wanted = " OR ".join(
+            f"begins_with({expression.name('pk')}, {expression.value(p)})" for p in pk_prefixes
+        )
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.name,
+            ProjectionExpression=f"{expression.name('pk')}, {expression.name('sk')}",
+            FilterExpression=wanted,
+            **expression.request(None),
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield {"pk": item["pk"]["S"], "sk": item["sk"]["S"]}
 
     def _put(self, put: Put) -> dict[str, Any]:
         return {

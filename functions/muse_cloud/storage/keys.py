@@ -29,6 +29,8 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | outbox       | OUTBOX                          | OUT#<created_at>#<change_id> |
 | token        | TOKEN#<token_id>                | TOKEN           |
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
+| GC's hold    | REPO#<repo_id>                  | GC              |
+| deleted repo | DELETED                         | <repo_id>       |
 | repo usage   | REPO#<repo_id>                  | USAGE           |
 | pack counted | REPO#<repo_id>                  | STORED#<mpack>  |
 | owner usage  | OWNER#<owner>                   | USAGE           |
@@ -90,6 +92,27 @@ def snapshot(repo_id: str, snapshot_id: str) -> Key:
 
 def push(repo_id: str, push_id: str) -> Key:
     return {"pk": f"PUSH#{repo_id}#{push_id}", "sk": "PUSH"}
+
+
+# The kinds of item keyed by a repository's id outside its partition (one partition each, so no
+# Query lists them): a repository's garbage collection finds them by these prefixes. A new kind
+# keyed so must be added here, or it outlives its deleted repository.
+REPO_KEYED_KINDS = ("COMMIT", "SNAP", "PUSH")
+
+
+def repo_keyed_prefixes(repo_id: str) -> tuple[str, ...]:
+    return tuple(f"{kind}#{repo_id}#" for kind in REPO_KEYED_KINDS)
+
+
+def gc_hold(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "GC"}
+
+
+DELETED_REPOS = "DELETED"
+
+
+def deleted_repo(repo_id: str) -> Key:
+    return {"pk": DELETED_REPOS, "sk": repo_id}
 
 
 def identity(identity_id: str) -> Key:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from muse_cloud.storage.backend import (
     Key,
     Put,
     ReturnValues,
+    StoredFile,
     Update,
     UploadTerms,
     holds,
@@ -161,12 +163,23 @@ class MemoryTable:
             ]
         return found if last is None else found[-last:] if last else []
 
+    def delete_many(self, keys: Sequence[Key], ordered: bool = False) -> None:
+        with self._lock:
+            for key in keys:
+                self.items.pop(_key_of(key), None)
+
+    def scan_keys(self, pk_prefixes: Sequence[str]) -> Iterator[Key]:
+        with self._lock:
+            found = [k for k in self.items if k[0].startswith(tuple(pk_prefixes))]
+        return iter([{"pk": pk, "sk": sk} for pk, sk in found])
+
 
 @dataclass
 class _Blob:
     data: bytes
     content_type: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    modified: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -229,9 +242,21 @@ class MemoryBucket:
         self.put(target, self.read_range(source, offset, length))
 
     def delete_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        return self.delete_keys([f.key for f in self.files(prefix)])
+
+    def files(self, prefix: str) -> Iterator[StoredFile]:
         with self._lock:
-            for key in [k for k in self.blobs if k.startswith(prefix)]:
-                del self.blobs[key]
+            found = [
+                StoredFile(key, len(blob.data), blob.modified)
+                for key, blob in sorted(self.blobs.items())
+                if key.startswith(prefix)
+            ]
+        return iter(found)
+
+    def delete_keys(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        with self._lock:
+            for key in keys:
+                self.blobs.pop(key, None)
         return []
 
     def upload_url(self, key: str, expires_in: int, terms: UploadTerms | None = None) -> str:

@@ -138,9 +138,14 @@ class QuotaStore:
             return False
         return True
 
+    def counted_packs(self, repo_id: str) -> set[str]:
+        """The packs whose bytes are counted. Read before the PACK items when looking for the
+        packs collected since: ingestion writes a pack's PACK item before counting it."""
+        marks = self.table.query(keys.repo_partition(repo_id), keys.STORED_SK)
+        return {m["sk"].removeprefix(keys.STORED_SK) for m in marks}
+
     def free_pack(self, repo_id: str, mpack_hex: str) -> int:
-        """Take a deleted pack's bytes off its repository and owner, once; the bytes freed.
-        For garbage collection, after it deletes the pack's bytes."""
+        """Take a deleted pack's bytes off its repository and owner, once; the bytes freed."""
         mark = self.table.get(keys.stored_pack(repo_id, mpack_hex))
         usage = self.table.get(keys.repo_usage(repo_id))
         if mark is None:

@@ -12,6 +12,7 @@ from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
 from muse_cloud.storage.events import EventStore
+from muse_cloud.storage.gc_hold import GcHolds
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
@@ -49,6 +50,7 @@ class Stores:
     protection: ProtectionStore
     events: EventStore
     bus: EventBus
+    gc_holds: GcHolds
     quotas: QuotaStore
 
     @classmethod
@@ -63,6 +65,7 @@ class Stores:
         """``bus``: where push events are published (default: a list in memory)."""
         values = LargeValues(bucket)
         packs = PackStore(bucket, upload_expiry_seconds, download_expiry_seconds)
+        pushes = PushStore(table)
         return cls(
             table=table,
             bucket=bucket,
@@ -73,7 +76,7 @@ class Stores:
             snapshots=SnapshotStore(table, values),
             pack_index=PackIndex(table, bucket),
             packs=packs,
-            pushes=PushStore(table),
+            pushes=pushes,
             identities=IdentityStore(table),
             tokens=TokenStore(table),
             releases=ReleaseStore(table),
@@ -83,6 +86,7 @@ class Stores:
             protection=ProtectionStore(table),
             events=EventStore(table),
             bus=bus or MemoryBus(),
+            gc_holds=pushes.gc_holds,
             quotas=QuotaStore(table),
         )
 
