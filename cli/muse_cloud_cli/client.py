@@ -47,6 +47,8 @@ _UNSURE_STATUSES = frozenset({500, 502, 504})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 # POSTs that are reads, or that the server answers from the push record when repeated.
 _IDEMPOTENT_POSTS = ("/fetch/mpack", "/push/unpack-mpack")
+# An upload in parts: listing its parts reads, completing again finds the pack in place.
+_IDEMPOTENT_UPLOAD_POSTS = ("/push/mpack-parts", "/push/mpack-complete")
 _CHUNK = 256 * 1024
 _S3_ERROR = re.compile(
     r"<Code>(?P<code>[^<]*)</Code>.*?<Message>(?P<message>[^<]*)</Message>", re.S
@@ -272,7 +274,9 @@ class MuseCloudClient:
                 allow_redirects=False,
             )
 
-        idempotent = method in _IDEMPOTENT_METHODS or path.endswith(_IDEMPOTENT_POSTS)
+        idempotent = method in _IDEMPOTENT_METHODS or path.endswith(
+            _IDEMPOTENT_POSTS + _IDEMPOTENT_UPLOAD_POSTS
+        )
         response = send_with_retries(send, method, url, idempotent=idempotent)
         if response.status_code >= 400:
             raise _error_from(response)
@@ -395,8 +399,11 @@ class MuseCloudClient:
         branch: str | None = None,
         head: str | None = None,
         force: bool = False,
+        multipart: bool = False,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"mpack_key": mpack_key, "size_bytes": size_bytes, "force": force}
+        if multipart:
+            body["multipart"] = True
         if branch is not None:
             body["branch"] = branch
         if head is not None:
@@ -408,6 +415,22 @@ class MuseCloudClient:
     ) -> dict[str, Any]:
         body = {"mpack_key": mpack_key, "branch": branch, "head": head, "force": force}
         return self._json("POST", self._repo_path(owner, name, "push", "unpack-mpack"), body)
+
+    def upload_parts(self, owner: str, name: str, mpack_key: str, upload_id: str) -> dict[str, Any]:
+        body = {"mpack_key": mpack_key, "upload_id": upload_id}
+        return self._json("POST", self._repo_path(owner, name, "push", "mpack-parts"), body)
+
+    def complete_upload(
+        self, owner: str, name: str, mpack_key: str, upload_id: str
+    ) -> dict[str, Any]:
+        body = {"mpack_key": mpack_key, "upload_id": upload_id}
+        return self._json("POST", self._repo_path(owner, name, "push", "mpack-complete"), body)
+
+    def repo_usage(self, owner: str, name: str) -> dict[str, Any]:
+        return self._json("GET", self._repo_path(owner, name, "usage"))
+
+    def owner_usage(self, owner: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/owners/{quote(owner, safe='')}/usage")
 
     def push_status(self, owner: str, name: str, push_id: str) -> dict[str, Any]:
         return self._json("GET", self._repo_path(owner, name, "push", push_id))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from rich.filesize import decimal
+
 from muse_cloud_cli.branches import add_branch_commands, delete_remote_branch
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.clone import clone_repo
@@ -434,6 +436,29 @@ def cmd_refs(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    """An owner's usage, or one repository's (OWNER/NAME or its URL)."""
+    if "/" in args.target:
+        server, owner, name = _server_and_slug(args.target, args.server)
+    else:
+        server, owner, name = args.server, args.target, None
+    with _client(server, args.identity, required=True) as client:
+        usage = client.owner_usage(owner) if name is None else client.repo_usage(owner, name)
+    if args.json:
+        print(json.dumps(usage, sort_keys=True))
+        return Exit.OK
+    print(f"{usage['name']} ({usage['scope']})")
+    print(
+        f"  stored  {decimal(usage['bytes_stored'])} of {decimal(usage['max_bytes'])} "
+        f"in {plural(usage['packs_stored'], 'pack')}"
+    )
+    print(
+        f"  pushes  {usage['pushes_this_minute']} this minute, of "
+        f"{usage['max_pushes_per_minute']} allowed"
+    )
+    return Exit.OK
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -587,6 +612,15 @@ def build_parser() -> argparse.ArgumentParser:
     refs.add_argument("url", help="repository URL")
     refs.add_argument("--json", action="store_true", help="the server's answer as JSON")
     refs.set_defaults(run=cmd_refs)
+
+    usage = commands.add_parser(
+        "usage",
+        parents=[identity, server],
+        help="what an owner or a repository stores and pushes, against its quota",
+    )
+    usage.add_argument("target", metavar="OWNER[/NAME]", help="an owner, OWNER/NAME, or a URL")
+    usage.add_argument("--json", action="store_true", help="the server's answer as JSON")
+    usage.set_defaults(run=cmd_usage)
 
     generate = commands.add_parser(
         "generate", help="make a repository to push: a generated history, checked out"

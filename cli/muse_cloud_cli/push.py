@@ -12,6 +12,7 @@ from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.errors import CliError
 from muse_cloud_cli.fetch import is_local_ancestor
 from muse_cloud_cli.progress import Reporter, plural
+from muse_cloud_cli.upload import upload_pack
 from muse_core.commits import has_commit
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.paths import muse_dir
@@ -124,11 +125,10 @@ def send_push(
         branch=prepared.branch,
         head=prepared.head,
         force=force,
+        multipart=True,
     )
     if ticket.get("status") not in ("ok", "processing"):
-        client.upload(
-            ticket["upload_url"], ticket["headers"], prepared.data, progress=reporter.enabled
-        )
+        upload_pack(client, remote, ticket, prepared.data, progress=reporter.enabled)
     uploaded = time.perf_counter()
     commits = len(prepared.pack["commits"])
     try:

@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 
 from muse_cloud.config import Settings
+from muse_cloud.domain.quotas import Quota
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.branches import BranchService
 from muse_cloud.services.events import EventService
@@ -24,6 +25,7 @@ from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
 from muse_cloud.services.ingest import IngestService
 from muse_cloud.services.push import SYNC_LEASE_SECONDS, PushService
+from muse_cloud.services.quotas import QuotaService
 from muse_cloud.services.releases import ReleaseService
 from muse_cloud.services.repos import RepoService
 from muse_cloud.services.tokens import TokenService
@@ -62,15 +64,30 @@ class Services:
     branches: BranchService
     events: EventService
     gc: GarbageCollector
+    quotas: QuotaService
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> Services:
         access = RepoAccessService(stores.repos, stores.collaborators)
+        quotas = QuotaService(
+            stores.quotas,
+            access,
+            Quota(settings.repo_max_bytes, settings.repo_pushes_per_minute),
+            Quota(settings.owner_max_bytes, settings.owner_pushes_per_minute),
+        )
         push = PushService(
             stores,
             access,
-            IngestService(stores, lease_seconds=SYNC_LEASE_SECONDS, on_finish=record_push_metrics),
-            settings.max_upload_bytes,
+            IngestService(
+                stores,
+                lease_seconds=SYNC_LEASE_SECONDS,
+                on_finish=record_push_metrics,
+                on_stored=quotas.count_stored,
+            ),
+            quotas,
+            max_upload_bytes=settings.max_upload_bytes,
+            multipart_threshold_bytes=settings.multipart_threshold_bytes,
+            part_bytes=settings.multipart_part_bytes,
         )
         return cls(
             settings=settings,
@@ -79,7 +96,9 @@ class Services:
             repos=RepoService(stores, access),
             identities=IdentityService(stores.identities),
             tokens=TokenService(stores.tokens),
-            ingest=IngestService(stores, on_finish=record_push_metrics),
+            ingest=IngestService(
+                stores, on_finish=record_push_metrics, on_stored=quotas.count_stored
+            ),
             push=push,
             history=HistoryService(stores, access, settings.inline_object_bytes),
             fetch=FetchService(stores, access),
@@ -88,6 +107,7 @@ class Services:
             branches=BranchService(stores, access),
             events=EventService(stores, access),
             gc=GarbageCollector(stores, access, settings.gc_grace_seconds),
+            quotas=quotas,
         )
 
     @classmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-GIB = 1024**3
+MIB = 1024**2
+TIB = 1024**4
 
 
 class Settings(BaseSettings):
@@ -21,7 +22,17 @@ class Settings(BaseSettings):
     presign_expiry_seconds: int = 300
     download_expiry_seconds: int = 300
     inline_object_bytes: int = 1024 * 1024
-    max_upload_bytes: int = 4 * GIB
+    # S3's largest object.
+    max_upload_bytes: int = 5 * TIB
+    # Packs above the threshold go up in parts (S3 multipart) for clients that can send them;
+    # parts are never under S3's 5 MiB, and grow as 10,000 parts of a large pack need.
+    multipart_threshold_bytes: int = 64 * MIB
+    multipart_part_bytes: int = 16 * MIB
+    # Quotas: bytes stored (counted per ingested pack) and pushes a minute (counted at presign).
+    repo_max_bytes: int = 5 * TIB
+    owner_max_bytes: int = 20 * TIB
+    repo_pushes_per_minute: int = 300
+    owner_pushes_per_minute: int = 1200
     # Only the API function has one: the first admin, registered on first use.
     bootstrap_admin_public_key: str = ""
     # Garbage collection deletes nothing younger than this, nor what pushes of it touched.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attack.test_races import serialised_writes
 from histories import History, linear_history
 
 from muse_cloud.domain.pushes import PushRecord, PushRequest
@@ -24,6 +25,8 @@ from .client import call
 from .test_clone import ApiClient, clone
 from .test_endpoints import create_repo, expect_error, identity, push, upload
 
+__all__ = ["serialised_writes"]  # a fixture, used by name
+
 RACE_ROUNDS = 20
 
 
@@ -36,13 +39,14 @@ Race = Callable[[list[Callable[[], PushRecord]]], list[PushRecord]]
 
 
 @pytest.fixture
-def race(monkeypatch: pytest.MonkeyPatch) -> Race:
+def race(monkeypatch: pytest.MonkeyPatch, serialised_writes: None) -> Race:
     """Runs ingestions at once, each reading the heads before any of them writes a ref.
 
     Each racer's first heads read (its plan) waits for the others', so every plan passes the
     nested-name check on the heads it read; only the conditional write can refuse one.
     DynamoDB applies each request atomically, which moto's in-process backend does not promise
-    across threads, so each swap request is serialised here.
+    across threads (a transaction copies the table while another thread writes to it), so each
+    swap request is serialised here, and every write request (``serialised_writes``).
     """
     racer = threading.local()
     real_heads = RefStore.heads

@@ -50,6 +50,8 @@ def test_a_push_that_lost_its_race_is_collected_whole(
         (keys.commit(repo.repo_id, loser_commit)["pk"], "COMMIT"),
         (keys.snapshot(repo.repo_id, history.records[loser_commit].snapshot_id)["pk"], "SNAP"),
         (keys.pack(repo.repo_id, lost.push_id)["pk"], keys.pack(repo.repo_id, lost.push_id)["sk"]),
+        # Its bytes left the quotas with it.
+        tuple(keys.stored_pack(repo.repo_id, lost.push_id).values()),
     }
     assert not bucket_of(services).exists(upload_key(repo, lost))
     # The push record stays: it is what the client polls for the refusal.

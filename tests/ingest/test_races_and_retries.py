@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from attack.test_races import serialised_writes
 from botocore.exceptions import ClientError
 
 from muse_cloud.domain.pushes import PushRecord
@@ -32,6 +33,8 @@ from .test_event_path import (
     upload,
     upload_key_of,
 )
+
+__all__ = ["serialised_writes"]  # a fixture, used by name
 
 BASE = Workload(commits=4, files=8, changed_per_commit=2, blob_bytes=64)
 
@@ -75,7 +78,7 @@ def push_base(stack: Provisioned, rivals: Rivals) -> str:
 
 
 def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
-    stack: Provisioned, rivals: Rivals, monkeypatch: pytest.MonkeyPatch
+    stack: Provisioned, rivals: Rivals, monkeypatch: pytest.MonkeyPatch, serialised_writes: None
 ) -> None:
     repo_id = push_base(stack, rivals)
     uploads = [upload(stack, repo_id, data) for data in rivals.packs]
@@ -94,7 +97,8 @@ def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
         return found
 
     # DynamoDB serialises conditional writes to one item; moto's in-process backend does not
-    # promise that across threads, so the swap itself is serialised here.
+    # promise that across threads (a transaction copies the table while another thread writes
+    # to it), so the swap itself is serialised here, and every write (``serialised_writes``).
     swap_lock = threading.Lock()
     real_swap = RefStore.compare_and_swap
 

@@ -156,7 +156,9 @@ def _crashed_run(crash_at: int) -> tuple[CrashingTable, Services, Repo, UploadKe
     table.crash_at = table.writes + crash_at if crash_at else 0
     # A lease already run out: the rerun may take the push over at once.
     with suppress(Crash):
-        IngestService(services.stores, lease_seconds=-1).ingest(key)
+        IngestService(
+            services.stores, lease_seconds=-1, on_stored=services.quotas.count_stored
+        ).ingest(key)
     table.crash_at = 0
     return table, services, repo, key
 

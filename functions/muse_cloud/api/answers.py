@@ -17,11 +17,12 @@ from muse_cloud.domain.events import PushEvent
 from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.protection import Protection
 from muse_cloud.domain.pushes import PushRecord
+from muse_cloud.domain.quotas import Usage
 from muse_cloud.domain.repos import Repo
 from muse_cloud.domain.roles import Role
 from muse_cloud.services.events import RecentEvents
 from muse_cloud.services.history import BranchHeads
-from muse_cloud.services.push import PresignedPush
+from muse_cloud.services.push import PartsUpload, PresignedPush
 from muse_cloud.services.tokens import CreatedToken
 
 
@@ -213,13 +214,49 @@ class PushAnswer(BaseModel):
         return cls(**answer)
 
 
+class PartUrl(BaseModel):
+    part_number: int
+    url: str
+
+
+class UploadedPartAnswer(BaseModel):
+    part_number: int
+    size: int
+    etag: str
+
+
+class PartsAnswer(BaseModel):
+    """An upload in parts: every part ``part_size`` bytes but the last; PUT each part's bytes
+    to its URL, ask ``push/mpack-parts`` for the next URLs (and, after an interruption, for
+    what is there), then ``push/mpack-complete``."""
+
+    upload_id: str
+    part_size: int
+    part_count: int
+    uploaded: list[UploadedPartAnswer] = Field(description="the parts in place")
+    part_urls: list[PartUrl] = Field(description="PUT URLs of the next parts missing")
+    expires_at: str
+
+    @classmethod
+    def of(cls, parts: PartsUpload) -> PartsAnswer:
+        return cls(
+            upload_id=parts.upload_id,
+            part_size=parts.layout.part_size,
+            part_count=parts.layout.count,
+            uploaded=[UploadedPartAnswer(**vars(p)) for p in parts.uploaded],
+            part_urls=[PartUrl(part_number=n, url=u) for n, u in sorted(parts.part_urls.items())],
+            expires_at=parts.expires_at,
+        )
+
+
 class PresignAnswer(BaseModel):
-    upload_url: str
+    upload_url: str | None = omitted_when_none("the PUT URL of a pack sent whole")
     push_id: str
     mpack_key: str
     expires_at: str
     headers: dict[str, str] = Field(description="the headers the PUT must send")
     status: str = Field(description="'ok' when the pack is in place already")
+    multipart: PartsAnswer | None = omitted_when_none("a large pack goes up in parts")
 
     @classmethod
     def of(cls, presigned: PresignedPush) -> PresignAnswer:
@@ -230,6 +267,31 @@ class PresignAnswer(BaseModel):
             expires_at=presigned.expires_at,
             headers=presigned.headers,
             status=presigned.record.state,
+            multipart=PartsAnswer.of(presigned.parts) if presigned.parts else None,
+        )
+
+
+class UsageAnswer(BaseModel):
+    """What a repository or an owner stores and pushes, against its quota."""
+
+    scope: str = Field(description="'repository' or 'owner'")
+    name: str
+    bytes_stored: int
+    max_bytes: int
+    packs_stored: int
+    pushes_this_minute: int
+    max_pushes_per_minute: int
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageAnswer:
+        return cls(
+            scope=usage.scope,
+            name=usage.name,
+            bytes_stored=usage.bytes_stored,
+            max_bytes=usage.quota.max_bytes,
+            packs_stored=usage.packs_stored,
+            pushes_this_minute=usage.pushes_this_minute,
+            max_pushes_per_minute=usage.quota.max_pushes_per_minute,
         )
 
 

@@ -226,10 +226,18 @@ def negotiate(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def error_headers(error: ServiceError) -> dict[str, str]:
+    """An error answer's headers: a refusal that passes with time says when (RFC 9110)."""
+    headers = {"Content-Type": JSON}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return headers
+
+
 def error_answer(error: ServiceError) -> dict[str, Any]:
     return {
         "statusCode": http_status(error),
-        "headers": {"Content-Type": "application/json"},
+        "headers": error_headers(error),
         "body": json.dumps(error.as_dict()),
         "isBase64Encoded": False,
     }

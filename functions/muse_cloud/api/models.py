@@ -27,6 +27,15 @@ class PresignPush(_Body):
     branch: str | None = None
     head: str | None = None
     force: bool = False
+    multipart: bool = Field(
+        default=False, description="the client can upload a large pack in parts"
+    )
+
+
+class UploadPartsRequest(_Body):
+    mpack_key: str
+    # S3's upload ids are opaque and well under this.
+    upload_id: str = Field(min_length=1, max_length=1024)
 
 
 class UnpackPush(_Body):

@@ -16,10 +16,12 @@ from muse_cloud.api.answers import (
     CollaboratorsAnswer,
     ErrorAnswer,
     IdentityAnswer,
+    PartsAnswer,
     PresignAnswer,
     PushAnswer,
     RefsAnswer,
     RepoAnswer,
+    UsageAnswer,
 )
 from muse_cloud.api.edge import ANYONE, SIGNED, binary_answer, caller, services, signed_only
 from muse_cloud.api.models import (
@@ -29,6 +31,7 @@ from muse_cloud.api.models import (
     RegisterIdentity,
     SetCollaborator,
     UnpackPush,
+    UploadPartsRequest,
 )
 from muse_cloud.api.statuses import STATUS_BY_CODE
 from muse_cloud.services.fetch import FetchPack
@@ -139,8 +142,38 @@ def presign_push(owner: str, repo: str, body: PresignPush) -> PresignAnswer:
         body.branch,
         body.head,
         body.force,
+        body.multipart,
     )
     return PresignAnswer.of(presigned)
+
+
+@router.post("/<owner>/<repo>/push/mpack-parts", responses=documented(), security=ANYONE)
+def upload_parts(owner: str, repo: str, body: UploadPartsRequest) -> PartsAnswer:
+    parts = services(router).push.upload_parts(
+        caller(router), owner, repo, body.mpack_key, body.upload_id
+    )
+    return PartsAnswer.of(parts)
+
+
+@router.post("/<owner>/<repo>/push/mpack-complete", responses=documented(), security=ANYONE)
+def complete_upload(owner: str, repo: str, body: UploadPartsRequest) -> PushAnswer:
+    record = services(router).push.complete_upload(
+        caller(router), owner, repo, body.mpack_key, body.upload_id
+    )
+    return PushAnswer.of(record)
+
+
+@router.get("/<owner>/<repo>/usage", responses=documented(), security=SIGNED)
+@signed_only
+def repo_usage(owner: str, repo: str) -> UsageAnswer:
+    usage = services(router).quotas.repository_usage(caller(router), owner, repo)
+    return UsageAnswer.of(usage)
+
+
+@router.get("/api/owners/<owner>/usage", responses=documented(), security=SIGNED)
+@signed_only
+def owner_usage(owner: str) -> UsageAnswer:
+    return UsageAnswer.of(services(router).quotas.owner_usage(caller(router), owner))
 
 
 @router.post("/<owner>/<repo>/push/unpack-mpack", responses=documented(), security=ANYONE)

@@ -44,6 +44,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "no_such_route": 404,
     "repo_not_found": 404,
     "pack_not_found": 404,
+    "upload_not_found": 404,
     # 409: the state moved, or already holds something else.
     "repo_exists": 409,
     "identity_exists": 409,
@@ -58,11 +59,15 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "default_branch": 409,
     "protection_conflict": 409,
     "repository_busy": 409,
+    "upload_incomplete": 409,
     # 413: over a limit.
     "limit_exceeded": 413,
     "answer_too_large": 413,
+    "quota_exceeded": 413,
     # 415: a body of a type no route reads.
     "unsupported_media_type": 415,
+    # 429: too many requests for now (the answer says when to retry: Retry-After).
+    "rate_limited": 429,
     # 422: readable, but invalid.
     "invalid_request": 422,
     "invalid_id": 422,

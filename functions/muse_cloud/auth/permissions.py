@@ -93,3 +93,11 @@ def require_site_admin(caller: Caller, action: str) -> None:
         raise ServiceError("auth_required", f"{action} needs a signed request")
     if not (caller.is_admin and within_scope(caller, "admin")):
         raise ServiceError("forbidden", f"only an admin may {action}", caller.handle)
+
+
+def require_owner(caller: Caller, owner: str, item: str | None = None) -> None:
+    """What only the owner (or a site admin) may see of an owner's account: its usage."""
+    if caller.is_anonymous:
+        raise ServiceError("auth_required", "this needs a signed request", item)
+    if not (caller.is_admin or caller.handle == owner):
+        raise ServiceError("forbidden", f"{caller.handle!r} is not {owner!r}", item)

@@ -10,10 +10,14 @@ from muse_core.errors import MAX_ITEM_CHARS, MAX_MESSAGE_CHARS, MuseError, clip
 
 
 class ServiceError(Exception):
-    def __init__(self, code: str, message: str, item: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, item: str | None = None, *, retry_after: int | None = None
+    ) -> None:
         self.code = code
         self.message = clip(message, MAX_MESSAGE_CHARS) or ""
         self.item = clip(item, MAX_ITEM_CHARS)
+        # Seconds after which the same request may succeed: the API edge's Retry-After.
+        self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")
 
     @classmethod

@@ -26,7 +26,12 @@ for router in (routes.router, wire_v0.router, tokens.router, branches.router, gc
 
 
 def _refusal(error: ServiceError) -> Response[Any]:
-    return Response(http_status(error), "application/json", json.dumps(error.as_dict()))
+    return Response(
+        http_status(error),
+        http.JSON,
+        json.dumps(error.as_dict()),
+        headers=http.error_headers(error),
+    )
 
 
 @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]

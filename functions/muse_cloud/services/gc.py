@@ -418,7 +418,12 @@ class GarbageCollector:
             self._step(hold)
             table.delete_many([keys.snapshot(repo_id, s) for s in plan.snapshots], ordered=True)
             self._step(hold)
+            counted = self.stores.quotas.counted_packs(repo_id)
             self.stores.pack_index.forget(repo_id, plan.dead_packs)
+            # Every counted pack without a PACK item now, those of a sweep cut off before
+            # freeing them too, leaves the quotas.
+            for mpack_hex in counted - self.stores.pack_index.stored(repo_id).items.keys():
+                self.stores.quotas.free_pack(repo_id, mpack_hex)
             self._step(hold)
             kept = self.stores.bucket.delete_keys(f.key for f in plan.files)
             if kept:
@@ -473,6 +478,8 @@ class GarbageCollector:
         )
         if dry_run:
             return sweep
+        # Its bytes leave its owner's, if its deletion was cut off before they did.
+        self.stores.quotas.free_repository(repo_id)
         self.stores.table.delete_many(found)
         kept = self.stores.bucket.delete_keys(f.key for f in sweep.files)
         if kept:

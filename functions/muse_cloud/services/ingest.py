@@ -61,6 +61,10 @@ def _nothing(_: PushRecord) -> None:
     return None
 
 
+def _nothing_stored(_: Repo, __: UploadKey, ___: int) -> None:
+    return None
+
+
 @dataclass
 class IngestService:
     stores: Stores
@@ -68,6 +72,9 @@ class IngestService:
     lease_seconds: int = 900
     # Told of every outcome recorded (once per push run that ends it): metrics, say.
     on_finish: Callable[[PushRecord], None] = _nothing
+    # Told (repository, pack, bytes) by every run that writes a pack, reruns included, so it
+    # must be idempotent: the quotas count the bytes stored.
+    on_stored: Callable[[Repo, UploadKey, int], None] = _nothing_stored
 
     def ingest(self, upload: UploadKey, request: PushRequest | None = None) -> PushRecord:
         """Run (or report) the ingestion of one uploaded pack; final results are recorded once.
@@ -166,6 +173,7 @@ class IngestService:
             resuming = self.stores.pack_index.holds(repo.repo_id, upload.mpack_hex)
             plan = None if resuming else self._plan(repo.repo_id, record, pack, lineage)
             self._write(upload, pack, planner, lineage)
+            self.on_stored(repo, upload, pack.size)
             clock.lap("write")
             plan = plan or self._plan(repo.repo_id, record, pack, lineage)
             clock.lap("plan")

@@ -76,6 +76,8 @@ class RepoService:
     def delete(self, caller: Caller, repo_id: str) -> None:
         repo = self.access.by_id(caller, repo_id, "admin")
         self.stores.repos.delete(repo)
+        # Nothing can be counted to it once its META item is gone: its bytes leave the owner's.
+        self.stores.quotas.free_repository(repo.repo_id)
         # Unreachable from here on (every key carries the repo_id); free the bytes as well.
         self.stores.packs.delete_repository(repo.repo_id)
 

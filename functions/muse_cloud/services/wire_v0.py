@@ -247,6 +247,7 @@ class WireV0Service:
             raise ServiceError("limit_exceeded", "the push is larger than a pack may be")
         key = mpack_key(data)
         upload = UploadKey(repo.repo_id, key.removeprefix("sha256:"))
+        self.push_service.quotas.admit_push(repo, upload.mpack_hex, len(data))
         # Recorded before the pack lands, as presign does: the S3 event path then ingests it
         # for this branch, head and force too.
         self.stores.pushes.open_pending(

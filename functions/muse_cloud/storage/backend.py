@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol
 
+from muse_cloud.domain.uploads import UploadedPart
+
 Item = dict[str, Any]
 Key = dict[str, str]
 # The most actions one transaction takes (DynamoDB's cap).
@@ -172,6 +174,11 @@ Action = Put | Change | Delete | Check
 ReturnValues = Literal["NONE", "ALL_NEW", "ALL_OLD"]
 
 
+def tagging(tags: Mapping[str, str]) -> str:
+    """Tags as S3 takes them in a header or a parameter: ``k=v&k2=v2``."""
+    return "&".join(f"{k}={v}" for k, v in tags.items())
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """One object of a bucket listing: its key, its size and when it was last written."""
@@ -192,7 +199,7 @@ class UploadTerms:
 
     @property
     def tagging(self) -> str:
-        return "&".join(f"{k}={v}" for k, v in self.tags.items())
+        return tagging(self.tags)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -299,3 +306,26 @@ class Bucket(Protocol):
         ...
 
     def download_url(self, key: str, expires_in: int) -> str: ...
+
+    def create_multipart(self, key: str, content_type: str, tags: Mapping[str, str]) -> str:
+        """Start an upload in parts to ``key``; its upload id. The object appears, with this
+        type and these tags, only when the upload is completed."""
+        ...
+
+    def multipart_uploads(self, key: str) -> list[str]:
+        """The ids of the uploads in parts to ``key`` still open, oldest first."""
+        ...
+
+    def part_url(
+        self, key: str, upload_id: str, part_number: int, size: int, expires_in: int
+    ) -> str:
+        """A PUT URL for one part of exactly ``size`` bytes."""
+        ...
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        """The parts uploaded so far, by number; None when there is no such upload."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        """Join ``parts`` into the object; they must be all of it, in order."""
+        ...

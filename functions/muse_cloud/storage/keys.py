@@ -31,6 +31,10 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
 | GC's hold    | REPO#<repo_id>                  | GC              |
 | deleted repo | DELETED                         | <repo_id>       |
+| repo usage   | REPO#<repo_id>                  | USAGE           |
+| pack counted | REPO#<repo_id>                  | STORED#<mpack>  |
+| owner usage  | OWNER#<owner>                   | USAGE           |
+| push window  | REPO#<repo_id> or OWNER#<owner> | RATE#<window>   |
 
 Sort-key prefixes end in ``_SK``: a Query of a repository's partition by prefix lists one kind.
 The outbox is one partition for every repository: what the publisher sweeps is one Query.
@@ -62,6 +66,8 @@ TOKEN_SK = "TOKEN#"
 EVENT_SK = "EVENT#"
 OUTBOX = "OUTBOX"
 OUTBOX_SK = "OUT#"
+STORED_SK = "STORED#"
+RATE_SK = "RATE#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
@@ -155,3 +161,23 @@ def outbox(created_at: str, change_id: str) -> Key:
 
 def push_event(repo_id: str, published_at: str, event_id: str) -> Key:
     return {"pk": repo_partition(repo_id), "sk": f"{EVENT_SK}{published_at}#{event_id}"}
+
+
+def owner_partition(owner: str) -> str:
+    return f"OWNER#{owner}"
+
+
+def repo_usage(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "USAGE"}
+
+
+def owner_usage(owner: str) -> Key:
+    return {"pk": owner_partition(owner), "sk": "USAGE"}
+
+
+def stored_pack(repo_id: str, mpack_hex: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{STORED_SK}{mpack_hex}"}
+
+
+def push_window(partition: str, window: int) -> Key:
+    return {"pk": partition, "sk": f"{RATE_SK}{window}"}

@@ -8,14 +8,17 @@ conditional write is atomic as it is on AWS. The service layer's tests run on th
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote
 
+from muse_cloud.domain.uploads import UploadedPart
 from muse_cloud.storage.backend import (
     TRANSACTION_MAX,
     Action,
@@ -180,9 +183,18 @@ class _Blob:
 
 
 @dataclass
+class _Multipart:
+    key: str
+    content_type: str
+    tags: dict[str, str]
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
 class MemoryBucket:
     name: str = "memory"
     blobs: dict[str, _Blob] = field(default_factory=dict)
+    multiparts: dict[str, _Multipart] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def get(self, key: str) -> bytes | None:
@@ -252,3 +264,52 @@ class MemoryBucket:
 
     def download_url(self, key: str, expires_in: int) -> str:
         return f"memory://{self.name}/{quote(key)}?method=GET&expires_in={expires_in}"
+
+    def create_multipart(self, key: str, content_type: str, tags: Mapping[str, str]) -> str:
+        upload_id = uuid.uuid4().hex
+        with self._lock:
+            self.multiparts[upload_id] = _Multipart(key, content_type, dict(tags))
+        return upload_id
+
+    def multipart_uploads(self, key: str) -> list[str]:
+        with self._lock:
+            return [upload_id for upload_id, m in self.multiparts.items() if m.key == key]
+
+    def part_url(
+        self, key: str, upload_id: str, part_number: int, size: int, expires_in: int
+    ) -> str:
+        return (
+            f"memory://{self.name}/{quote(key)}?method=PUT&uploadId={upload_id}"
+            f"&partNumber={part_number}&size={size}&expires_in={expires_in}"
+        )
+
+    def put_part(self, upload_id: str, part_number: int, data: bytes) -> None:
+        """What a PUT to ``part_url`` does (the service tests upload parts with it)."""
+        with self._lock:
+            self.multiparts[upload_id].parts[part_number] = bytes(data)
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        with self._lock:
+            upload = self.multiparts.get(upload_id)
+            if upload is None or upload.key != key:
+                return None
+            return [
+                UploadedPart(n, len(data), _etag(data)) for n, data in sorted(upload.parts.items())
+            ]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        with self._lock:
+            upload = self.multiparts[upload_id]
+            held = upload.parts
+            # As S3's InvalidPart: every part named must be there, with the ETag named.
+            if any(
+                p.part_number not in held or _etag(held[p.part_number]) != p.etag for p in parts
+            ):
+                raise ValueError(f"InvalidPart: {upload_id}")
+            data = b"".join(held[p.part_number] for p in parts)
+            self.put(key, data, upload.content_type, upload.tags)
+            del self.multiparts[upload_id]
+
+
+def _etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'

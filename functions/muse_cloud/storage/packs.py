@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.uploads import PartLayout, UploadedPart
 from muse_cloud.storage import layout
 from muse_cloud.storage.backend import Bucket, UploadTerms
 from muse_cloud.storage.layout import STATE_TAG, UploadKey
@@ -32,6 +33,39 @@ class PackStore:
         )
         url = self.bucket.upload_url(key.s3_key, self.upload_expiry_seconds, terms)
         return url, terms.headers
+
+    def start_parts(self, key: UploadKey) -> str:
+        """The upload in parts of this pack: the oldest one still open, so that a push resumed
+        after an interruption finds the parts it sent, or a new one. Completed, it carries
+        the tag and type a single PUT would."""
+        open_uploads = self.bucket.multipart_uploads(key.s3_key)
+        if open_uploads:
+            return open_uploads[0]
+        return self.bucket.create_multipart(key.s3_key, MPACK_TYPE, {STATE_TAG: "incoming"})
+
+    def uploaded_parts(self, key: UploadKey, upload_id: str) -> list[UploadedPart] | None:
+        """The parts in place, or None when ``upload_id`` is no open upload of this pack (S3
+        ties an upload id to its key; moto does not, so it is looked up by key first)."""
+        if upload_id not in self.bucket.multipart_uploads(key.s3_key):
+            return None
+        return self.bucket.list_parts(key.s3_key, upload_id)
+
+    def part_urls(
+        self, key: UploadKey, upload_id: str, layout: PartLayout, numbers: list[int]
+    ) -> dict[int, str]:
+        """A PUT URL for each part number, bound to that part's length."""
+        return {
+            n: self.bucket.part_url(
+                key.s3_key, upload_id, n, layout.length(n), self.upload_expiry_seconds
+            )
+            for n in numbers
+        }
+
+    def complete_parts(self, key: UploadKey, upload_id: str, parts: list[UploadedPart]) -> None:
+        self.bucket.complete_multipart(key.s3_key, upload_id, parts)
+
+    def uploaded(self, key: UploadKey) -> bool:
+        return self.bucket.exists(key.s3_key)
 
     def presign_download(self, s3_key: str) -> str:
         return self.bucket.download_url(s3_key, self.download_expiry_seconds)

@@ -12,13 +12,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from muse_cloud.storage.backend import StoredFile, UploadTerms
+from muse_cloud.domain.uploads import UploadedPart
+from muse_cloud.storage.backend import StoredFile, UploadTerms, tagging
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ErrorTypeDef
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_NO_UPLOAD = "NoSuchUpload"
 _DELETE_MAX = 1000
 
 
@@ -66,7 +68,7 @@ class S3Bucket:
         if content_type:
             extra["ContentType"] = content_type
         if tags:
-            extra["Tagging"] = "&".join(f"{k}={v}" for k, v in tags.items())
+            extra["Tagging"] = tagging(tags)
         self.client.put_object(Bucket=self.name, Key=key, Body=data, **extra)  # type: ignore[arg-type]
 
     def exists(self, key: str) -> bool:
@@ -158,4 +160,61 @@ class S3Bucket:
     def download_url(self, key: str, expires_in: int) -> str:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_in
+        )
+
+    def create_multipart(self, key: str, content_type: str, tags: Mapping[str, str]) -> str:
+        answer = self.client.create_multipart_upload(
+            Bucket=self.name, Key=key, ContentType=content_type, Tagging=tagging(tags)
+        )
+        return answer["UploadId"]
+
+    def multipart_uploads(self, key: str) -> list[str]:
+        # S3 lists the uploads of one key oldest first; the prefix may also match longer keys.
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=key
+        )
+        return [
+            upload["UploadId"]
+            for page in pages
+            for upload in page.get("Uploads", [])
+            if upload.get("Key") == key
+        ]
+
+    def part_url(
+        self, key: str, upload_id: str, part_number: int, size: int, expires_in: int
+    ) -> str:
+        params = {
+            "Bucket": self.name,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": part_number,
+            "ContentLength": size,
+        }
+        return self.client.generate_presigned_url(
+            "upload_part", Params=params, ExpiresIn=expires_in
+        )
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.name, Key=key, UploadId=upload_id
+        )
+        try:
+            return [
+                UploadedPart(part["PartNumber"], part["Size"], part["ETag"])
+                for page in pages
+                for part in page.get("Parts", [])
+            ]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == _NO_UPLOAD:
+                return None
+            raise
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.name,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]
+            },
         )

@@ -18,6 +18,7 @@ from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
 from muse_cloud.storage.protection import ProtectionStore
 from muse_cloud.storage.pushes import PushStore
+from muse_cloud.storage.quotas import QuotaStore
 from muse_cloud.storage.receiver import RepoReceiver
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.releases import ReleaseStore
@@ -50,6 +51,7 @@ class Stores:
     events: EventStore
     bus: EventBus
     gc_holds: GcHolds
+    quotas: QuotaStore
 
     @classmethod
     def over(
@@ -85,6 +87,7 @@ class Stores:
             events=EventStore(table),
             bus=bus or MemoryBus(),
             gc_holds=pushes.gc_holds,
+            quotas=QuotaStore(table),
         )
 
     def receiver(self, repo_id: str) -> RepoReceiver:

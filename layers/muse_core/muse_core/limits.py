@@ -9,7 +9,8 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    max_pack_bytes: int = 4 * 1024 * MIB
+    # S3's largest object (an upload in parts).
+    max_pack_bytes: int = 5 * 1024 * 1024 * MIB
     max_object_bytes: int = 100 * MIB
     max_objects: int = 1_000_000
     max_commits: int = 200_000
