@@ -1,5 +1,6 @@
 """moto as a server that lasts: its state saved to a file and restored, requests gated so that a
-save sees no half-applied request, and DynamoDB transactions that stay fast on a large table.
+save sees no half-applied request, and DynamoDB transactions and queries that stay fast on a large
+table.
 
 Only the stack's own resources are saved (its tables and bucket, by name): moto's backends are
 process-wide, and another stack in the same process must not be touched. Queues are not saved:
@@ -9,21 +10,23 @@ again (unpack-mpack, or presign of the same pack)."""
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import pickle
 import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from moto.backends import get_backend
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.exceptions import MockValidationException, TransactionCanceledException
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -233,10 +236,47 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         raise
 
 
-def keep_transactions_fast() -> None:
-    """Roll transactions back item by item instead of table by table (idempotent)."""
+# --- DynamoDB queries -----------------------------------------------------------------------------
+
+_original_query = Table.query
+_original_all_items = Table.all_items
+_QUERY_SIGNATURE = inspect.signature(_original_query)
+# The table and partition a base-table Query of this thread is reading, while it runs.
+_querying: ContextVar[tuple[Table, DynamoType] | None] = ContextVar("querying", default=None)
+
+
+def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    arguments = _QUERY_SIGNATURE.bind(self, *args, **kwargs).arguments
+    hash_key = arguments.get("hash_key")
+    if arguments.get("index_name") or hash_key is None:
+        return _original_query(self, *args, **kwargs)
+    token = _querying.set((self, hash_key))
+    try:
+        return _original_query(self, *args, **kwargs)
+    finally:
+        _querying.reset(token)
+
+
+def _all_items(self: Table) -> list[Item]:
+    """Inside a base-table Query, the items of its partition only: moto's Query keeps those
+    of the whole table, sorted, and sorts again what it keeps, so every Query cost the whole
+    table (300 ms for a refs call on a stack holding a few seeded repositories)."""
+    scope = _querying.get()
+    if scope is None or scope[0] is not self:
+        return _original_all_items(self)
+    partition = self.items.get(scope[1])
+    if not partition:
+        return []
+    return list(partition.values()) if self.range_key_attr else [cast(Item, partition)]
+
+
+def keep_moto_fast() -> None:
+    """Roll transactions back item by item instead of table by table, and have a Query read
+    its partition, not the table (idempotent)."""
     import moto.dynamodb.models as models
 
     if not isinstance(getattr(models, "copy"), _TablesNotCopied):  # noqa: B009
         setattr(models, "copy", _TablesNotCopied())  # noqa: B010
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    Table.query = _query  # type: ignore[method-assign]
+    Table.all_items = _all_items  # type: ignore[method-assign]
