@@ -59,6 +59,8 @@ STATE_FILE = "state.pickle"
 API_WORKERS = 3
 UNPACK_WORKERS = 2
 POLL_WAIT_SECONDS = 1
+# When an upload's S3 event reaches the unpack function (see SqsEventSource.delivery_delay).
+EVENT_DELIVERY_SECONDS = 1.0
 # API Gateway refuses larger request bodies: packs must go to S3 by presigned URL.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
@@ -377,6 +379,7 @@ class LocalStack:
                 wait_seconds=POLL_WAIT_SECONDS,
                 region=REGION,
                 report_batch_item_failures=self.provisioned.report_batch_item_failures,
+                delivery_delay=EVENT_DELIVERY_SECONDS,
             )
             self._thread(f"muse-poller-{n}", self._poll, source)
         if self.persist:
