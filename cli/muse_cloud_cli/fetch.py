@@ -15,7 +15,7 @@ from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.remotes import read_tracking, write_tracking
 from muse_core.commits import has_commit, read_commit
 from muse_core.errors import MuseError
-from muse_core.mpack import LocalHistory, reachable_commits
+from muse_core.mpack import LocalHistory, walk_commits
 from muse_core.object_store import has_object, read_object, write_object
 from muse_core.paths import muse_dir
 from muse_core.refs import list_branches, read_branch_ref, write_branch_ref
@@ -68,7 +68,8 @@ def is_local_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
         return True
     if not (has_commit(root, ancestor) and has_commit(root, descendant)):
         return False
-    return ancestor in reachable_commits(LocalHistory(root), [descendant])
+    # Found in the first steps of the walk when it is a recent ancestor, as a pushed head is.
+    return any(ancestor in found for found in walk_commits(LocalHistory(root), [descendant]))
 
 
 def fetch_remote(

@@ -9,6 +9,7 @@ from muse_cloud.storage.backend import Bucket, Table
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
+from muse_cloud.storage.fetch_packs import FetchPackStore
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
@@ -41,6 +42,7 @@ class Stores:
     staging: StagingStore
     answers: AnswerStore
     cursors: CursorStore
+    fetch_packs: FetchPackStore
 
     @classmethod
     def over(
@@ -69,6 +71,7 @@ class Stores:
             staging=StagingStore(bucket),
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
+            fetch_packs=FetchPackStore(bucket),
         )
 
     def receiver(self, repo_id: str) -> RepoReceiver:

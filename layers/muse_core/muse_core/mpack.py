@@ -53,7 +53,14 @@ class LocalHistory:
     root: Path
 
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
-        return {c: read_commit(self.root, c) for c in commit_ids if has_commit(self.root, c)}
+        found: dict[str, CommitRecord] = {}
+        for commit_id in commit_ids:
+            # Read, not stat then read: a walk of a long history reads every commit file.
+            try:
+                found[commit_id] = read_commit(self.root, commit_id)
+            except FileNotFoundError:
+                continue
+        return found
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         return read_snapshot(self.root, snapshot_id).manifest
@@ -73,14 +80,29 @@ def encode_mpack(pack: Mapping[str, Any]) -> bytes:
     return msgpack.packb(pack, use_bin_type=True)
 
 
-def reachable_commits(source: HistorySource, starts: Iterable[str]) -> dict[str, CommitRecord]:
-    """Every commit reachable from ``starts`` that the source holds (unknown ids are skipped)."""
-    seen: dict[str, CommitRecord] = {}
-    frontier = {c for c in starts if c}
+def walk_commits(
+    source: HistorySource, starts: Iterable[str], stop: Collection[str] = ()
+) -> Iterator[dict[str, CommitRecord]]:
+    """The commits reachable from ``starts`` that the source holds (unknown ids are skipped),
+    a generation of the walk at a time; the walk does not enter ``stop``."""
+    seen: set[str] = set()
+    frontier = {c for c in starts if c and c not in stop}
     while frontier:
         found = source.commits(frontier)
+        seen.update(frontier)
+        yield found
+        frontier = {
+            p for r in found.values() for p in r.parent_ids if p not in seen and p not in stop
+        }
+
+
+def reachable_commits(
+    source: HistorySource, starts: Iterable[str], stop: Collection[str] = ()
+) -> dict[str, CommitRecord]:
+    """Every commit reachable from ``starts`` without entering ``stop`` that the source holds."""
+    seen: dict[str, CommitRecord] = {}
+    for found in walk_commits(source, starts, stop):
         seen.update(found)
-        frontier = {p for r in found.values() for p in r.parent_ids if p not in seen}
     return seen
 
 
@@ -123,9 +145,8 @@ def build_pack(
 ) -> dict[str, Any]:
     """The mpack of what is reachable from ``branch_heads`` minus what ``have`` reaches."""
     held = reachable_commits(source, have)
-    wanted = reachable_commits(source, (c for c in branch_heads.values() if c not in held))
-    for cid in held:
-        wanted.pop(cid, None)
+    # Everything a held commit reaches is held: the walk of what is wanted stops there.
+    wanted = reachable_commits(source, branch_heads.values(), stop=held)
     order = topological_order(wanted)
     snapshots, object_ids = _snapshot_deltas(source, _snapshot_plan(order, wanted, held))
     return {
