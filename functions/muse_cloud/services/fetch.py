@@ -31,7 +31,7 @@ _SNAPSHOTS_PER_READ = 100
 
 @dataclass
 class StoreHistory:
-    """The server's store of one repository as a muse_core ``HistorySource``."""
+    """The server's store of one repository as a muse_core ``NumberedHistory``."""
 
     repo_id: str
     stores: Stores
@@ -48,6 +48,9 @@ class StoreHistory:
             if ahead:
                 self.read.update(self.stores.commits.get_many(self.repo_id, ahead))
         return {c: self.read[c].record for c in commit_ids if c in self.read}
+
+    def generation(self, commit_id: str) -> int:
+        return self.read[commit_id].generation
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         manifest = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.recent)

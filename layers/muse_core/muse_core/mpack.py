@@ -8,11 +8,12 @@ each object's bytes sit in the pack so the pack itself can serve them later.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 import msgpack
 
@@ -44,6 +45,16 @@ class HistorySource(Protocol):
         ...
 
     def objects(self, object_ids: list[str]) -> dict[str, bytes]: ...
+
+
+@runtime_checkable
+class NumberedHistory(HistorySource, Protocol):
+    """A history that knows each commit's generation number (1 + its parents' highest), as
+    git's commit-graph does: what a fetch lacks is found without walking all it holds."""
+
+    def generation(self, commit_id: str) -> int:
+        """The generation of a commit ``commits()`` returned."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -143,10 +154,18 @@ _Planned = tuple[str, str | None, list[str]]
 def build_pack(
     source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The mpack of what is reachable from ``branch_heads`` minus what ``have`` reaches."""
-    held = reachable_commits(source, have)
-    # Everything a held commit reaches is held: the walk of what is wanted stops there.
-    wanted = reachable_commits(source, branch_heads.values(), stop=held)
+    """The mpack of what is reachable from ``branch_heads`` minus what ``have`` reaches.
+
+    A snapshot the receiver holds is not sent again; from a ``NumberedHistory`` that holds only
+    for the held commits no older than the oldest one sent (a snapshot identical to an older
+    one is sent, which the receiver takes as it takes any snapshot it holds already).
+    """
+    if isinstance(source, NumberedHistory):
+        wanted, held = _painted(source, branch_heads.values(), have)
+    else:
+        held = reachable_commits(source, have)
+        # Everything a held commit reaches is held: the walk of what is wanted stops there.
+        wanted = reachable_commits(source, branch_heads.values(), stop=held)
     order = topological_order(wanted)
     snapshots, object_ids = _snapshot_deltas(source, _snapshot_plan(order, wanted, held))
     return {
@@ -159,6 +178,48 @@ def build_pack(
             {"object_id": o, "content": b} for o, b in source.objects(list(object_ids)).items()
         ],
     }
+
+
+def _painted(
+    source: NumberedHistory, heads: Iterable[str], have: Iterable[str]
+) -> tuple[dict[str, CommitRecord], dict[str, CommitRecord]]:
+    """What ``heads`` reach and ``have`` does not, and the held commits seen on the way.
+
+    Commits are taken newest generation first, so each is decided (held when a held commit
+    reaches it) once every commit that could reach it was; the walk ends when no commit left
+    may be wanted, however long the held history below.
+    """
+    held_by: dict[str, bool] = {}  # every commit queued: held, or (so far) wanted
+    records: dict[str, CommitRecord] = {}
+    queue: list[tuple[int, str]] = []
+    undecided = 0
+
+    def reach(commit_ids: Iterable[str], held: bool) -> None:
+        nonlocal undecided
+        commit_ids = list(commit_ids)
+        records.update(source.commits([c for c in commit_ids if c not in held_by]))
+        for commit_id in commit_ids:
+            if commit_id in held_by:
+                # Not taken yet (it is older than what reaches it): held after all.
+                if held and not held_by[commit_id]:
+                    held_by[commit_id] = True
+                    undecided -= 1
+            elif commit_id in records:
+                held_by[commit_id] = held
+                undecided += not held
+                heapq.heappush(queue, (-source.generation(commit_id), commit_id))
+
+    reach(have, held=True)
+    reach(heads, held=False)
+    wanted: dict[str, CommitRecord] = {}
+    while undecided:
+        _, commit_id = heapq.heappop(queue)
+        record = records[commit_id]
+        if not held_by[commit_id]:
+            undecided -= 1
+            wanted[commit_id] = record
+        reach(record.parent_ids, held_by[commit_id])
+    return wanted, {c: records[c] for c, held in held_by.items() if held}
 
 
 def _snapshot_plan(

@@ -10,7 +10,6 @@ from pathlib import Path
 from muse_core.ids import require_id
 from muse_core.paths import muse_dir
 
-
 # json's own escaper (its C implementation), as json.dumps uses it with ensure_ascii.
 _quoted = json.encoder.encode_basestring_ascii
 
