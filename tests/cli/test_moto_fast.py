@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.backends import get_backend
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.responses import DynamoHandler
 
 from muse_cloud_dev import moto_state
@@ -124,12 +125,44 @@ def _item_actions(client: Any, table: str) -> list[Any]:
     return answers
 
 
+@pytest.mark.parametrize(
+    ("owner", "name", "original"),
+    [
+        (DynamoHandler, "serialized", moto_state._original_serialized),
+        (DynamoHandler, "parse_parameters", moto_state._original_parse_parameters),
+        (Item, "__init__", moto_state._original_item_init),
+    ],
+    ids=["answers", "requests", "items"],
+)
 def test_item_actions_answer_what_moto_answers(
-    stack: Provisioned, monkeypatch: pytest.MonkeyPatch
+    stack: Provisioned, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, original: Any
 ) -> None:
     moto_state.keep_moto_fast()
     client = boto3.client("dynamodb", region_name="us-east-1")
     fast = _item_actions(client, stack.names.table)
     with monkeypatch.context() as undone:
-        undone.setattr(DynamoHandler, "serialized", moto_state._original_serialized)
+        undone.setattr(owner, name, original)
         assert _item_actions(client, stack.names.table) == fast
+
+
+@pytest.mark.parametrize("size", [404_000, 405_002, 405_003, 406_000])
+def test_items_past_the_size_limit_are_refused_as_moto_refuses_them(
+    stack: Provisioned, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    moto_state.keep_moto_fast()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    def outcome(sk: str) -> str:
+        # Names and values count: pk, ITEM#1, sk, the sort key, v, then v's value (size - 2).
+        item: Any = {**KEY, "sk": {"S": sk}, "v": {"S": "x" * (size - 13 - len(sk))}}
+        try:
+            client.put_item(TableName=stack.names.table, Item=item)
+        except client.exceptions.ClientError as error:
+            return str(error.response["Error"])
+        return "stored"
+
+    fast = outcome("FAST")
+    with monkeypatch.context() as undone:
+        undone.setattr(Item, "__init__", moto_state._original_item_init)
+        assert outcome("SLOW") == fast
+    assert (fast == "stored") == (size - 2 <= moto_state.ITEM_BYTES_LIMIT)
