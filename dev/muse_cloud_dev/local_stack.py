@@ -40,6 +40,7 @@ from muse_cloud_dev.moto_state import (
     keep_moto_fast,
     restore_state,
     save_state,
+    save_state_aside,
     saved_prefix,
 )
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
@@ -446,9 +447,15 @@ class LocalStack:
             if self._gate.requests != saved_at:
                 saved_at = self._gate.requests
                 try:
-                    self.save()
+                    self._save_aside()
                 except OSError:
                     traceback.print_exc(file=sys.stderr)
+
+    def _save_aside(self) -> None:
+        """A save that keeps requests waiting only while the process forks."""
+        pid = save_state_aside(self.state_path, self._resources, self.prefix, self._gate)
+        if pid and os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            print(f"the state was not saved to {self.state_path}", file=sys.stderr)
 
     def _quiet_logs(self) -> None:
         """moto logs every request; without ``verbose`` the functions' logs and metrics go too."""

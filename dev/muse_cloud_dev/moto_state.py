@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import threading
+import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -129,25 +130,53 @@ class SavedResources:
 
 def save_state(path: Path, resources: SavedResources, prefix: str, gate: RequestGate) -> int:
     """Write the resources' moto state to ``path`` atomically; returns the bytes written."""
+    with gate.alone():
+        data = pickle.dumps(_state(resources, prefix), protocol=pickle.HIGHEST_PROTOCOL)
+    _write(path, data)
+    return len(data)
+
+
+def save_state_aside(path: Path, resources: SavedResources, prefix: str, gate: RequestGate) -> int:
+    """``save_state`` by a forked child, returning its pid once forked: the child holds the
+    state as it was at the fork (copy-on-write) and pickles and writes it while requests go on.
+    Pickling in the stack's own process kept every request waiting for seconds on a stack
+    holding a few seeded repositories. Where there is no fork, the state is saved in place
+    (and the returned pid is 0)."""
+    if not hasattr(os, "fork"):
+        save_state(path, resources, prefix, gate)
+        return 0
+    with gate.alone():
+        state = _state(resources, prefix)
+        pid = os.fork()
+        if pid == 0:
+            # Nothing of the parent's (its threads, their locks, its atexit handlers) runs here.
+            try:
+                _write(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            except BaseException:
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+    return pid
+
+
+def _state(resources: SavedResources, prefix: str) -> dict[str, Any]:
     dynamodb = get_backend("dynamodb")[ACCOUNT][REGION]
     s3 = get_backend("s3")[ACCOUNT]["aws"]
-    with gate.alone():
-        data = pickle.dumps(
-            {
-                "version": STATE_VERSION,
-                "prefix": prefix,
-                "tables": {name: dynamodb.tables[name] for name in resources.tables},
-                "bucket": s3.buckets[resources.bucket],
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+    return {
+        "version": STATE_VERSION,
+        "prefix": prefix,
+        "tables": {name: dynamodb.tables[name] for name in resources.tables},
+        "bucket": s3.buckets[resources.bucket],
+    }
+
+
+def _write(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
     temporary.replace(path)
-    return len(data)
 
 
 def saved_prefix(path: Path) -> str | None:
