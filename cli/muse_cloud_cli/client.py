@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
+from mmap import mmap
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -183,7 +184,7 @@ class _ProgressReader:
     which a presigned S3 PUT would refuse.
     """
 
-    def __init__(self, data: bytes, progress: Progress | None, task: TaskID | None) -> None:
+    def __init__(self, data: bytes | mmap, progress: Progress | None, task: TaskID | None) -> None:
         self._view = memoryview(data)
         self._offset = 0
         self._progress = progress
@@ -413,7 +414,7 @@ class MuseCloudClient:
     # object storage: presigned URLs carry their own authorisation, so nothing is signed here
 
     def upload(
-        self, url: str, headers: Mapping[str, str], data: bytes, progress: bool = False
+        self, url: str, headers: Mapping[str, str], data: bytes | mmap, progress: bool = False
     ) -> None:
         """PUT ``data`` to a presigned URL, sending exactly the headers the server asked for."""
         bar = transfer_progress() if progress else None
