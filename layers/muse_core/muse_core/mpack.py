@@ -12,13 +12,14 @@ import heapq
 import io
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
+from functools import cached_property
 from mmap import mmap
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 import msgpack
 
-from muse_core.commits import CommitRecord, has_commit, read_commit
+from muse_core.commits import CommitReader, CommitRecord, has_commit
 from muse_core.delta import diff_manifests
 from muse_core.errors import MuseError, describe
 from muse_core.ids import is_id
@@ -64,12 +65,16 @@ class LocalHistory:
 
     root: Path
 
+    @cached_property
+    def _read_commit(self) -> CommitReader:
+        return CommitReader(self.root)
+
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
         found: dict[str, CommitRecord] = {}
         for commit_id in commit_ids:
             # Read, not stat then read: a walk of a long history reads every commit file.
             try:
-                found[commit_id] = read_commit(self.root, commit_id)
+                found[commit_id] = self._read_commit(commit_id)
             except FileNotFoundError:
                 continue
         return found
