@@ -702,11 +702,8 @@ def ingest_child(pack: Path) -> int:
     from bench_ingest import drained_stack, ingest, use_in_process_moto
     from moto import mock_aws
 
-    from muse_cloud_dev.moto_state import keep_moto_fast
-
     data = pack.read_bytes()
     use_in_process_moto()
-    keep_moto_fast()
     with mock_aws():
         stack = drained_stack()
         measured = ingest(stack, data, "bench", trace=False)
@@ -757,7 +754,6 @@ def sequential_child(spec_path: Path) -> int:
     from muse_cloud.handlers.unpack import lambda_handler
     from muse_cloud.storage.layout import UploadKey
     from muse_cloud_dev.event_source import SqsEventSource
-    from muse_cloud_dev.moto_state import keep_moto_fast
     from muse_cloud_dev.server import stores
     from muse_core.mpack import mpack_key
 
@@ -769,7 +765,6 @@ def sequential_child(spec_path: Path) -> int:
         for parent, commit in pairwise(ids)
     ]
     use_in_process_moto()
-    keep_moto_fast()
     with mock_aws():
         stack = drained_stack()
         repo_id = stores().repos.create("bench", "sequential", "public").repo_id
