@@ -817,6 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("git") is None:
         raise SystemExit("git is needed beside Muse Cloud")
 
+    started = datetime.now(UTC).isoformat(timespec="seconds"), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-vs-git-") as tmp:
         results = run(args, Path(tmp))
     print()
@@ -824,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": machine(),
+        "machine": {**machine(), "started": started[0], "load_average_at_start": started[1]},
         "rows": [{**asdict(r), "ratio": r.ratio} for r in results.rows],
         "scaling": results.scaling,
         "sequential": results.sequential,
