@@ -3,9 +3,10 @@ held commit, and packs exactly what the full walk packs."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
+from histories import History
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,18 +21,15 @@ from .conftest import MemoryReceiver, encode
 EPOCH = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 
 
-class Dag:
+class Dag(History):
     """Commits with any parents, each adding a file of its own (so no two snapshots match)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, CommitRecord] = {}
-        self.snapshots: dict[str, dict[str, str]] = {}
-        self.blobs: dict[str, bytes] = {}
-        self.order: list[str] = []
+        super().__init__("dag")
         self.generations: dict[str, int] = {}
         self.read: list[str] = []
 
-    def add(self, parents: tuple[str, ...], files: dict[str, bytes]) -> str:
+    def grow(self, parents: tuple[str, ...], files: dict[str, bytes]) -> str:
         manifest = dict(self.snapshots[self.records[parents[0]].snapshot_id]) if parents else {}
         for parent in parents[1:]:
             manifest.update(self.snapshots[self.records[parent].snapshot_id])
@@ -55,16 +53,7 @@ class Dag:
 
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
         self.read.extend(commit_ids)
-        return {c: self.records[c] for c in commit_ids if c in self.records}
-
-    def manifest(self, snapshot_id: str) -> dict[str, str]:
-        return dict(self.snapshots[snapshot_id])
-
-    def manifests(self, snapshot_ids: list[str]) -> Iterator[dict[str, str]]:
-        return (self.manifest(sid) for sid in snapshot_ids)
-
-    def objects(self, object_ids: list[str]) -> dict[str, bytes]:
-        return {oid: self.blobs[oid] for oid in object_ids}
+        return super().commits(commit_ids)
 
 
 class NumberedDag(Dag):
@@ -81,7 +70,7 @@ def _grow(dag: Dag, shape: list[tuple[int, int]]) -> None:
             other = dag.order[second % len(dag.order)] if second >= 0 else None
             if other is not None and other not in parents:
                 parents += (other,)
-        dag.add(parents, {f"c{n}.mid": f"{n}".encode(), "shared.mid": f"{n % 3}".encode()})
+        dag.grow(parents, {f"c{n}.mid": f"{n}".encode(), "shared.mid": f"{n % 3}".encode()})
 
 
 STEPS = st.lists(st.tuples(st.integers(-1, 40), st.integers(-3, 40)), min_size=1, max_size=25)
@@ -113,11 +102,11 @@ def test_a_fetch_on_a_long_history_reads_only_its_top() -> None:
 def test_a_snapshot_held_below_the_walk_is_sent_again_and_verifies() -> None:
     """A revert to an old tree: its snapshot is held, but older than the walk reaches."""
     dag = NumberedDag()
-    root = dag.add((), {"a.mid": b"a"})
+    root = dag.grow((), {"a.mid": b"a"})
     tip = root
     for n in range(3):
-        tip = dag.add((tip,), {"a.mid": f"{n}".encode()})
-    revert = dag.add((tip,), {"a.mid": b"a"})
+        tip = dag.grow((tip,), {"a.mid": f"{n}".encode()})
+    revert = dag.grow((tip,), {"a.mid": b"a"})
     assert dag.records[revert].snapshot_id == dag.records[root].snapshot_id
     pack = build_pack(dag, {"main": revert}, [tip])
     assert [c["commit_id"] for c in pack["commits"]] == [revert]
