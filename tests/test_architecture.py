@@ -34,7 +34,14 @@ SERVER_LAYERS: dict[str, set[str]] = {
     "handlers": {"handlers", "api", "composition", "services", "storage", "domain", "telemetry"},
 }
 # Third-party packages only some layers may use.
-AWS = {"boto3", "botocore", "mypy_boto3_dynamodb", "mypy_boto3_s3", "mypy_boto3_sqs"}
+AWS = {
+    "boto3",
+    "botocore",
+    "mypy_boto3_dynamodb",
+    "mypy_boto3_s3",
+    "mypy_boto3_sqs",
+    "mypy_boto3_events",
+}
 POWERTOOLS = {"aws_lambda_powertools"}
 EXTERNAL_ALLOWED: dict[str, set[str]] = {
     "storage": AWS,

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from muse_cloud_cli.branches import add_branch_commands, delete_remote_branch
 from muse_cloud_cli.errors import CliError, Exit
+from muse_cloud_cli.gc import add_gc_command
 from muse_cloud_cli.stack_commands import (
     DEFAULT_SERVER,
     add_demo_command,
@@ -161,6 +163,8 @@ def _push_target(args: argparse.Namespace) -> _PushTarget:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    if args.delete:
+        return cmd_delete_branch(args)
     from muse_cloud_cli.client import ClientError
     from muse_cloud_cli.progress import Reporter, plural, short
     from muse_cloud_cli.push import prepare_push, send_push
@@ -204,6 +208,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def cmd_delete_branch(args: argparse.Namespace) -> int:
+    """``push [REMOTE] --delete BRANCH``: the branch goes on the server and from the remote's
+    tracking heads."""
+    root = Path(args.path)
+    if args.remote_url and args.remote:
+        raise CliError("invalid_arguments", "give the remote either as REMOTE or as --remote")
+    remote, name = _resolve_remote(root, args.remote_url or args.remote)
+    with _client(remote.base_url, args.identity, required=True) as client:
+        lines = delete_remote_branch(client, remote, root, name, args.delete)
+    for line in lines:
+        print(line)
+    return Exit.OK
+
+
 def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResult) -> None:
     """The remote-tracking heads moved as the server moved the refs, and the summary."""
     from muse_cloud_cli.progress import plural
@@ -229,7 +247,7 @@ def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResu
 
 def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[str, FetchResult]:
     from muse_cloud_cli.fetch import fetch_remote, is_local_ancestor
-    from muse_cloud_cli.progress import plural, ref_line
+    from muse_cloud_cli.progress import deleted_line, plural, ref_line
 
     remote, name = _resolve_remote(root, args.remote)
     if name is None:
@@ -242,7 +260,7 @@ def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[st
         print(f"From {remote.url}")
     for move in result.moves:
         if move.head is None:
-            print(f" - [deleted]         {name}/{move.branch}")
+            print(deleted_line(f"{name}/{move.branch}"))
         else:
             forced = move.previous is not None and not is_local_ancestor(
                 root, move.previous, move.head
@@ -327,8 +345,11 @@ def cmd_clone(args: argparse.Namespace) -> int:
 def cmd_repo_create(args: argparse.Namespace) -> int:
     server, owner, name = _server_and_slug(args.repo, args.server)
     with _client(server, args.identity, required=True) as client:
-        repo = client.create_repo(owner, name, "private" if args.private else "public")
-    print(f"created {repo['fullName']} ({repo['visibility']}), id {repo['repoId']}")
+        visibility = "private" if args.private else "public"
+        repo = client.create_repo(owner, name, visibility, args.domain)
+    print(
+        f"created {repo['fullName']} ({repo['visibility']}, {repo['domain']}), id {repo['repoId']}"
+    )
     print(f"remote: {server.rstrip('/')}/{repo['fullName']}")
     return Exit.OK
 
@@ -345,6 +366,14 @@ def cmd_repo_delete(args: argparse.Namespace) -> int:
         repo = client.repo_by_slug(owner, name)
         client.delete_repo(repo["repoId"])
     print(f"deleted {owner}/{name}")
+    return Exit.OK
+
+
+def cmd_repo_default(args: argparse.Namespace) -> int:
+    server, owner, name = _server_and_slug(args.repo, args.server)
+    with _client(server, args.identity, required=True) as client:
+        repo = client.update_repo(client.repo_by_slug(owner, name)["repoId"], args.branch)
+    print(f"the default branch of {repo['fullName']} is {repo['defaultBranch']}")
     return Exit.OK
 
 
@@ -542,6 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the remote (origin for a URL) and the branch in .muse/config.toml",
     )
     push.add_argument("--json", action="store_true", help="print the server's answer as JSON")
+    push.add_argument(
+        "--delete",
+        metavar="BRANCH",
+        help="delete BRANCH on the remote instead (refused if it moves meanwhile)",
+    )
     push.set_defaults(run=cmd_push)
 
     fetch = commands.add_parser(
@@ -573,11 +607,22 @@ def build_parser() -> argparse.ArgumentParser:
     create = repo_commands.add_parser("create", parents=[identity, server], help="create")
     create.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
     create.add_argument("--private", action="store_true", help="readable only by its people")
+    create.add_argument(
+        "--domain",
+        help="what the repository holds, as its clients' repo.json says (default: code); the Muse "
+        "client checks a clone out with it",
+    )
     create.set_defaults(run=cmd_repo_create)
     delete = repo_commands.add_parser("delete", parents=[identity, server], help="delete")
     delete.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
     delete.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(run=cmd_repo_delete)
+    default = repo_commands.add_parser(
+        "default", parents=[identity, server], help="choose the default branch (admins)"
+    )
+    default.add_argument("repo", metavar="OWNER/NAME", help="OWNER/NAME or a repository URL")
+    default.add_argument("branch", metavar="BRANCH", help="an existing branch")
+    default.set_defaults(run=cmd_repo_default)
 
     ident = commands.add_parser("identity", help="key files and identities")
     ident_commands = ident.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
@@ -624,6 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_command(commands, cmd_demo)
     add_token_commands(commands, [identity, server], _client)
+    add_branch_commands(commands, [identity], _client)
+    add_gc_command(commands, [identity, server], _client)
     return parser
 
 

@@ -107,11 +107,9 @@ class WireClient:
 
     @staticmethod
     def put_presigned(url: str, data: bytes) -> int:
-        """No Authorization and no checksum header, as the client sends it. The client sends
-        urllib's default Content-Type (form-urlencoded), which real S3 ignores but moto's
-        server reads as a form and stalls on: this PUT names the bytes as bytes."""
-        headers = {"Content-Type": "application/octet-stream"}
-        status, _ = _send("PUT", url, data, headers, timeout=300)
+        """As the client sends it: no Authorization, no checksum header, and urllib's default
+        Content-Type (form-urlencoded)."""
+        status, _ = _send("PUT", url, data, {}, timeout=300)
         return status
 
     def push_objects(self, objects: dict[str, bytes]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from muse_cloud_dev.moto_state import (
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
 from muse_cloud_dev.server import (
     API_HANDLER,
+    EVENTS_HANDLER,
     UNPACK_HANDLER,
     api_logger_name,
     ensure_bootstrap_admin,
@@ -313,6 +314,10 @@ class LocalStack:
         self._pools: list[ProcessPoolExecutor] = []
         self._threads: list[threading.Thread] = []
         self._may_save = False
+        # Set when a function ran that may have written the push events outbox; the first sweep
+        # delivers what a stop or crash left there.
+        self._outbox_written = threading.Event()
+        self._outbox_written.set()
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -368,14 +373,15 @@ class LocalStack:
             environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         api_pool = self._pool(self.api_workers, environment, API_HANDLER)
         unpack_pool = self._pool(self.unpack_workers, environment, UNPACK_HANDLER)
-        self._api = _ApiServer(self.api_port, _invoker(api_pool, API_HANDLER), self.verbose)
+        api = self._then_deliver_events(_invoker(api_pool, API_HANDLER))
+        self._api = _ApiServer(self.api_port, api, self.verbose)
         self.api_url = f"http://{HOST}:{self._api.server_address[1]}"
         self._thread("muse-api", self._api.serve_forever)
         for n in range(self.unpack_workers):
             source = SqsEventSource(
                 session.client("sqs"),
                 self.provisioned.queue_url,
-                _invoker(unpack_pool, UNPACK_HANDLER),
+                self._then_deliver_events(_invoker(unpack_pool, UNPACK_HANDLER)),
                 batch_size=self.provisioned.batch_size,
                 wait_seconds=POLL_WAIT_SECONDS,
                 region=REGION,
@@ -383,6 +389,8 @@ class LocalStack:
                 delivery_delay=EVENT_DELIVERY_SECONDS,
             )
             self._thread(f"muse-poller-{n}", self._poll, source)
+        events_pool = self._pool(1, environment, EVENTS_HANDLER)
+        self._thread("muse-events", self._deliver_events, _invoker(events_pool, EVENTS_HANDLER))
         if self.persist:
             self._thread("muse-snapshots", self._save_periodically)
 
@@ -512,6 +520,33 @@ class LocalStack:
         key.save(self.admin_key_path)
         return key
 
+    def _then_deliver_events(self, invoke: Handler) -> Handler:
+        """``invoke``, then a wake-up for the push events function: on AWS the table's stream
+        wakes it when an outbox item is written; here, any invocation that may have written one
+        does, so events are published within a sweep of the push that made them."""
+
+        def invoke_then_deliver(event: dict[str, Any], context: Any) -> Any:
+            try:
+                return invoke(event, context)
+            finally:
+                self._outbox_written.set()
+
+        return invoke_then_deliver
+
+    def _deliver_events(self, invoke: Handler) -> None:
+        while not self._stopping.is_set():
+            if not self._outbox_written.wait(POLL_WAIT_SECONDS):
+                continue
+            self._outbox_written.clear()
+            try:
+                invoke(_scheduled_event(), LocalLambdaContext("PushEventsFunction", 60))
+            except Exception:
+                # The outbox keeps what was not published: try again, as the schedule would.
+                if not self._stopping.is_set():
+                    traceback.print_exc(file=sys.stderr)
+                    self._outbox_written.set()
+                    time.sleep(POLL_WAIT_SECONDS)
+
     def _poll(self, source: SqsEventSource) -> None:
         while not self._stopping.is_set():
             try:
@@ -521,6 +556,21 @@ class LocalStack:
                 if not self._stopping.is_set():
                     traceback.print_exc(file=sys.stderr)
                     time.sleep(POLL_WAIT_SECONDS)
+
+
+def _scheduled_event() -> dict[str, Any]:
+    """What EventBridge's schedule hands a function (the push events function reads none of it)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [],
+        "detail": {},
+    }
 
 
 def _invoker(pool: ProcessPoolExecutor, target: str) -> Handler:

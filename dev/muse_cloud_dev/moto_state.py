@@ -98,13 +98,28 @@ def _gated(app: WsgiApp, gate: RequestGate) -> WsgiApp:
     return serve
 
 
+def _bytes_as_bytes(app: WsgiApp) -> WsgiApp:
+    """An object PUT sent as urllib sends it (the Muse client's presigned PUTs) says
+    ``application/x-www-form-urlencoded``: S3 stores such a body as it is, but moto's server
+    parses it as a form and waits for one that never ends. Here it is named as bytes."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "PUT" and environ.get("CONTENT_TYPE", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            environ["CONTENT_TYPE"] = "application/octet-stream"
+        return app(environ, start_response)
+
+    return serve
+
+
 class GatedMotoServer:
     """moto's server on ``host:port`` in a thread, every request passing through ``gate``."""
 
     def __init__(self, host: str, port: int, gate: RequestGate) -> None:
         app = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer = make_server(
-            host, port, _gated(app, gate), True, request_handler=MotoRequestHandler
+            host, port, _gated(_bytes_as_bytes(app), gate), True, request_handler=MotoRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
 

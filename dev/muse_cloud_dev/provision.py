@@ -41,6 +41,7 @@ class StackNames:
     bucket: str
     queue: str
     dead_letter_queue: str
+    event_bus: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> StackNames:
@@ -49,12 +50,14 @@ class StackNames:
             bucket=f"{prefix}-packs",
             queue=f"{prefix}-ingest",
             dead_letter_queue=f"{prefix}-ingest-dlq",
+            event_bus=f"{prefix}-pushes",
         )
 
     def environment(self) -> dict[str, str]:
         return {
             "MUSE_TABLE_NAME": self.table,
             "MUSE_BUCKET_NAME": self.bucket,
+            "MUSE_EVENT_BUS_NAME": self.event_bus,
         }
 
 
@@ -135,6 +138,8 @@ def provision(
         Bucket=names.bucket,
         NotificationConfiguration={"QueueConfigurations": queue_configs},
     )
+    # template.yaml's PushEventBus: a bus with a name and nothing else.
+    _create_event_bus(session.client("events"), names.event_bus)
     sqs_event = resources["UnpackFunction"]["Properties"]["Events"]["IngestQueueEvent"]
     response_types = sqs_event["Properties"].get("FunctionResponseTypes") or []
     return Provisioned(
@@ -146,3 +151,12 @@ def provision(
         max_receive_count=max_receive,
         report_batch_item_failures="ReportBatchItemFailures" in response_types,
     )
+
+
+def _create_event_bus(events: Any, name: str) -> None:
+    """The push event bus; one a stack of this name made earlier in this process (buses are not
+    saved with the stack's state) is taken as it is."""
+    try:
+        events.create_event_bus(Name=name)
+    except events.exceptions.ResourceAlreadyExistsException:
+        return

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # the stack's worker processes, never by the stack's own.
 API_HANDLER = "muse_cloud.handlers.api:lambda_handler"
 UNPACK_HANDLER = "muse_cloud.handlers.unpack:lambda_handler"
+EVENTS_HANDLER = "muse_cloud.handlers.events:lambda_handler"
 
 
 def forget_cached_clients() -> None:

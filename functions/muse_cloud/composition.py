@@ -16,7 +16,10 @@ from botocore.config import Config
 
 from muse_cloud.config import Settings
 from muse_cloud.services.access import RepoAccessService
+from muse_cloud.services.branches import BranchService
+from muse_cloud.services.events import EventService
 from muse_cloud.services.fetch import FetchService
+from muse_cloud.services.gc import GarbageCollector
 from muse_cloud.services.history import HistoryService
 from muse_cloud.services.identities import IdentityService
 from muse_cloud.services.ingest import IngestService
@@ -25,6 +28,7 @@ from muse_cloud.services.releases import ReleaseService
 from muse_cloud.services.repos import RepoService
 from muse_cloud.services.tokens import TokenService
 from muse_cloud.services.wire_v0 import WireV0Service
+from muse_cloud.storage.bus import EventBridgeBus
 from muse_cloud.storage.dynamo import DynamoTable
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
 from muse_cloud.storage.requests import count_requests
@@ -55,6 +59,9 @@ class Services:
     fetch: FetchService
     wire_v0: WireV0Service
     releases: ReleaseService
+    branches: BranchService
+    events: EventService
+    gc: GarbageCollector
 
     @classmethod
     def of(cls, settings: Settings, stores: Stores) -> Services:
@@ -78,6 +85,9 @@ class Services:
             fetch=FetchService(stores, access),
             wire_v0=WireV0Service(stores, access, push),
             releases=ReleaseService(stores, access),
+            branches=BranchService(stores, access),
+            events=EventService(stores, access),
+            gc=GarbageCollector(stores, access, settings.gc_grace_seconds),
         )
 
     @classmethod
@@ -91,6 +101,7 @@ class Services:
             S3Bucket(s3, settings.bucket_name),
             settings.presign_expiry_seconds,
             settings.download_expiry_seconds,
+            EventBridgeBus(boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name),
         )
         services = cls.of(settings, stores)
         if settings.bootstrap_admin_public_key:
@@ -108,8 +119,11 @@ class Services:
 
     @classmethod
     def in_memory(cls, settings: Settings | None = None) -> Services:
-        """Over a dictionary table and bucket: the service layer without AWS."""
-        settings = settings or Settings(table_name="memory", bucket_name="memory")
+        """Over a dictionary table and bucket (and a list of events): the service layer
+        without AWS."""
+        settings = settings or Settings(
+            table_name="memory", bucket_name="memory", event_bus_name="memory"
+        )
         return cls.of(settings, Stores.over(MemoryTable(), MemoryBucket(settings.bucket_name)))
 
 

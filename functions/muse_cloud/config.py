@@ -16,9 +16,13 @@ class Settings(BaseSettings):
 
     table_name: str
     bucket_name: str
+    # Where push events go (every function writes them to the outbox; one publishes them).
+    event_bus_name: str
     presign_expiry_seconds: int = 300
     download_expiry_seconds: int = 300
     inline_object_bytes: int = 1024 * 1024
     max_upload_bytes: int = 4 * GIB
     # Only the API function has one: the first admin, registered on first use.
     bootstrap_admin_public_key: str = ""
+    # Garbage collection deletes nothing younger than this, nor what pushes of it touched.
+    gc_grace_seconds: int = 86_400

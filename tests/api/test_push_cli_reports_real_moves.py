@@ -37,6 +37,8 @@ def diverged(stack: LocalStack, tmp_path: Path, name: str) -> tuple[Path, Path, 
     admin = identity(stack)
     remote = f"{stack.api_url}/admin/{name}"
     assert main(["repo", "create", f"admin/{name}", "--server", stack.api_url, *admin]) == 0
+    # The default branch refuses force pushes until its rule allows them.
+    assert main(["protect", "set", remote, ":default", "--force-push", "allow", *admin]) == 0
     assert main(["push", str(ours), "--remote", remote, *admin]) == 0
     assert main(["push", str(theirs), "--remote", remote, "--force", *admin]) == 0
     return ours, theirs, remote

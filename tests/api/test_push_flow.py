@@ -121,6 +121,13 @@ def test_non_fast_forward_is_refused_then_forced(admin: KeyFile, tmp_path: Path)
     assert refused["http_status"] == 409 and refused["code"] == "non_fast_forward"
     assert call("GET", "/admin/nff/refs").json()["branch_heads"] == list_branches(ours)
 
+    protected = push(admin, theirs, "admin/nff", [], force=True)
+    assert protected["http_status"] == 403 and protected["code"] == "branch_protected"
+    assert call("GET", "/admin/nff/refs").json()["branch_heads"] == list_branches(ours)
+    repo_id = call("GET", "/api/repos/by-slug/admin/nff").json()["repoId"]
+    rules = {"rules": [{"pattern": ":default", "force_push": True}]}
+    assert call("PUT", f"/api/repos/{repo_id}/protection", rules, admin).status == 200
+
     forced = push(admin, theirs, "admin/nff", [], force=True)
     assert forced["http_status"] == 200, forced
     assert call("GET", "/admin/nff/refs").json()["branch_heads"] == list_branches(theirs)

@@ -28,6 +28,10 @@ def admin(server_stack: Provisioned) -> KeyFile:
     services().identities.ensure_bootstrap_admin(key.public_key)
     created = call("POST", "/api/repos", {"owner": "admin", "name": "songs"}, key)
     assert created.status == 201, created.body
+    # Forced pushes of main are what these tests make: its rule must allow them.
+    rules = {"rules": [{"pattern": ":default", "force_push": True}]}
+    allowed = call("PUT", f"/api/repos/{created.json()['repoId']}/protection", rules, key)
+    assert allowed.status == 200, allowed.body
     return key
 
 

@@ -23,7 +23,9 @@ def one_commit(tag: str) -> tuple[str, bytes]:
 
 def test_a_forced_rollback_to_an_earlier_identical_pack_moves_the_ref(stack: Provisioned) -> None:
     key = identity("rory")
-    _, slug = fresh_repo("rory", "rollback")
+    repo_id, slug = fresh_repo("rory", "rollback")
+    rules = {"rules": [{"pattern": ":default", "force_push": True}]}
+    assert call("PUT", f"/api/repos/{repo_id}/protection", rules, key).status == 200
     ours, theirs = one_commit("ours"), one_commit("theirs")
 
     for head, data in (ours, theirs, ours):

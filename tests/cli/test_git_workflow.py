@@ -16,11 +16,12 @@ from muse_cloud_cli import push as push_module
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.main import main
 from muse_cloud_cli.push import prepare_push, send_push
-from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import has_commit
 from muse_core.refs import list_branches, read_branch_ref, write_branch_ref, write_head
+
+from .conftest import registered
 
 SMALL = Workload(commits=3, files=4, changed_per_commit=1)
 
@@ -237,12 +238,8 @@ def test_a_forbidden_push_is_refused_before_building(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     remote = new_repo(local_stack, admin, "not-bobs")
-    bob = new_identity("bob-pusher")
-    bob_file = tmp_path / "bob.json"
-    bob.save(bob_file)
-    assert local_stack.admin is not None
+    bob, bob_file = registered(local_stack, "bob-pusher", tmp_path)
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
-        client.create_identity(bob.handle, bob.public_key)
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": True}
     with MuseCloudClient(local_stack.api_url, bob) as client:
         assert client.refs("admin", "not-bobs")["permissions"] == {"push": False}
@@ -262,18 +259,10 @@ def test_a_forbidden_push_is_refused_before_building(
 
 
 def test_refs_answer_while_a_1000_commit_ingestion_runs(
-    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, tmp_path: Path, unpacking: threading.Event
 ) -> None:
     generate_history(tmp_path, Workload(commits=1000, files=40, changed_per_commit=4))
     assert local_stack.admin is not None
-    ingesting = threading.Event()
-    original = MuseCloudClient.unpack
-
-    def signalled(self: MuseCloudClient, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        ingesting.set()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MuseCloudClient, "unpack", signalled)
     finished: dict[str, float] = {}
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_repo("admin", "busy")
@@ -286,7 +275,7 @@ def test_refs_answer_while_a_1000_commit_ingestion_runs(
 
         pushing = threading.Thread(target=run)
         pushing.start()
-        assert ingesting.wait(60)
+        assert unpacking.wait(60)
         time.sleep(0.3)  # the unpack request is in the API function by now
         asked = time.monotonic()
         with MuseCloudClient(local_stack.api_url, local_stack.admin) as reader:

@@ -172,6 +172,11 @@ def test_non_fast_forward_is_explained_then_forced(
     assert main(["push", "-C", str(theirs), "--remote", remote, *admin]) == 1
     err = capsys.readouterr().err
     assert "error: non_fast_forward:" in err and "--force" in err
+    assert main(["push", "-C", str(theirs), "--remote", remote, "--force", *admin]) == 1
+    assert "error: branch_protected: branch 'main' is protected by rule ':default'" in (
+        capsys.readouterr().err
+    )
+    assert main(["protect", "set", remote, ":default", "--force-push", "allow", *admin]) == 0
 
     assert main(["push", "-C", str(theirs), "--remote", remote, "--force", *admin]) == 0
     assert main(["refs", remote, "--full"]) == 0

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from muse_cloud.handlers import api, unpack
+from muse_cloud.handlers import api, events, unpack
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.event_source import LocalLambdaContext
@@ -44,6 +44,8 @@ API_STATUS = {
     "snapshots-get": 200,
     "objects-get": 200,
     "fetch": 200,
+    "events-list": 200,
+    "refs-delete": 403,
 }
 
 
@@ -82,3 +84,13 @@ def test_api_sample(ingested: str, name: str) -> None:
     context: Any = LocalLambdaContext("ApiFunction")
     answer = api.lambda_handler(event, context)
     assert answer["statusCode"] == API_STATUS[name], answer.get("body")
+
+
+def test_push_events_sample(ingested: str) -> None:
+    """The schedule's event: the sweep publishes the sample push's ref change, then nothing."""
+    context: Any = LocalLambdaContext("PushEventsFunction")
+    sample = json.loads((EVENTS / "push-events" / "schedule.json").read_text())
+    assert events.lambda_handler(sample, context) == {"published": 1}
+    assert events.lambda_handler(sample, context) == {"published": 0}
+    listed = api.lambda_handler(load(EVENTS / "api" / "events-list.json", ingested), context)
+    assert [e["ref"] for e in json.loads(listed["body"])["events"]] == ["main"]

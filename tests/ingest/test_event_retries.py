@@ -8,6 +8,7 @@ from pathlib import Path
 import boto3
 
 from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.protection import DEFAULT_BRANCH_PATTERN, BranchRule
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
 from muse_cloud_dev.server import answered, services, stores
@@ -38,6 +39,8 @@ def test_a_forced_retry_of_a_refused_pack_is_ingested_by_the_event_path(
     assert answered(refused)["error"]["code"] == "non_fast_forward"
 
     head = list_branches(theirs)["main"]
+    allowed = [BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True)]
+    services().branches.protect(OWNER, repo.repo_id, allowed, None)
     services().push.presign(OWNER, "alice", "songs", key.mpack_key, len(data), "main", head, True)
     upload(stack, repo.repo_id, data)  # the same bytes again, so the same ETag
     assert event_source(stack).drain() == (1, 0)

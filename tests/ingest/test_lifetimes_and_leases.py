@@ -13,6 +13,7 @@ from core.conftest import commit_tree
 
 from muse_cloud.api.statuses import http_status
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.protection import DEFAULT_BRANCH_PATTERN, UNSET, BranchRule
 from muse_cloud.domain.pushes import IngestResult, PushRequest, Refusal
 from muse_cloud.domain.repos import Repo
 from muse_cloud.services.ingest import MAX_ATTEMPTS
@@ -203,6 +204,8 @@ def test_a_forced_rerun_does_not_undo_a_push_made_while_it_was_interrupted(
     stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = stores().repos.create("alice", "songs", "public")
+    allowed = (BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True),)
+    assert stores().protection.replace(repo.repo_id, allowed, UNSET) is not None
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     generate_history(ours, SMALL)
     generate_history(theirs, Workload(commits=3, files=2, changed_per_commit=1))

@@ -12,6 +12,7 @@ from histories import linear_history
 from muse_cloud.composition import Services
 from muse_cloud.domain.repos import Repo
 from muse_cloud.services.ingest import IngestService
+from muse_cloud.storage import keys
 from muse_cloud.storage.backend import Action, Condition, Item, Key, ReturnValues, Update
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
@@ -124,7 +125,18 @@ def _normalised(table: MemoryTable, repo_id: str) -> dict[tuple[str, ...], Any]:
         return value.replace(repo_id, "R") if isinstance(value, str) else value
 
     kept: dict[tuple[str, ...], Any] = {}
+    outbox = 0
     for (pk, sk), item in table.items.items():
+        if pk == keys.OUTBOX:
+            # Keyed and stamped by when the ref change was made, its events too: counted.
+            events = [
+                {k: v for k, v in e.items() if k not in ("event_id", "at")} for e in item["events"]
+            ]
+            kept[(pk, str(outbox))] = {
+                "events": [{k: plain(v) for k, v in e.items()} for e in events]
+            }
+            outbox += 1
+            continue
         if pk.startswith("PUSH#"):
             item = {k: item.get(k) for k in ("state", "branch", "head", "error", "result")}
             item["result"] = {k: v for k, v in (item["result"] or {}).items() if "_" not in k}

@@ -10,6 +10,7 @@ from muse_cloud.api.statuses import http_status
 from muse_cloud.composition import Services
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.protection import DEFAULT_BRANCH_PATTERN, BranchRule
 from muse_cloud.domain.pushes import PushRecord
 from muse_cloud.domain.repos import Repo
 from muse_cloud.storage.layout import UploadKey
@@ -49,6 +50,11 @@ def test_fast_forward_only_unless_forced(services: Services, repo: Repo) -> None
     diverged = history.pack({"main": side}, have=[history.order[0]])
     assert refused(push, services, OLIVIA, repo, diverged, side) == (409, "non_fast_forward")
     assert services.stores.refs.heads(repo.repo_id) == {"main": history.order[1]}
+    # Forced: the default branch is protected against it until its rule allows it.
+    assert refused(push, services, OLIVIA, repo, diverged, side, True) == (403, "branch_protected")
+    assert services.stores.refs.heads(repo.repo_id) == {"main": history.order[1]}
+    allowed = BranchRule(DEFAULT_BRANCH_PATTERN, force_push=True)
+    services.branches.protect(OLIVIA, repo.repo_id, [allowed], None)
     # The same bytes again, forced: presigning starts the refused push anew.
     forced = push(services, OLIVIA, repo, diverged, side, force=True)
     assert forced.state == "ok" and forced.result is not None

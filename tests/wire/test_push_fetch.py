@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from muse_cloud_cli.client import MuseCloudClient
 from muse_cloud_cli.wire_v0_client import WireError, bundle_for, clone_into, push_branch
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.commits import read_commit
@@ -86,7 +87,8 @@ def test_non_fast_forward_is_a_409_then_force_moves_the_branch(
 ) -> None:
     source = tmp_path / "source"
     ids = history(source)
-    client = wire(stack, person(stack, "cy"), "songs")
+    owner = person(stack, "cy")
+    client = wire(stack, owner, "songs")
     push_branch(client, source, "main")
 
     rewritten = commit(source, {"only.txt": b"new root"}, "rewrite", (ids["first"],), 9)
@@ -96,6 +98,13 @@ def test_non_fast_forward_is_a_409_then_force_moves_the_branch(
     assert refused.value.status == 409
     assert refused.value.json()["code"] == "non_fast_forward"
     assert client.refs()["branch_heads"]["main"] == ids["merge"]
+    with pytest.raises(WireError) as protected:
+        push_branch(client, source, "main", force=True)
+    assert protected.value.status == 403
+    assert protected.value.json()["code"] == "branch_protected"
+    with MuseCloudClient(stack.api_url, owner) as api:
+        repo_id = api.repo_by_slug(owner.handle, "songs")["repoId"]
+        api.set_protection(repo_id, [{"pattern": ":default", "force_push": True}], None)
 
     forced = push_branch(client, source, "main", force=True)
     assert forced["ok"] is True and forced["branch_heads"]["main"] == rewritten

@@ -13,10 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from muse_cloud.api.statuses import status_of
+from muse_cloud.domain.events import PushEvent
 from muse_cloud.domain.identities import Caller
+from muse_cloud.domain.protection import Protection
 from muse_cloud.domain.pushes import PushRecord
 from muse_cloud.domain.repos import Repo
 from muse_cloud.domain.roles import Role
+from muse_cloud.services.events import RecentEvents
 from muse_cloud.services.history import BranchHeads
 from muse_cloud.services.push import PresignedPush
 from muse_cloud.services.tokens import CreatedToken
@@ -254,3 +257,124 @@ class CreatedTokenAnswer(TokenAnswer):
 
 class TokensAnswer(BaseModel):
     tokens: list[TokenAnswer]
+
+
+class BranchRuleAnswer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    pattern: str
+    force_push: bool
+    deletion: bool
+    push: str
+
+
+class ProtectionAnswer(BaseModel):
+    version: int = Field(description="0 until the rules are first set")
+    rules: list[BranchRuleAnswer]
+
+    @classmethod
+    def of(cls, protection: Protection) -> ProtectionAnswer:
+        rules = [BranchRuleAnswer.model_validate(r) for r in protection.rules]
+        return cls(version=protection.version, rules=rules)
+
+
+class PushCountsAnswer(BaseModel):
+    commits: int
+    snapshots: int
+    objects: int
+    bytes: int
+
+
+class PushEventAnswer(BaseModel):
+    """One ref change, as the bus carries it in ``detail``."""
+
+    event_id: str
+    repo: str
+    repo_id: str
+    ref: str
+    before: str | None
+    after: str | None
+    created: bool
+    deleted: bool
+    forced: bool
+    pusher: str | None
+    push_id: str
+    at: str
+    counts: PushCountsAnswer
+
+    @classmethod
+    def of(cls, event: PushEvent) -> PushEventAnswer:
+        return cls.model_validate(event.detail())
+
+
+class LoggedEventAnswer(PushEventAnswer):
+    published_at: str
+
+
+class EventsAnswer(BaseModel):
+    events: list[LoggedEventAnswer] = Field(description="oldest first")
+    truncated: bool = Field(description="older events after `since` were left out")
+
+    @classmethod
+    def of(cls, recent: RecentEvents) -> EventsAnswer:
+        events = [
+            LoggedEventAnswer(
+                **PushEventAnswer.of(e.event).model_dump(), published_at=e.published_at
+            )
+            for e in recent.events
+        ]
+        return cls(events=events, truncated=recent.truncated)
+
+
+class DeletedRefAnswer(BaseModel):
+    branch: str
+    previous_head: str
+    event_id: str = Field(description="the push event this deletion publishes")
+
+    @classmethod
+    def of(cls, event: PushEvent) -> DeletedRefAnswer:
+        assert event.before is not None
+        return cls(branch=event.ref, previous_head=event.before, event_id=event.event_id)
+
+
+class DoomedAnswer(BaseModel):
+    """An S3 object garbage collection deleted, or would delete in a dry run."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    bytes: int
+
+
+class RepoSweepAnswer(BaseModel):
+    """One repository's sweep: ``outcome`` swept, clean (nothing to delete), busy (a push or
+    another collection: the next pass tries again), damaged (history is missing: nothing
+    deleted), stopped (out of time, the next pass goes on) or deleted (a deleted repository)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    repo_id: str
+    name: str
+    outcome: str
+    reason: str
+    commits: int
+    snapshots: int
+    packs: int
+    items: int
+    bytes: int
+    files: list[DoomedAnswer]
+
+
+class GcAnswer(BaseModel):
+    """One garbage collection pass; ``complete`` false when it stopped at its time budget."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dry_run: bool
+    complete: bool
+    seconds: float
+    items: int
+    bytes: int
+    dynamodb_requests: int
+    s3_requests: int
+    repositories: list[RepoSweepAnswer]

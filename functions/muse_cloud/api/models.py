@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
@@ -50,3 +50,24 @@ class RegisterIdentity(_Body):
 
 class SetCollaborator(_Body):
     role: Literal["read", "write", "admin"]
+
+
+class UpdateRepo(_Body):
+    # The answer's own spelling (``defaultBranch``) is taken too.
+    default_branch: str = Field(validation_alias=AliasChoices("default_branch", "defaultBranch"))
+
+
+class BranchRuleBody(_Body):
+    pattern: str = Field(description="fnmatch pattern of branch names; ':default' is the default")
+    force_push: bool = Field(default=False, description="a covered branch may be force-pushed")
+    deletion: bool = Field(default=False, description="a covered branch may be deleted")
+    push: Literal["writers", "admins"] = Field(
+        default="writers", description="who may change a covered branch at all"
+    )
+
+
+class ProtectionBody(_Body):
+    rules: list[BranchRuleBody]
+    version: int | None = Field(
+        default=None, description="replace only if the rules are still at this version"
+    )

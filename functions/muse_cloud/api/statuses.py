@@ -38,6 +38,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     # 403: known, and not allowed.
     "forbidden": 403,
     "token_cannot_manage_tokens": 403,
+    "branch_protected": 403,
     # 404: nothing there (or nothing this caller may see).
     "not_found": 404,
     "no_such_route": 404,
@@ -54,6 +55,9 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "push_in_progress": 409,
     "release_exists": 409,
     "tag_exists": 409,
+    "default_branch": 409,
+    "protection_conflict": 409,
+    "repository_busy": 409,
     # 413: over a limit.
     "limit_exceeded": 413,
     "answer_too_large": 413,
@@ -78,6 +82,8 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "missing_snapshot": 422,
     "object_hash_mismatch": 422,
     "unsupported_direction": 422,
+    "invalid_protection": 422,
+    "invalid_since": 422,
     # 500: the server failed, and says where.
     "internal_error": 500,
     "corrupt_snapshot": 500,
@@ -86,6 +92,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "delete_failed": 500,
     "token_id_collision": 500,
     "ingest_attempts_exhausted": 500,
+    "unreadable_pack": 500,
 }
 
 

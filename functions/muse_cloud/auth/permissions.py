@@ -85,3 +85,11 @@ def require_create(caller: Caller, owner: str) -> None:
         raise ServiceError(
             "forbidden", f"{caller.handle!r} may not create repositories for {owner!r}", owner
         )
+
+
+def require_site_admin(caller: Caller, action: str) -> None:
+    """Site-wide administration: an admin identity, through MSign or an ``admin`` token."""
+    if caller.is_anonymous:
+        raise ServiceError("auth_required", f"{action} needs a signed request")
+    if not (caller.is_admin and within_scope(caller, "admin")):
+        raise ServiceError("forbidden", f"only an admin may {action}", caller.handle)

@@ -22,6 +22,15 @@ class PushRequest:
 
 
 @dataclass(frozen=True)
+class Pusher:
+    """Who a push is for, as judged when it was asked for: protected branches that only the
+    owner and admins may change need ``admin``."""
+
+    handle: str | None
+    admin: bool = False
+
+
+@dataclass(frozen=True)
 class RefMove:
     branch: str
     head: str
@@ -86,6 +95,8 @@ class PushRecord:
     attempts: int = 0
     lease_token: str | None = None
     lease_until: int | None = None
+    # None for a push recorded before pushers were: judged as a writer's.
+    pusher: Pusher | None = None
 
     def targets_other(self, branch: str | None, head: str | None) -> bool:
         """Whether (branch, head) asks for a ref move this ingested push did not make."""

@@ -21,3 +21,13 @@ class Repo:
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True)
+class DeletedRepo:
+    """A deleted repository whose items garbage collection has yet to remove: its META and
+    SLUG went at once, the rest (commits, snapshots, pushes, the partition) goes later."""
+
+    repo_id: str
+    full_name: str
+    deleted_at: float  # seconds since the epoch

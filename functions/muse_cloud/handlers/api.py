@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from muse_cloud.api import http, routes, tokens, wire_v0
+from muse_cloud.api import branches, gc, http, routes, tokens, wire_v0
 from muse_cloud.api.edge import ANYONE, SECURITY_SCHEMES, MuseResolver
 from muse_cloud.api.statuses import http_status
 from muse_cloud.composition import cold_start
@@ -21,7 +21,7 @@ TITLE = "Muse Cloud API"
 app = MuseResolver()
 app.configure_openapi(title=TITLE, version="1", security_schemes=SECURITY_SCHEMES)
 app.enable_swagger(path="/swagger", title=TITLE, version="1")
-for router in (routes.router, wire_v0.router, tokens.router):
+for router in (routes.router, wire_v0.router, tokens.router, branches.router, gc.router):
     app.include_router(router)
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from muse_cloud.auth.permissions import (
     RepoAccess,
+    can_admin,
     can_write,
     require_admin,
     require_read,
@@ -17,6 +18,7 @@ from muse_cloud.auth.permissions import (
 from muse_cloud.domain.errors import ServiceError, not_found
 from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.names import validate_repo_name
+from muse_cloud.domain.pushes import Pusher
 from muse_cloud.domain.repos import Repo
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.repos import RepoStore
@@ -49,6 +51,10 @@ class RepoAccessService:
 
     def may_push(self, caller: Caller, repo: Repo) -> bool:
         return can_write(caller, self._access(caller, repo))
+
+    def pusher(self, caller: Caller, repo: Repo) -> Pusher:
+        """The caller as a push records it: whether rules for admins only let it through."""
+        return Pusher(caller.handle, can_admin(caller, self._access(caller, repo)))
 
     def _access(self, caller: Caller, repo: Repo) -> RepoAccess:
         role = None

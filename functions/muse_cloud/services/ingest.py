@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.events import PushCounts
 from muse_cloud.domain.pushes import (
     FINAL_STATES,
     IngestResult,
@@ -24,6 +25,7 @@ from muse_cloud.domain.pushes import (
     Timings,
 )
 from muse_cloud.domain.repos import Repo
+from muse_cloud.services.ref_changes import RefChanges
 from muse_cloud.services.ref_plan import moving, plan_ref_updates, refuse_nested_names
 from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
 from muse_cloud.storage.layout import UploadKey
@@ -167,7 +169,10 @@ class IngestService:
             clock.lap("write")
             plan = plan or self._plan(repo.repo_id, record, pack, lineage)
             clock.lap("plan")
-            moves = self._move_refs(repo.repo_id, record, plan)
+            counts = PushCounts(
+                len(pack.commits), len(pack.snapshots), len(pack.objects), pack.size
+            )
+            moves = self._move_refs(repo.repo_id, record, plan, counts)
             self._carry_default_branch(repo, moves)
             clock.lap("refs")
         return _result(pack, moves, tally, clock.timings())
@@ -240,12 +245,19 @@ class IngestService:
             record.force,
             lineage.lookup,
         )
+        # Refused before anything is written when the rules forbid it now; the move itself is
+        # judged again, in its transaction.
+        changes = RefChanges(self.stores)
+        changes.judge_moves(changes.guard(repo_id), moving(plan), record.pusher)
         self.stores.pushes.note_plan(repo_id, record.push_id, {u.branch: u.expected for u in plan})
         return plan
 
-    def _move_refs(self, repo_id: str, record: PushRecord, plan: list[RefUpdate]) -> list[RefMove]:
+    def _move_refs(
+        self, repo_id: str, record: PushRecord, plan: list[RefUpdate], counts: PushCounts
+    ) -> list[RefMove]:
         moves = moving(plan)
-        if moves and not self.stores.refs.compare_and_swap(repo_id, moves, record.push_id):
+        changes = RefChanges(self.stores)
+        if moves and not changes.move(repo_id, moves, record.push_id, record.pusher, counts):
             heads = self.stores.refs.heads(repo_id)
             if any(heads.get(u.branch) != u.new for u in moves):
                 for update in moves:

@@ -82,6 +82,7 @@ class PushService:
             head,
             force,
             self.stores.refs.heads(repo.repo_id),
+            pusher=self.access.pusher(caller, repo),
         )
         expires = datetime.now(UTC) + timedelta(seconds=self.stores.packs.upload_expiry_seconds)
         # A pack already in place needs no second upload (status says so); one that happens

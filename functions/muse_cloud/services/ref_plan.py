@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.storage.backend import TRANSACTION_MAX
+from muse_cloud.services.ref_changes import REF_ACTIONS_MAX
 from muse_cloud.storage.refs import RefUpdate, transaction_size
 from muse_core.ancestry import is_ancestor
 
@@ -61,14 +61,15 @@ def _plan_branch(
             branch,
         )
     refuse_nested_names(branch, heads)
-    if current is not None and not force and not is_ancestor(current, head, lookup):
+    rewinds = current is not None and not is_ancestor(current, head, lookup)
+    if rewinds and not force:
         raise ServiceError(
             "non_fast_forward",
             f"branch {branch!r} is at {current}, which {head} does not descend from; "
             "fetch and merge, or push with force",
             branch,
         )
-    return RefUpdate(branch, current, head)
+    return RefUpdate(branch, current, head, forced=rewinds)
 
 
 def moving(plan: list[RefUpdate]) -> list[RefUpdate]:
@@ -76,15 +77,16 @@ def moving(plan: list[RefUpdate]) -> list[RefUpdate]:
 
 
 def refuse_oversized_transaction(updates: list[RefUpdate]) -> None:
-    """Refused before anything is written: the refs of a push move in one transaction."""
+    """Refused before anything is written: the refs of a push move in one transaction, beside
+    the ``GUARD_ACTIONS`` every ref change carries."""
     size = transaction_size(updates)
-    if size > TRANSACTION_MAX:
+    if size > REF_ACTIONS_MAX:
         deepest = max(updates, key=lambda u: (u.expected is None, u.branch.count("/")))
         raise ServiceError(
             "limit_exceeded",
             f"moving these {len(updates)} branches takes {size} conditional writes, more than "
-            f"the {TRANSACTION_MAX} of one transaction (a new branch takes one more per "
-            "directory of its name): push fewer new branches at once",
+            f"the {REF_ACTIONS_MAX} a push makes in its one transaction (a new branch takes one "
+            "more per directory of its name): push fewer new branches at once",
             deepest.branch,
         )
 

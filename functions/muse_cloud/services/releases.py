@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,14 +65,32 @@ class ReleaseService:
             checked_id(tag.get("commit_id"), f"{where}.commit_id")
             records.append(tag)
         self._require_commits(repo.repo_id, [t["commit_id"] for t in records])
-        stored = 0
+        stored: list[str] = []
         for record in records:
             held = self.stores.releases.add_tag(repo.repo_id, record)
             if held is None:
-                stored += 1
+                stored.append(record["tag_id"])
             elif (held.get("commit_id"), held.get("tag")) != (record["commit_id"], record["tag"]):
                 raise ServiceError("tag_exists", "this tag id names another tag", record["tag_id"])
-        return {"stored": stored}
+        self._unless_collecting(
+            repo.repo_id, lambda: self.stores.releases.remove_tags(repo.repo_id, stored)
+        )
+        return {"stored": len(stored)}
+
+    def _unless_collecting(self, repo_id: str, undo: Callable[[], object]) -> None:
+        """A tag or release names a commit the repository holds, which a garbage collection
+        may be about to delete (one no ref reaches). Written before the hold is read, as a push
+        claims before it reads it (``storage.gc_hold``): the collection sees the new name and
+        leaves the repository alone, or the name is taken back here."""
+        until = self.stores.gc_holds.held_until(repo_id)
+        if until is not None:
+            undo()
+            raise ServiceError(
+                "repository_busy",
+                f"garbage collection holds the repository for {max(1, int(until - time.time()))}"
+                " s more; send this again then",
+                repo_id,
+            )
 
     def tags(self, caller: Caller, owner: str, name: str) -> dict[str, Any]:
         repo = self.access.by_slug(caller, owner, name, "read")
@@ -108,6 +128,9 @@ class ReleaseService:
             )
         held = self.stores.releases.add_release(repo.repo_id, record)
         if held is None:
+            self._unless_collecting(
+                repo.repo_id, lambda: self.stores.releases.retract(repo.repo_id, tag)
+            )
             return {"release_id": record["release_id"]}
         same = _without_id(held) == _without_id(record)
         if same and release.get("release_id") in (None, "", held["release_id"]):

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 from muse_cloud.auth.permissions import require_create
 from muse_cloud.domain.errors import ServiceError, not_found
+from muse_cloud.domain.events import PushCounts
 from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.names import validate_handle, validate_repo_name
+from muse_cloud.domain.pushes import Pusher
 from muse_cloud.domain.repos import Repo, Visibility
 from muse_cloud.domain.roles import Role
 from muse_cloud.services.access import RepoAccessService
+from muse_cloud.services.ref_changes import RefChanges
 from muse_cloud.storage.commits import StoredCommit
 from muse_cloud.storage.refs import RefUpdate
 from muse_cloud.storage.stores import Stores
@@ -56,7 +59,13 @@ class RepoService:
         self.stores.snapshots.put_many(repo.repo_id, [snapshot], {empty: ()})
         self.stores.commits.put_many(repo.repo_id, [StoredCommit(record, generation=1)])
         update = RefUpdate(repo.default_branch, None, record.commit_id)
-        self.stores.refs.compare_and_swap(repo.repo_id, [update], push_id="initialize")
+        RefChanges(self.stores).move(
+            repo.repo_id,
+            [update],
+            push_id="initialize",
+            by=Pusher(caller.handle, admin=True),
+            counts=PushCounts(commits=1, snapshots=1),
+        )
 
     def get(self, caller: Caller, repo_id: str) -> Repo:
         return self.access.by_id(caller, repo_id, "read")

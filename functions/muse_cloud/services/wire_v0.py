@@ -258,6 +258,7 @@ class WireV0Service:
             head,
             force,
             self.stores.refs.heads(repo.repo_id),
+            pusher=self.access.pusher(caller, repo),
         )
         self.stores.packs.put_upload(upload, data)
         record = self.push_service.unpack(caller, owner, name, key, branch, head, force)

@@ -8,7 +8,7 @@ DynamoDB (``dynamo.DynamoTable`` renders them as expressions) and in memory
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol
 
@@ -159,8 +159,26 @@ class Delete:
     condition: Condition | None = None
 
 
-Action = Put | Change | Delete
+@dataclass(frozen=True)
+class Check:
+    """Writes nothing: the transaction goes through only while ``condition`` holds for the
+    item (DynamoDB's ConditionCheck), so what a write was decided on cannot change under it."""
+
+    key: Key
+    condition: Condition
+
+
+Action = Put | Change | Delete | Check
 ReturnValues = Literal["NONE", "ALL_NEW", "ALL_OLD"]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One object of a bucket listing: its key, its size and when it was last written."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -218,8 +236,21 @@ class Table(Protocol):
         ``attributes`` (and the key) when given."""
         ...
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
-        """Every item of partition ``pk`` whose sort key starts with ``sk_prefix``."""
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
+        """Every item of partition ``pk`` whose sort key starts with ``sk_prefix`` (every item
+        of the partition when it is empty; and sorts after ``after``, when given), in sort key
+        order; only the ``last`` of them, when given (read from the end, not all read and cut)."""
+        ...
+
+    def delete_many(self, keys: Sequence[Key], ordered: bool = False) -> None:
+        """Unconditional deletes, in batches; ``ordered`` lands each batch before the next."""
+        ...
+
+    def scan_keys(self, pk_prefixes: Sequence[str]) -> Iterator[Key]:
+        """The key of every item whose partition key starts with one of ``pk_prefixes``: a read
+        of the whole table, for sweeps that no key leads to, never for a request."""
         ...
 
 
@@ -252,6 +283,15 @@ class Bucket(Protocol):
 
     def delete_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """Delete every object under ``prefix``; the (key, reason) of those it could not."""
+        ...
+
+    def files(self, prefix: str) -> Iterator[StoredFile]:
+        """Every object under ``prefix``, in key order."""
+        ...
+
+    def delete_keys(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """Delete these objects (a missing one is no error); the (key, reason) of those it
+        could not."""
         ...
 
     def upload_url(self, key: str, expires_in: int, terms: UploadTerms | None = None) -> str:

@@ -27,6 +27,7 @@ from muse_cloud.storage.backend import (
     Any_,
     Below,
     Change,
+    Check,
     Condition,
     ConditionFailed,
     Delete,
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 BATCH_WRITE_MAX = 25
+# The highest code point: DynamoDB orders strings by their UTF-8 bytes, and no key that starts
+# with a prefix sorts above the prefix followed by it.
+_TOP = "\U0010ffff"
 BATCH_GET_MAX = 100
 _PARALLEL_WRITERS = 8
 _serializer = TypeSerializer()
@@ -225,20 +229,28 @@ class DynamoTable:
                 wire.append({"Put": self._put(action)})
             elif isinstance(action, Change):
                 wire.append({"Update": self._change(action)})
+            elif isinstance(action, Check):
+                wire.append({"ConditionCheck": self._check(action)})
             else:
                 wire.append({"Delete": self._delete(action)})
         self._call(self.client.transact_write_items, TransactItems=wire)
 
     def put_many(self, items: Sequence[Mapping[str, Any]], ordered: bool = False) -> None:
-        batches = [list(batch) for batch in chunks(items, BATCH_WRITE_MAX)]
+        self._write_all([{"PutRequest": {"Item": to_wire(item)}} for item in items], ordered)
+
+    def delete_many(self, keys: Sequence[Key], ordered: bool = False) -> None:
+        self._write_all([{"DeleteRequest": {"Key": to_wire(key)}} for key in keys], ordered)
+
+    def _write_all(self, requests: list[Any], ordered: bool) -> None:
+        batches = [list(batch) for batch in chunks(requests, BATCH_WRITE_MAX)]
         if ordered or len(batches) <= 1:
             for batch in batches:
                 self._write_batch(batch)
         else:
             map_in_context(self._write_batch, batches, _PARALLEL_WRITERS)
 
-    def _write_batch(self, batch: list[Mapping[str, Any]]) -> None:
-        pending: list[Any] = [{"PutRequest": {"Item": to_wire(item)}} for item in batch]
+    def _write_batch(self, batch: list[Any]) -> None:
+        pending = batch
         delay = 0.05
         while pending:
             answer = self.client.batch_write_item(RequestItems={self.name: pending})
@@ -268,14 +280,64 @@ class DynamoTable:
                     delay = min(delay * 2, 2.0)
         return found
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
-        pages = self.client.get_paginator("query").paginate(
-            TableName=self.name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
-            ConsistentRead=True,
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
+        values: dict[str, Any]
+        if after is None and not sk_prefix:
+            # A key condition may not compare with an empty string: no prefix is no condition.
+            condition = "pk = :pk"
+            values = {":pk": {"S": pk}}
+        elif after is None:
+            condition = "pk = :pk AND begins_with(sk, :prefix)"
+            values = {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}
+        else:
+            # A key condition takes one test of the sort key: the prefix becomes the range's
+            # end (above every key that starts with it), and BETWEEN includes ``after`` itself.
+            condition = "pk = :pk AND sk BETWEEN :start AND :end"
+            values = {
+                ":pk": {"S": pk},
+                ":start": {"S": max(after, sk_prefix)},
+                ":end": {"S": sk_prefix + _TOP},
+            }
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        if last is not None:
+            # Read from the end; one more than asked, in case it is ``after`` itself. Limit
+            # bounds what DynamoDB reads for a page, MaxItems the pages the paginator asks for.
+            request["ScanIndexForward"] = False
+            request["Limit"] = last + 1
+            request["PaginationConfig"] = {"MaxItems": last + 1}
+        pages = self.client.get_paginator("query").paginate(**request)
+        found = [
+            item
+            for item in (from_wire(i) for page in pages for i in page.get("Items", []))
+            if item["sk"] != after
+        ]
+        if last is None:
+            return found
+        return list(reversed(found[:last]))
+
+    def scan_keys(self, pk_prefixes: Sequence[str]) -> Iterator[Key]:
+        if not pk_prefixes:
+            return
+        expression = _Expression()
+        wanted = " OR ".join(
+            f"begins_with({expression.name('pk')}, {expression.value(p)})" for p in pk_prefixes
         )
-        return [from_wire(item) for page in pages for item in page.get("Items", [])]
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.name,
+            ProjectionExpression=f"{expression.name('pk')}, {expression.name('sk')}",
+            FilterExpression=wanted,
+            **expression.request(None),
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield {"pk": item["pk"]["S"], "sk": item["sk"]["S"]}
 
     def _put(self, put: Put) -> dict[str, Any]:
         return {
@@ -292,6 +354,13 @@ class DynamoTable:
             "Key": to_wire(change.key),
             "UpdateExpression": rendered,
             **expression.request(change.condition),
+        }
+
+    def _check(self, check: Check) -> dict[str, Any]:
+        return {
+            "TableName": self.name,
+            "Key": to_wire(check.key),
+            **_Expression().request(check.condition),
         }
 
     def _delete(self, delete: Delete) -> dict[str, Any]:

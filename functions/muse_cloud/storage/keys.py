@@ -24,10 +24,16 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | log cursor   | CURSOR#<token>                  | CURSOR          |
 | tag          | REPO#<repo_id>                  | TAG#<tag_id>    |
 | release      | REPO#<repo_id>                  | RELEASE#<tag>   |
+| protection   | REPO#<repo_id>                  | PROTECTION      |
+| push event   | REPO#<repo_id>                  | EVENT#<published_at>#<event_id> |
+| outbox       | OUTBOX                          | OUT#<created_at>#<change_id> |
 | token        | TOKEN#<token_id>                | TOKEN           |
 | its listing  | TOKENS#<identity_id>            | TOKEN#<token_id>|
+| GC's hold    | REPO#<repo_id>                  | GC              |
+| deleted repo | DELETED                         | <repo_id>       |
 
 Sort-key prefixes end in ``_SK``: a Query of a repository's partition by prefix lists one kind.
+The outbox is one partition for every repository: what the publisher sweeps is one Query.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ PACK_SK = "PACK#"
 TAG_SK = "TAG#"
 RELEASE_SK = "RELEASE#"
 TOKEN_SK = "TOKEN#"
+EVENT_SK = "EVENT#"
+OUTBOX = "OUTBOX"
+OUTBOX_SK = "OUT#"
 
 
 def ref(repo_id: str, branch: str) -> Key:
@@ -77,6 +86,27 @@ def snapshot(repo_id: str, snapshot_id: str) -> Key:
 
 def push(repo_id: str, push_id: str) -> Key:
     return {"pk": f"PUSH#{repo_id}#{push_id}", "sk": "PUSH"}
+
+
+# The kinds of item keyed by a repository's id outside its partition (one partition each, so no
+# Query lists them): a repository's garbage collection finds them by these prefixes. A new kind
+# keyed so must be added here, or it outlives its deleted repository.
+REPO_KEYED_KINDS = ("COMMIT", "SNAP", "PUSH")
+
+
+def repo_keyed_prefixes(repo_id: str) -> tuple[str, ...]:
+    return tuple(f"{kind}#{repo_id}#" for kind in REPO_KEYED_KINDS)
+
+
+def gc_hold(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "GC"}
+
+
+DELETED_REPOS = "DELETED"
+
+
+def deleted_repo(repo_id: str) -> Key:
+    return {"pk": DELETED_REPOS, "sk": repo_id}
 
 
 def identity(identity_id: str) -> Key:
@@ -113,3 +143,15 @@ def tokens_of(identity_id: str) -> str:
 
 def token_listing(identity_id: str, token_id: str) -> Key:
     return {"pk": tokens_of(identity_id), "sk": f"{TOKEN_SK}{token_id}"}
+
+
+def protection(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": "PROTECTION"}
+
+
+def outbox(created_at: str, change_id: str) -> Key:
+    return {"pk": OUTBOX, "sk": f"{OUTBOX_SK}{created_at}#{change_id}"}
+
+
+def push_event(repo_id: str, published_at: str, event_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{EVENT_SK}{published_at}#{event_id}"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from muse_cloud.storage.backend import (
     TRANSACTION_MAX,
     Action,
     Change,
+    Check,
     Condition,
     ConditionFailed,
     Delete,
@@ -26,6 +28,7 @@ from muse_cloud.storage.backend import (
     Key,
     Put,
     ReturnValues,
+    StoredFile,
     Update,
     UploadTerms,
     holds,
@@ -127,6 +130,8 @@ class MemoryTable:
             return _stored(action.item)
         if isinstance(action, Change):
             return _stored(action.update.applied_to(current, action.key))
+        if isinstance(action, Check):
+            return current
         return None
 
     def put_many(self, items: Sequence[Mapping[str, Any]], ordered: bool = False) -> None:
@@ -142,13 +147,28 @@ class MemoryTable:
             kept = ("pk", "sk", *attributes)
             return [{a: item[a] for a in kept if a in item} for item in found]
 
-    def query(self, pk: str, sk_prefix: str) -> list[Item]:
+    def query(
+        self, pk: str, sk_prefix: str, after: str | None = None, last: int | None = None
+    ) -> list[Item]:
         with self._lock:
-            return [
+            found = [
                 dict(self.items[key])
                 for key in sorted(self.items)
-                if key[0] == pk and key[1].startswith(sk_prefix)
+                if key[0] == pk
+                and key[1].startswith(sk_prefix)
+                and (after is None or key[1] > after)
             ]
+        return found if last is None else found[-last:] if last else []
+
+    def delete_many(self, keys: Sequence[Key], ordered: bool = False) -> None:
+        with self._lock:
+            for key in keys:
+                self.items.pop(_key_of(key), None)
+
+    def scan_keys(self, pk_prefixes: Sequence[str]) -> Iterator[Key]:
+        with self._lock:
+            found = [k for k in self.items if k[0].startswith(tuple(pk_prefixes))]
+        return iter([{"pk": pk, "sk": sk} for pk, sk in found])
 
 
 @dataclass
@@ -156,6 +176,7 @@ class _Blob:
     data: bytes
     content_type: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    modified: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -209,9 +230,21 @@ class MemoryBucket:
         self.put(target, self.read_range(source, offset, length))
 
     def delete_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        return self.delete_keys([f.key for f in self.files(prefix)])
+
+    def files(self, prefix: str) -> Iterator[StoredFile]:
         with self._lock:
-            for key in [k for k in self.blobs if k.startswith(prefix)]:
-                del self.blobs[key]
+            found = [
+                StoredFile(key, len(blob.data), blob.modified)
+                for key, blob in sorted(self.blobs.items())
+                if key.startswith(prefix)
+            ]
+        return iter(found)
+
+    def delete_keys(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        with self._lock:
+            for key in keys:
+                self.blobs.pop(key, None)
         return []
 
     def upload_url(self, key: str, expires_in: int, terms: UploadTerms | None = None) -> str:

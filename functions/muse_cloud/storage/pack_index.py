@@ -169,6 +169,31 @@ def _size(value: bytes | MultiPackIndex) -> int:
 
 
 @dataclass(frozen=True)
+class StoredPacks:
+    """Every PACK item of a repository at one moment, by pack hash, and the MIDX pointed to."""
+
+    midx_key: str | None
+    items: dict[str, Item]
+
+    def index_files(self, leaving_out: Collection[str] = ()) -> set[str]:
+        """The S3 keys of the pack indexes the items name (but those of ``leaving_out``)."""
+        return {
+            str(item["index_key"])
+            for mpack_hex, item in self.items.items()
+            if "index_key" in item and mpack_hex not in leaving_out
+        }
+
+
+def _index_of(item: Item) -> bytes | str | None:
+    """A PACK item's index: its bytes when inline, else their S3 key; None before indexing."""
+    if "index" in item:
+        return bytes(item["index"])
+    if "index_key" in item:
+        return str(item["index_key"])
+    return None
+
+
+@dataclass(frozen=True)
 class PackListing:
     """The repository's PACK items at one moment: the MIDX pointed to, and the packs with an
     index it does not cover (inline index bytes, or the S3 key of them)."""
@@ -228,21 +253,67 @@ class PackIndex:
         """Whether objects of this pack were indexed (so the pack must never expire)."""
         return self.table.get(keys.pack(repo_id, mpack_hex)) is not None
 
-    def listing(self, repo_id: str) -> PackListing:
+    def stored(self, repo_id: str) -> StoredPacks:
         items = self.table.query(keys.repo_partition(repo_id), keys.PACK_SK)
-        pointer = next((i for i in items if i["sk"] == keys.PACK_SK + _POINTER), None)
-        midx = self._midx(pointer["midx_key"]) if pointer else None
-        covered = dict(midx.packs) if midx else {}
+        packs = {i["sk"][len(keys.PACK_SK) :]: i for i in items}
+        pointer = packs.pop(_POINTER, None)
+        return StoredPacks(pointer["midx_key"] if pointer else None, packs)
+
+    def listing(self, repo_id: str) -> PackListing:
+        stored = self.stored(repo_id)
+        covered = dict(self._midx(stored.midx_key).packs) if stored.midx_key else {}
         uncovered: dict[str, bytes | str] = {}
-        for item in items:
-            mpack_hex = item["sk"][len(keys.PACK_SK) :]
-            if mpack_hex == _POINTER or covered.get(mpack_hex) == item.get("index_sha256"):
-                continue
-            if "index" in item:
-                uncovered[mpack_hex] = bytes(item["index"])
-            elif "index_key" in item:
-                uncovered[mpack_hex] = str(item["index_key"])
-        return PackListing(pointer["midx_key"] if pointer else None, uncovered)
+        for mpack_hex, item in stored.items.items():
+            index = _index_of(item)
+            if index is not None and covered.get(mpack_hex) != item.get("index_sha256"):
+                uncovered[mpack_hex] = index
+        return PackListing(stored.midx_key, uncovered)
+
+    def holders(self, repo_id: str, object_ids: Collection[str]) -> dict[str, set[str]]:
+        """Which of ``object_ids`` each indexed pack holds (an object pushed twice is in two),
+        by pack hash: every pack index is read, not only the one a lookup stops at."""
+        wanted = set(object_ids)
+        found: dict[str, set[str]] = {}
+        for mpack_hex, item in self.stored(repo_id).items.items():
+            index = _index_of(item)
+            if index is not None:
+                s3_key = UploadKey(repo_id, mpack_hex).s3_key
+                found[mpack_hex] = set(decode_index(self._index_bytes(index), s3_key, wanted))
+        return found
+
+    def forget(self, repo_id: str, dead: Collection[str]) -> None:
+        """Make the objects of the ``dead`` packs unfindable, so that their bytes can go: the
+        MIDX is rewritten without them first (a reader finds objects there before it looks at
+        the PACK items), then their PACK items are deleted."""
+        if not dead:
+            return
+        stored = self.stored(repo_id)
+        if stored.midx_key is not None:
+            midx = self._midx(stored.midx_key)
+            if any(mpack_hex in dead for mpack_hex, _ in midx.packs):
+                self._fold_without(repo_id, stored, midx, dead)
+        self.table.delete_many([keys.pack(repo_id, mpack_hex) for mpack_hex in dead])
+
+    def _fold_without(
+        self, repo_id: str, stored: StoredPacks, midx: MultiPackIndex, dead: Collection[str]
+    ) -> None:
+        """A MIDX of the packs ``midx`` covers but ``dead``, in the same order (so an object in
+        several keeps the pack it had), moved to by conditional write as ``_fold`` moves it."""
+        kept: dict[str, bytes] = {}
+        for mpack_hex, digest in midx.packs:
+            item = stored.items.get(mpack_hex)
+            index = _index_of(item) if item and item.get("index_sha256") == digest else None
+            if mpack_hex not in dead and index is not None:
+                kept[mpack_hex] = self._index_bytes(index)
+        pointer = keys.pack(repo_id, _POINTER)
+        moved = Equals("midx_key", stored.midx_key)
+        if not kept:
+            self.table.delete(pointer, moved)
+            return
+        data = fold(None, kept).encode()
+        new_key = layout.multi_pack_index(repo_id, data)
+        self.bucket.put(new_key, data)
+        self.table.put({**pointer, "midx_key": new_key}, moved)
 
     def known(self, repo_id: str, object_ids: Collection[str]) -> set[str]:
         return set(self.locate_all(repo_id, object_ids))

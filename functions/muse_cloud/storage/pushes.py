@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from muse_cloud.domain.pushes import (
     IngestResult,
+    Pusher,
     PushRecord,
     PushRequest,
     RefMove,
@@ -38,6 +39,7 @@ from muse_cloud.storage.backend import (
     all_of,
     any_of,
 )
+from muse_cloud.storage.gc_hold import GcHolds
 
 
 def _now() -> str:
@@ -47,10 +49,18 @@ def _now() -> str:
 @dataclass
 class PushStore:
     table: Table
+    gc_holds: GcHolds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gc_holds = GcHolds(self.table)
 
     def get(self, repo_id: str, push_id: str) -> PushRecord | None:
         item = self.table.get(keys.push(repo_id, push_id))
         return _from_item(item) if item else None
+
+    def get_many(self, repo_id: str, push_ids: Collection[str]) -> dict[str, PushRecord]:
+        items = self.table.get_many(keys.push(repo_id, p) for p in push_ids)
+        return {r.push_id: r for r in map(_from_item, items)}
 
     def open_pending(
         self,
@@ -62,12 +72,13 @@ class PushStore:
         head: str | None,
         force: bool,
         heads: Mapping[str, str],
+        pusher: Pusher | None = None,
     ) -> PushRecord:
-        """Record what a presigned upload is for. A push being ingested, or ingested for this
-        same target with the refs (``heads``) still there, keeps its record; one ingested for
-        another branch or head, or whose ref has moved since (a forced push back to an earlier
-        head builds the same bytes), starts again: the pack's data is held already, so only
-        the refs remain to move."""
+        """Record what a presigned upload is for, and for whom. A push being ingested, or
+        ingested for this same target with the refs (``heads``) still there, keeps its record;
+        one ingested for another branch or head, or whose ref has moved since (a forced push
+        back to an earlier head builds the same bytes), starts again: the pack's data is held
+        already, so only the refs remain to move."""
         existing = self.get(repo_id, push_id)
         if existing is not None and (
             existing.state == "processing"
@@ -86,6 +97,7 @@ class PushStore:
             size_bytes=size_bytes,
             created_at=existing.created_at if existing else now,
             updated_at=now,
+            pusher=pusher,
         )
         try:
             self._put(record, any_of(NEW_ITEM, OneOf("state", ("pending", "failed", "ok"))))
@@ -103,7 +115,9 @@ class PushStore:
         lease_seconds: int,
         request: PushRequest | None = None,
     ) -> PushRecord | None:
-        """Take the lease, or None when another run holds it or the push is already final.
+        """Take the lease, or None when another run holds it, the push is already final, or a
+        garbage collection holds the repository (the record's ``lease_until`` then says when
+        it ends).
 
         ``request`` replaces what the presign recorded, so a rerun after a crash targets what
         this run targeted. The lease token makes sure only the holder of the lease can give it
@@ -132,23 +146,33 @@ class PushStore:
         except ConditionFailed:
             return None
         assert item is not None
-        return _from_item(item)
+        claimed = _from_item(item)
+        # Read after the claim is written: a collector holding the repository either saw this
+        # claim or is seen here (``gc_hold``). A push waits for it before reading anything.
+        held_until = self.gc_holds.held_until(repo_id)
+        if held_until is not None:
+            self.release(claimed, attempted=False, retry_at=held_until)
+            return None
+        return claimed
 
     def note_plan(self, repo_id: str, push_id: str, plan: dict[str, str | None]) -> None:
         """Remember each branch's head before the refs move, so a rerun after a crash can still
         report the previous heads."""
         self.table.change(keys.push(repo_id, push_id), Update(set={"plan": plan}))
 
-    def release(self, record: PushRecord, attempted: bool = True) -> None:
+    def release(
+        self, record: PushRecord, attempted: bool = True, retry_at: int | None = None
+    ) -> None:
         """Give the lease back after a transient failure, so a retry can claim it at once.
 
         ``attempted`` False takes back the attempt the claim counted: a run that found nothing
-        to ingest (no pack uploaded yet) is no run that died.
+        to ingest (no pack uploaded yet) is no run that died. ``retry_at`` is left in
+        ``lease_until`` as when a retry is worth it (a collector's hold ends then).
         """
         update = Update(
-            set={"state": "pending"},
+            set={"state": "pending", "lease_until": retry_at},
             add={} if attempted else {"attempts": -1},
-            remove=("lease_until", "lease_token"),
+            remove=("lease_token",),
         )
         with suppress(ConditionFailed):
             self.table.change(keys.push(record.repo_id, record.push_id), update, _held_by(record))
@@ -204,6 +228,8 @@ def _to_item(record: PushRecord) -> dict[str, Any]:
         "error": _refusal_item(record.error) if record.error else None,
         "plan": record.plan,
         "attempts": record.attempts,
+        "pusher": record.pusher.handle if record.pusher else None,
+        "pusher_admin": record.pusher.admin if record.pusher else None,
     }
 
 
@@ -227,6 +253,9 @@ def _from_item(item: Item) -> PushRecord:
         attempts=int(item.get("attempts", 0)),
         lease_token=item.get("lease_token"),
         lease_until=int(item["lease_until"]) if item.get("lease_until") is not None else None,
+        pusher=Pusher(item.get("pusher"), bool(item["pusher_admin"]))
+        if "pusher_admin" in item
+        else None,
     )
 
 

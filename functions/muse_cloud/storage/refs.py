@@ -11,9 +11,12 @@ An item that is only a directory has no ``commit_id`` and is no branch. A create
 ``counted`` (it is in its directories' counts); refs written before the counts existed lack it
 and are in no count. The heads read that plans every push still refuses names nested with
 those (they were committed before the read, so it sees them); the counts are needed only for
-two creations racing, and both of those write them. A ref deletion (no route deletes refs yet)
-must delete the ref and, when it carries ``counted``, take one off each directory's count in
-the same transaction.
+two creations racing, and both of those write them. A deletion deletes the ref and, when it
+carries ``counted``, takes one off each directory's count in the same transaction; a directory
+item left counting nothing stays (it holds no branch, and a creation takes it as nothing).
+
+Every move and deletion also carries the caller's own actions (``also``): the checks that the
+rules it was judged under still hold, and the outbox item of its events.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from muse_cloud.storage.backend import (
     Absent,
     Action,
     Change,
+    Check,
     ConditionFailed,
+    Delete,
     Equals,
+    Exists,
     Put,
     Table,
     Update,
@@ -49,6 +55,7 @@ class RefUpdate:
     expected: str | None
     new: str
     done: bool = False  # already applied by an earlier run of the same push
+    forced: bool = False  # the new head does not descend from the expected one
 
 
 def directories(branch: str) -> list[str]:
@@ -82,13 +89,20 @@ class RefStore:
         item = self.table.get(keys.ref(repo_id, branch))
         return item.get("commit_id") if item else None
 
-    def compare_and_swap(self, repo_id: str, updates: list[RefUpdate], push_id: str) -> bool:
+    def is_branch(self, repo_id: str, branch: str) -> Check:
+        """The transaction action that holds only while ``branch`` exists."""
+        return Check(keys.ref(repo_id, branch), Exists("commit_id"))
+
+    def compare_and_swap(
+        self, repo_id: str, updates: list[RefUpdate], push_id: str, also: Sequence[Action] = ()
+    ) -> bool:
         """Move every ref in ``updates`` at once, each only if it still points where expected,
         and create each new one only if no branch is its directory or lives in it.
 
-        One transaction (``transaction_size`` actions, at most ``TRANSACTION_MAX``), so a push
-        that moves several branches moves all of them or none; False when a condition failed:
-        another push moved a ref first, or created a branch nested with a new one.
+        One transaction (``transaction_size`` actions and ``also``, at most
+        ``TRANSACTION_MAX``), so a push that moves several branches moves all of them or none;
+        False when a condition failed: another push moved a ref first, created a branch nested
+        with a new one, or one of ``also`` did not hold.
         """
         now = datetime.now(UTC).isoformat()
         actions: list[Action] = [_ref_write(repo_id, u, push_id, now) for u in updates]
@@ -100,17 +114,35 @@ class RefStore:
                     Absent("commit_id"),
                 )
             )
+        return self._transact([*actions, *also])
+
+    def delete(self, repo_id: str, branch: str, expected: str, also: Sequence[Action]) -> bool:
+        """Delete the branch only if it still points at ``expected``, with ``also``; False when
+        it does not (moved, or gone) or one of ``also`` did not hold."""
+        item = self.table.get(keys.ref(repo_id, branch))
+        if item is None or item.get("commit_id") != expected:
+            return False
+        counted = "counted" in item
+        actions: list[Action] = [
+            Delete(
+                keys.ref(repo_id, branch),
+                all_of(
+                    Equals("commit_id", expected),
+                    Exists("counted") if counted else Absent("counted"),
+                ),
+            )
+        ]
+        if counted:
+            actions += [
+                Change(keys.ref(repo_id, d), Update(add={"below": -1}), Exists("below"))
+                for d in directories(branch)
+            ]
+        return self._transact([*actions, *also])
+
+    def _transact(self, actions: list[Action]) -> bool:
         assert len(actions) <= TRANSACTION_MAX, "refused before writing by the ingestion plan"
         try:
-            if len(actions) > 1:
-                self.table.transact(actions)
-            elif isinstance(actions[0], Put):
-                # One top-level branch, or one move, needs no transaction (which costs double).
-                self.table.put(actions[0].item, actions[0].condition)
-            else:
-                change = actions[0]
-                assert isinstance(change, Change)
-                self.table.change(change.key, change.update, change.condition)
+            self.table.transact(actions)
         except ConditionFailed:
             return False
         return True

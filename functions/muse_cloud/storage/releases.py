@@ -4,6 +4,7 @@ record the client sent, as JSON, every field included."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ class ReleaseStore:
             return None
         held = self.table.get(key)
         return json.loads(held["record"]) if held else None
+
+    def remove_tags(self, repo_id: str, tag_ids: Sequence[str]) -> None:
+        self.table.delete_many([keys.tag(repo_id, t) for t in tag_ids])
 
     def tags(self, repo_id: str) -> list[dict[str, Any]]:
         items = self.table.query(keys.repo_partition(repo_id), keys.TAG_SK)

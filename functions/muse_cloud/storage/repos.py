@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.domain.repos import Repo, Visibility
+from muse_cloud.domain.repos import DeletedRepo, Repo, Visibility
 from muse_cloud.storage import keys
 from muse_cloud.storage.backend import (
     NEW_ITEM,
+    Action,
+    Change,
+    Check,
     ConditionFailed,
     Delete,
     Equals,
@@ -64,11 +68,53 @@ class RepoStore:
                 all_of(Exists("pk"), Equals("default_branch", repo.default_branch)),
             )
 
-    def delete(self, repo: Repo) -> None:
-        """Remove the two items every lookup goes through, together, so readers lose it at once."""
-        self.table.transact(
-            [Delete(keys.repo_meta(repo.repo_id)), Delete(keys.repo_slug(repo.owner, repo.name))]
+    def default_branch_is(self, repo_id: str, branch: str) -> Check:
+        """The transaction action that holds only while ``branch`` is the default."""
+        return Check(keys.repo_meta(repo_id), Equals("default_branch", branch))
+
+    def set_default_branch(self, repo_id: str, branch: str, also: Action) -> bool:
+        """Make ``branch`` the default, with ``also`` (that it is a branch); False when the
+        repository is gone or ``also`` does not hold."""
+        change = Change(
+            keys.repo_meta(repo_id), Update(set={"default_branch": branch}), Exists("pk")
         )
+        try:
+            self.table.transact([change, also])
+        except ConditionFailed:
+            return False
+        return True
+
+    def delete(self, repo: Repo) -> None:
+        """Remove the two items every lookup goes through, together, so readers lose it at once,
+        and leave the tombstone garbage collection removes the rest by."""
+        tombstone = _tombstone(repo.repo_id, repo.full_name, time.time())
+        self.table.transact(
+            [
+                Delete(keys.repo_meta(repo.repo_id)),
+                Delete(keys.repo_slug(repo.owner, repo.name)),
+                Put(tombstone),
+            ]
+        )
+
+    def bury(self, repo_id: str) -> None:
+        """A tombstone for a repository found without its META item (deleted before
+        tombstones were written), unless it has one."""
+        with suppress(ConditionFailed):
+            self.table.put(_tombstone(repo_id, "", time.time()), NEW_ITEM)
+
+    def deleted(self) -> list[DeletedRepo]:
+        """Every deleted repository garbage collection has not finished with, oldest first."""
+        items = self.table.query(keys.DELETED_REPOS, "")
+        found = [DeletedRepo(i["sk"], i["full_name"], float(i["deleted_at"])) for i in items]
+        return sorted(found, key=lambda d: d.deleted_at)
+
+    def forget(self, repo_id: str) -> None:
+        """Garbage collection is done with this deleted repository."""
+        self.table.delete(keys.deleted_repo(repo_id))
+
+
+def _tombstone(repo_id: str, full_name: str, deleted_at: float) -> dict[str, Any]:
+    return {**keys.deleted_repo(repo_id), "full_name": full_name, "deleted_at": int(deleted_at)}
 
 
 def _to_item(repo: Repo) -> dict[str, Any]:

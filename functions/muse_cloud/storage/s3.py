@@ -6,18 +6,20 @@ Keys use only ``[a-z0-9/._-]`` (see ``layout``) so S3 event keys never need more
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from muse_cloud.storage.backend import UploadTerms
+from muse_cloud.storage.backend import StoredFile, UploadTerms
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ErrorTypeDef
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_DELETE_MAX = 1000
 
 
 def _missing(error: ClientError) -> bool:
@@ -108,23 +110,32 @@ class S3Bucket:
         )
 
     def delete_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        return self.delete_keys(f.key for f in self.files(prefix))
+
+    def files(self, prefix: str) -> Iterator[StoredFile]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        ):
+            for listed in page.get("Contents", []):
+                yield StoredFile(listed["Key"], listed["Size"], listed["LastModified"].timestamp())
+
+    def delete_keys(self, keys: Iterable[str]) -> list[tuple[str, str]]:
         """DeleteObjects answers 200 even when some keys were not deleted (access denied, a
         throttled partition): those are retried once, then reported, never silently kept."""
 
-        def delete(keys: list[str]) -> list[ErrorTypeDef]:
-            # A listing page holds at most 1,000 keys, DeleteObjects' limit.
+        def delete(batch: Sequence[str]) -> list[ErrorTypeDef]:
             answer = self.client.delete_objects(
                 Bucket=self.name,
-                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
             )
             return list(answer.get("Errors", []))
 
         kept: list[tuple[str, str]] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=prefix
-        ):
-            keys = [o["Key"] for o in page.get("Contents", [])]
-            failed = delete(keys) if keys else []
+        # DeleteObjects takes at most 1,000 keys; a listing page holds as many, so a prefix is
+        # deleted page by page as it is listed.
+        remaining = iter(keys)
+        while batch := list(islice(remaining, _DELETE_MAX)):
+            failed = delete(batch)
             if failed:
                 failed = delete([error.get("Key", "") for error in failed])
             kept += [

@@ -41,7 +41,7 @@ class SnapshotStore:
 
     def chains(self, repo_id: str, snapshot_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
         items = self.table.get_many((keys.snapshot(repo_id, s) for s in snapshot_ids), ("chain",))
-        return {_snapshot_id(i): unpack_ids(i.get("chain")) for i in items}
+        return {_snapshot_id(i): self.chain_of(i) for i in items}
 
     def known(self, repo_id: str, snapshot_ids: Collection[str]) -> set[str]:
         return set(self.chains(repo_id, snapshot_ids))
@@ -105,7 +105,7 @@ class SnapshotStore:
                 return self._checked(repo_id, snapshot_id, rebuilt)
             manifest = apply_delta(bases[parent], *self._delta_of(head))
             return self._checked(repo_id, snapshot_id, SortedManifest.of(manifest))
-        chain = unpack_ids(head.get("chain"))
+        chain = self.chain_of(head)
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
         for sid in chain:
@@ -129,6 +129,20 @@ class SnapshotStore:
         while len(self._sorted) > _SORTED_KEPT:
             self._sorted.popitem(last=False)
         return rebuilt.manifest
+
+    def objects_named(self, item: Item) -> set[str]:
+        """The objects a stored snapshot names itself: its checkpoint's manifest, or what its
+        delta upserts. Over a snapshot and its chain, these hold every object of its manifest
+        (and those an entry of the chain named before a later delta replaced it)."""
+        if "manifest" in item or "manifest_key" in item:
+            return set(self._checkpoint_manifest(item).values())
+        upsert, _ = self._delta_of(item)
+        return set(upsert.values())
+
+    @staticmethod
+    def chain_of(item: Item) -> tuple[str, ...]:
+        """The snapshots a stored delta is rebuilt from, its base first; none for a checkpoint."""
+        return unpack_ids(item.get("chain"))
 
     def _checkpoint_manifest(self, item: Item) -> dict[str, str]:
         if "manifest" not in item and "manifest_key" not in item:

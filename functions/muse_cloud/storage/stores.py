@@ -1,4 +1,5 @@
-"""Every store of one deployment, built over one table and one bucket."""
+"""Every store of one deployment, built over one table and one bucket, and the bus its push
+events go to."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ from dataclasses import dataclass
 
 from muse_cloud.storage.answers import AnswerStore
 from muse_cloud.storage.backend import Bucket, Table
+from muse_cloud.storage.bus import EventBus, MemoryBus
 from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
+from muse_cloud.storage.events import EventStore
 from muse_cloud.storage.fetch_packs import FetchPackStore
+from muse_cloud.storage.gc_hold import GcHolds
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
 from muse_cloud.storage.packs import PackStore
+from muse_cloud.storage.protection import ProtectionStore
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.receiver import RepoReceiver
 from muse_cloud.storage.refs import RefStore
@@ -43,6 +48,10 @@ class Stores:
     answers: AnswerStore
     cursors: CursorStore
     fetch_packs: FetchPackStore
+    protection: ProtectionStore
+    events: EventStore
+    bus: EventBus
+    gc_holds: GcHolds
 
     @classmethod
     def over(
@@ -51,9 +60,12 @@ class Stores:
         bucket: Bucket,
         upload_expiry_seconds: int = 300,
         download_expiry_seconds: int = 300,
+        bus: EventBus | None = None,
     ) -> Stores:
+        """``bus``: where push events are published (default: a list in memory)."""
         values = LargeValues(bucket)
         packs = PackStore(bucket, upload_expiry_seconds, download_expiry_seconds)
+        pushes = PushStore(table)
         return cls(
             table=table,
             bucket=bucket,
@@ -64,7 +76,7 @@ class Stores:
             snapshots=SnapshotStore(table, values),
             pack_index=PackIndex(table, bucket),
             packs=packs,
-            pushes=PushStore(table),
+            pushes=pushes,
             identities=IdentityStore(table),
             tokens=TokenStore(table),
             releases=ReleaseStore(table),
@@ -72,6 +84,10 @@ class Stores:
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
             fetch_packs=FetchPackStore(bucket),
+            protection=ProtectionStore(table),
+            events=EventStore(table),
+            bus=bus or MemoryBus(),
+            gc_holds=pushes.gc_holds,
         )
 
     def receiver(self, repo_id: str) -> RepoReceiver:
