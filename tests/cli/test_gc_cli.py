@@ -31,6 +31,8 @@ def _overwritten(local_stack: LocalStack, admin: list[str], tmp_path: Path, name
     assert main(["repo", "create", f"admin/{name}", "--server", local_stack.api_url, *admin]) == 0
     remote = f"{local_stack.api_url}/admin/{name}"
     assert main(["push", "-q", "-C", str(first), "--remote", remote, *admin]) == 0
+    # The default branch refuses force pushes until a rule allows them.
+    assert main(["protect", "set", remote, ":default", "--force-push", "allow", *admin]) == 0
     assert main(["push", "-q", "-C", str(second), "--remote", remote, "--force", *admin]) == 0
     return second
 
