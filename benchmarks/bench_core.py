@@ -2,7 +2,10 @@
 
 Generates the seed history (1,031 commits, 700 files, 5 changed per commit, 512-byte blobs) in a
 temporary directory, then times building its delta mpack, encoding it, verifying it, and, as the
-floor verification cannot beat, merely hashing every snapshot's full manifest once.
+floor verification cannot beat, merely hashing every snapshot's full manifest once. Then, on the
+seed's shape with larger blobs (a pack of about 80 MiB), the peak memory (tracemalloc) of
+building and encoding the pack in memory beside writing it as it is built (``build_mpack``'s
+``out``), one object at a time, as ``muse-cloud push`` does.
 
 Run: ``python benchmarks/bench_core.py``. Prints a table of figures against the targets and exits
 with status 1 when a target is missed.
@@ -11,9 +14,11 @@ with status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,11 @@ VERIFY_TARGET_S = 0.5
 VERIFY_OVER_HASH_TARGET = 3.0
 SNAPSHOT_SHARE_TARGET = 0.05
 FULL_MANIFEST_ENTRY_BYTES = 80
+# The memory rows' blobs: the seed's shape then packs to about 80 MiB.
+MEMORY_BLOB_BYTES = 14 * 1024
+# Writing holds the commits, the snapshot deltas, a manifest or two and one object: a small
+# share of a pack whose bytes are mostly objects.
+STREAMED_SHARE_TARGET = 0.25
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,34 @@ def run(workload: Workload, repeat: int) -> list[Row]:
     ]  # fmt: skip
 
 
+def traced_peak(fn: Callable[[], T]) -> tuple[int, T]:
+    """The most memory Python held at once while ``fn`` ran (tracemalloc), and its result."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+def memory_rows(workload: Workload) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
+        root = Path(tmp)
+        generate_history(root, workload)
+        built_peak, data = traced_peak(lambda: encode_mpack(build_mpack(root, ["main"])))
+        with open(os.devnull, "wb") as nowhere:
+            written_peak, _ = traced_peak(lambda: build_mpack(root, ["main"], out=nowhere))
+    share = written_peak / len(data)
+    return [
+        Row(f"pack of {workload.blob_bytes // 1024} KiB blobs", f"{len(data) / 2**20:9.1f} MiB",
+            "", None),
+        Row("peak memory: build_mpack + encode_mpack", f"{built_peak / 2**20:9.1f} MiB", "",
+            None),
+        Row("peak memory: build_mpack to a file (push)", f"{written_peak / 2**20:9.1f} MiB",
+            f"<= {STREAMED_SHARE_TARGET * 100:.0f} % of the pack", share <= STREAMED_SHARE_TARGET),
+    ]  # fmt: skip
+
+
 def check(workload: Workload, pack: dict[str, Any], verified: VerifiedMpack) -> None:
     """The benchmark measures a correct pack or nothing."""
     expected_objects = workload.files + (workload.commits - 1) * workload.changed_per_commit
@@ -151,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{workload.changed_per_commit} changed per commit, {workload.blob_bytes}-byte blobs"
     )
     rows = run(workload, max(1, args.repeat))
+    rows += memory_rows(Workload(blob_bytes=MEMORY_BLOB_BYTES))
     print(render(rows))
     missed = [r.name for r in rows if r.passed is False]
     print("all targets met" if not missed else f"missed: {', '.join(missed)}")

@@ -1,11 +1,12 @@
 """Benchmark of ingestion through the event path on the protocol's seed workload.
 
 Generates the seed history (1,031 commits, 700 files, 5 changed per commit, 512-byte blobs),
-starts moto in-process, provisions the stack from template.yaml, creates a repository, PUTs the
-pack to the bucket and lets the S3 notification reach the real unpack handler through SQS, as
-Lambda's event source mapping would. Counts the S3 and DynamoDB requests the server's clients
-make during ingestion only, and measures memory in a second, identical ingestion (into another
-repository) so that tracemalloc's overhead does not distort the timed run.
+starts moto in-process (as the local stack runs it, ``keep_moto_fast``), provisions the stack
+from template.yaml, creates a repository, PUTs the pack to the bucket and lets the S3
+notification reach the real unpack handler through SQS, as Lambda's event source mapping would.
+Counts the S3 and DynamoDB requests the server's clients make during ingestion only, and
+measures memory in a second, identical ingestion (into another repository) so that
+tracemalloc's overhead does not distort the timed run.
 
 Run: ``python benchmarks/bench_ingest.py [--profile FILE]``. Prints the figures against the
 targets and exits with status 1 when a target is missed or the push does not end ``ok``.
@@ -39,6 +40,7 @@ from muse_cloud.storage.layout import UploadKey
 from muse_cloud.telemetry import logger
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_cloud_dev.event_source import SqsEventSource
+from muse_cloud_dev.moto_state import keep_moto_fast
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
 from muse_cloud_dev.server import answered, dynamodb, forget_cached_clients, s3, stores
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
@@ -159,7 +161,10 @@ def fresh_stack() -> Provisioned:
 
 
 def use_in_process_moto() -> None:
-    """Fake credentials and no endpoint or profile from the environment; quiet logs."""
+    """Fake credentials and no endpoint or profile from the environment; quiet logs; moto as
+    the local stack runs it (``keep_moto_fast``: the same answers, without moto's own costs
+    that AWS does not have, such as a Query sorting the whole table)."""
+    keep_moto_fast()
     os.environ.update(
         AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
     )

@@ -34,7 +34,7 @@ from muse_cloud.domain.identities import Caller
 from muse_cloud.domain.pushes import Pusher
 from muse_cloud.services.ref_changes import RefChanges
 from muse_cloud.storage.refs import RefUpdate
-from muse_cloud_dev.moto_state import keep_transactions_fast
+from muse_cloud_dev.moto_state import keep_moto_fast
 from muse_cloud_dev.provision import StackNames, provision
 from muse_cloud_dev.server import forget_cached_clients, services, stores
 
@@ -168,9 +168,10 @@ def main() -> int:
     names = StackNames.with_prefix("bench")
     os.environ.update(names.environment())
     forget_cached_clients()
-    # As the local stack does: moto copies the whole table once per action of a transaction,
-    # which would make this a measure of the table's size.
-    keep_transactions_fast()
+    # moto as the local stack runs it: moto copies the whole table once per action of a
+    # transaction, and reads all of it for a Query, which would make this a measure of the
+    # table's size.
+    keep_moto_fast()
     with mock_aws():
         provision(boto3.Session(region_name=REGION), names)
         sqs: Any = boto3.client("sqs", region_name=REGION)

@@ -13,24 +13,22 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
+from mmap import mmap
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-import requests
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from muse_cloud_cli.errors import CliError
-from muse_cloud_cli.signer import KeyFile, sign_request
+
+# requests, rich and the signer (cryptography) are imported where a call needs them: every
+# command's parser imports this module (for Remote), and `muse-cloud --help` need not pay for
+# them (they were two thirds of the client's start).
+if TYPE_CHECKING:
+    import requests
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from muse_cloud_cli.signer import KeyFile
 
 # Ingesting a large pack synchronously can take a while; connecting should not.
 TIMEOUT = (10.0, 600.0)
@@ -118,6 +116,8 @@ def _optional_str(value: Any) -> str | None:
 
 def unreachable(method: str, url: str, error: requests.RequestException) -> ClientError:
     """One line a person can act on, instead of urllib3's chain of wrapped exceptions."""
+    import requests
+
     text = str(error)
     if isinstance(error, requests.Timeout) or "timed out" in text:
         why = "it did not answer in time"
@@ -142,6 +142,8 @@ def _retry_delay(attempt: int, response: requests.Response | None) -> float:
 
 def _maybe_sent(error: requests.RequestException) -> bool:
     """False when no connection was made (the request cannot have been acted on)."""
+    import requests
+
     if isinstance(error, requests.ConnectTimeout):
         return False
     text = str(error)
@@ -160,6 +162,8 @@ def send_with_retries(
     send: Callable[[], requests.Response], method: str, url: str, *, idempotent: bool
 ) -> requests.Response:
     """``send()`` again, with backoff, while the network fails or the server is busy."""
+    import requests
+
     for attempt in range(ATTEMPTS):
         last = attempt == ATTEMPTS - 1
         try:
@@ -185,7 +189,7 @@ class _ProgressReader:
     which a presigned S3 PUT would refuse.
     """
 
-    def __init__(self, data: bytes, progress: Progress | None, task: TaskID | None) -> None:
+    def __init__(self, data: bytes | mmap, progress: Progress | None, task: TaskID | None) -> None:
         self._view = memoryview(data)
         self._offset = 0
         self._progress = progress
@@ -204,6 +208,16 @@ class _ProgressReader:
 
 
 def transfer_progress(console: Console | None = None) -> Progress:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -227,7 +241,11 @@ class MuseCloudClient:
         self.base_url = base_url.rstrip("/")
         self.key = key
         self._base_path = urlsplit(self.base_url).path
-        self._session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self._session = session
 
     def close(self) -> None:
         self._session.close()
@@ -257,6 +275,8 @@ class MuseCloudClient:
         target = self._base_path + path + (f"?{query}" if query else "")
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         url = urljoin(self.base_url + "/", target)
+
+        from muse_cloud_cli.signer import sign_request
 
         def send() -> requests.Response:
             headers = {"Accept": "application/json"}
@@ -466,7 +486,7 @@ class MuseCloudClient:
     # object storage: presigned URLs carry their own authorisation, so nothing is signed here
 
     def upload(
-        self, url: str, headers: Mapping[str, str], data: bytes, progress: bool = False
+        self, url: str, headers: Mapping[str, str], data: bytes | mmap, progress: bool = False
     ) -> None:
         """PUT ``data`` to a presigned URL, sending exactly the headers the server asked for."""
         bar = transfer_progress() if progress else None
@@ -484,6 +504,8 @@ class MuseCloudClient:
 
     def download(self, url: str, progress: bool = False) -> bytes:
         """GET a presigned URL (no signature: it would only leak to object storage)."""
+        import requests
+
         try:
             response = send_with_retries(
                 lambda: self._session.get(url, stream=True, timeout=TIMEOUT),

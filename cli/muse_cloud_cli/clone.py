@@ -15,7 +15,7 @@ from muse_core.commits import read_commit, write_commit
 from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import DEFAULT_LIMITS
-from muse_core.object_store import read_object, write_object
+from muse_core.object_store import ObjectWriter, read_object
 from muse_core.refs import DEFAULT_BRANCH, heads_dir, write_branch_ref, write_head
 from muse_core.repo import init_repo
 from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
@@ -83,9 +83,6 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, reporter: Report
         downloaded = time.perf_counter()
         pack_bytes = len(data)
 
-        def keep(object_id: str, content: bytes) -> None:
-            write_object(dest, object_id, content)
-
         try:
             # Nothing is held yet, so the pack must be complete; objects go to disk as they
             # stream past, and only once their bytes hash to their id.
@@ -94,7 +91,7 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, reporter: Report
                 EmptyReceiver(),
                 expected_key=ticket["mpack_key"],
                 limits=CLONE_LIMITS,
-                object_sink=keep,
+                object_sink=ObjectWriter(dest),
             )
         except MuseError as error:
             if error.code in _UNWRITABLE_NAMES:

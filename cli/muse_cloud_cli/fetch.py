@@ -15,8 +15,8 @@ from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.remotes import read_tracking, write_tracking
 from muse_core.commits import has_commit, read_commit
 from muse_core.errors import MuseError
-from muse_core.mpack import LocalHistory, reachable_commits
-from muse_core.object_store import has_object, read_object, write_object
+from muse_core.mpack import LocalHistory, walk_commits
+from muse_core.object_store import ObjectWriter, has_object, read_object
 from muse_core.paths import muse_dir
 from muse_core.refs import list_branches, read_branch_ref, write_branch_ref
 from muse_core.snapshots import has_snapshot, read_snapshot
@@ -68,7 +68,8 @@ def is_local_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
         return True
     if not (has_commit(root, ancestor) and has_commit(root, descendant)):
         return False
-    return ancestor in reachable_commits(LocalHistory(root), [descendant])
+    # Found in the first steps of the walk when it is a recent ancestor, as a pushed head is.
+    return any(ancestor in found for found in walk_commits(LocalHistory(root), [descendant]))
 
 
 def fetch_remote(
@@ -90,10 +91,6 @@ def fetch_remote(
         data = client.download(ticket["download_url"], progress=reporter.enabled)
         result.pack_bytes = len(data)
 
-        def keep(object_id: str, content: bytes) -> None:
-            if not has_object(root, object_id):
-                write_object(root, object_id, content)
-
         with reporter.phase(f"verifying {len(data):,} bytes"):
             try:
                 pack = verify_mpack(
@@ -101,7 +98,7 @@ def fetch_remote(
                     LocalReceiver(root),
                     expected_key=ticket["mpack_key"],
                     limits=CLONE_LIMITS,
-                    object_sink=keep,
+                    object_sink=ObjectWriter(root),
                 )
             except MuseError as error:
                 raise CliError(error.code, f"the server sent a bad pack: {error.message}") from None

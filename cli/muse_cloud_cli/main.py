@@ -9,34 +9,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.filesize import decimal
 
 from muse_cloud_cli.branches import add_branch_commands, delete_remote_branch
-from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
-from muse_cloud_cli.clone import clone_repo
 from muse_cloud_cli.errors import CliError, Exit
-from muse_cloud_cli.fetch import (
-    FetchResult,
-    check_out_move,
-    fast_forward,
-    fetch_remote,
-    is_local_ancestor,
-)
 from muse_cloud_cli.gc import add_gc_command
-from muse_cloud_cli.progress import Reporter, deleted_line, plural, ref_line, short
-from muse_cloud_cli.push import PushResult, current_branch, prepare_push, send_push
-from muse_cloud_cli.remotes import (
-    DEFAULT_REMOTE,
-    read_config,
-    remote_entry,
-    set_remote,
-    update_tracking,
-    validate_remote_name,
-)
-from muse_cloud_cli.signer import KeyFile, default_identity_path, new_identity
 from muse_cloud_cli.stack_commands import (
     DEFAULT_SERVER,
     add_demo_command,
@@ -46,9 +26,16 @@ from muse_cloud_cli.stack_commands import (
     positive,
 )
 from muse_cloud_cli.tokens import add_token_commands
-from muse_cloud_cli.workload import Workload, generate_history
 from muse_core.errors import MuseError
-from muse_core.refs import read_head
+
+# What a command needs is imported when it runs (requests, rich, cryptography, the pack code):
+# `--help`, `--version` and a command's own start pay only for what they use.
+if TYPE_CHECKING:
+    from muse_cloud_cli.client import MuseCloudClient, Remote
+    from muse_cloud_cli.fetch import FetchResult
+    from muse_cloud_cli.progress import Reporter
+    from muse_cloud_cli.push import PushResult
+    from muse_cloud_cli.signer import KeyFile
 
 SERVER_ENV = "MUSE_CLOUD_URL"
 LOG_PAGE = 100
@@ -58,6 +45,8 @@ Command = Callable[[argparse.Namespace], int]
 
 def _load_identity(explicit: str | None, *, required: bool = False) -> KeyFile | None:
     """``--identity``, else ``$MUSE_CLOUD_IDENTITY``, else the default path; None: anonymous."""
+    from muse_cloud_cli.signer import KeyFile, default_identity_path
+
     path = Path(explicit).expanduser() if explicit else default_identity_path()
     if not path.exists():
         if explicit or required or os.environ.get("MUSE_CLOUD_IDENTITY"):
@@ -75,6 +64,8 @@ def _load_identity(explicit: str | None, *, required: bool = False) -> KeyFile |
 
 def _server_and_slug(value: str, server: str) -> tuple[str, str, str]:
     """``OWNER/NAME`` on ``--server``, or a full remote URL."""
+    from muse_cloud_cli.client import Remote
+
     if "://" in value:
         remote = Remote.parse(value)
         return remote.base_url, remote.owner, remote.name
@@ -85,6 +76,8 @@ def _server_and_slug(value: str, server: str) -> tuple[str, str, str]:
 
 
 def _client(base_url: str, identity: str | None, *, required: bool = False) -> MuseCloudClient:
+    from muse_cloud_cli.client import MuseCloudClient
+
     return MuseCloudClient(base_url, _load_identity(identity, required=required))
 
 
@@ -94,6 +87,14 @@ def _client(base_url: str, identity: str | None, *, required: bool = False) -> M
 def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
     """A remote's name (default ``origin``) or a URL; the name is None for a URL that no
     configured remote has, whose tracking heads then stay as they are."""
+    from muse_cloud_cli.client import Remote
+    from muse_cloud_cli.remotes import (
+        DEFAULT_REMOTE,
+        read_config,
+        remote_entry,
+        validate_remote_name,
+    )
+
     value = value or DEFAULT_REMOTE
     if "://" in value:
         remote = Remote.parse(value)
@@ -114,6 +115,9 @@ def _resolve_remote(root: Path, value: str | None) -> tuple[Remote, str | None]:
 
 def _push_summary(root: Path, remote: Remote, answer: dict[str, object], full: bool) -> list[str]:
     """The ref moves the server reports, one line each, as git prints them."""
+    from muse_cloud_cli.fetch import is_local_ancestor
+    from muse_cloud_cli.progress import ref_line
+
     lines = [f"To {remote.url}"]
     updates = answer.get("updates")
     for update in updates if isinstance(updates, list) else []:
@@ -136,6 +140,9 @@ class _PushTarget:
 def _push_target(args: argparse.Namespace) -> _PushTarget:
     """Where and what to push, from the arguments and the repository's remotes; ``-u``
     records the remote (as ``origin`` when given as a URL) and its branch."""
+    from muse_cloud_cli.push import current_branch
+    from muse_cloud_cli.remotes import DEFAULT_REMOTE, remote_entry, set_remote
+
     root = Path(args.path)
     if args.remote_url and args.remote and Path(args.remote).is_dir():
         # The older form, `push PATH --remote URL`, still works.
@@ -160,6 +167,11 @@ def _push_target(args: argparse.Namespace) -> _PushTarget:
 def cmd_push(args: argparse.Namespace) -> int:
     if args.delete:
         return cmd_delete_branch(args)
+    from muse_cloud_cli.client import ClientError
+    from muse_cloud_cli.progress import Reporter, plural, short
+    from muse_cloud_cli.push import prepare_push, send_push
+    from muse_cloud_cli.remotes import update_tracking
+
     target = _push_target(args)
     root, remote, name, branch = target.root, target.remote, target.name, target.branch
     reporter = Reporter(quiet=args.quiet or args.json)
@@ -214,6 +226,9 @@ def cmd_delete_branch(args: argparse.Namespace) -> int:
 
 def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResult) -> None:
     """The remote-tracking heads moved as the server moved the refs, and the summary."""
+    from muse_cloud_cli.progress import plural
+    from muse_cloud_cli.remotes import update_tracking
+
     answer = result.answer
     updates = answer.get("updates")
     if target.name is not None:
@@ -233,6 +248,9 @@ def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResu
 
 
 def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[str, FetchResult]:
+    from muse_cloud_cli.fetch import fetch_remote, is_local_ancestor
+    from muse_cloud_cli.progress import deleted_line, plural, ref_line
+
     remote, name = _resolve_remote(root, args.remote)
     if name is None:
         raise CliError(
@@ -265,6 +283,8 @@ def _fetch(args: argparse.Namespace, root: Path, reporter: Reporter) -> tuple[st
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.progress import Reporter
+
     root = Path(args.path)
     _, result = _fetch(args, root, Reporter(quiet=args.quiet))
     if not result.moves:
@@ -273,6 +293,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.fetch import fast_forward
+    from muse_cloud_cli.progress import Reporter, plural, short
+    from muse_cloud_cli.push import current_branch
+    from muse_core.refs import read_head
+
     root = Path(args.path)
     reporter = Reporter(quiet=args.quiet)
     name, result = _fetch(args, root, reporter)
@@ -298,6 +323,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.client import Remote
+    from muse_cloud_cli.clone import clone_repo
+    from muse_cloud_cli.progress import Reporter, plural
+    from muse_cloud_cli.remotes import DEFAULT_REMOTE
+
     remote = Remote.parse(args.url)
     dest = Path(args.dir) if args.dir else Path(remote.name)
     with _client(remote.base_url, args.identity) as client:
@@ -350,6 +380,8 @@ def cmd_repo_default(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_new(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.signer import default_identity_path, new_identity
+
     out = Path(args.out).expanduser() if args.out else default_identity_path()
     if out.exists():
         raise CliError("identity_exists", f"{out} already exists; choose another --out")
@@ -378,6 +410,8 @@ def cmd_identity_register(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_show(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.client import MuseCloudClient
+
     key = _load_identity(args.identity, required=True)
     assert key is not None
     print(f"handle       {key.handle}")
@@ -396,6 +430,9 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.client import Remote
+    from muse_cloud_cli.progress import short
+
     remote = Remote.parse(args.url)
     shown = 0
     cursor: str | None = None
@@ -422,6 +459,9 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.client import Remote
+    from muse_cloud_cli.progress import short
+
     remote = Remote.parse(args.url)
     with _client(remote.base_url, args.identity) as client:
         refs = client.refs(remote.owner, remote.name)
@@ -460,6 +500,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from muse_cloud_cli.fetch import check_out_move
+    from muse_cloud_cli.progress import plural
+    from muse_cloud_cli.workload import Workload, generate_history
+
     root = Path(args.dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise CliError("destination_exists", f"{root} exists and is not an empty directory")
@@ -470,11 +514,37 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+class _Version(argparse.Action):
+    """argparse's ``version`` action, reading the installed version only when it is asked for
+    (importlib.metadata is a tenth of the client's start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import version
+
+        print(f"{parser.prog} {version('muse-cloud')}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="muse-cloud", description="Push Muse repositories to Muse Cloud, and run it locally."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('muse-cloud')}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     identity = argparse.ArgumentParser(add_help=False)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 SHORT_ID = 8
 
@@ -25,6 +27,9 @@ class Reporter:
     """Phases shown as they run; ``enabled`` is also what transfers use for their bars."""
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
+        # rich only once a command reports: the lines it prints need none of it.
+        from rich.console import Console
+
         self.console = console or Console(stderr=True)
         self.enabled = not quiet and self.console.is_terminal
 

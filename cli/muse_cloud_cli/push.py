@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from mmap import ACCESS_READ, mmap
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from muse_cloud_cli.fetch import is_local_ancestor
 from muse_cloud_cli.progress import Reporter, plural
 from muse_cloud_cli.upload import upload_pack
 from muse_core.commits import has_commit
-from muse_core.mpack import build_mpack, encode_mpack, mpack_key
+from muse_core.mpack import build_mpack, mpack_key
 from muse_core.paths import muse_dir
 from muse_core.refs import read_branch_ref, read_head
 
@@ -29,8 +31,9 @@ class PreparedPush:
     head: str
     server_head: str | None
     have: list[str]
+    # The pack's fields, each object by its id alone; and its encoded bytes.
     pack: dict[str, Any]
-    data: bytes
+    data: bytes | mmap
     build_seconds: float
 
     @property
@@ -92,8 +95,7 @@ def prepare_push(
     # Only heads the local history holds can be left out of the pack; the rest are unknown here.
     have = sorted({h for h in server_heads.values() if has_commit(root, h)})
     with reporter.phase(f"building the pack of {branch}"):
-        pack = build_mpack(root, {branch: head}, have)
-        data = encode_mpack(pack)
+        pack, data = _written_pack(root, {branch: head}, have)
     return PreparedPush(
         branch=branch,
         head=head,
@@ -103,6 +105,15 @@ def prepare_push(
         data=data,
         build_seconds=time.perf_counter() - started,
     )
+
+
+def _written_pack(root: Path, tips: dict[str, str], have: list[str]) -> tuple[dict[str, Any], mmap]:
+    """The pack written to a temporary file and mapped: hashing and uploading read it from
+    there, and no step holds all of its objects in memory."""
+    with tempfile.TemporaryFile() as spool:
+        pack = build_mpack(root, tips, have, out=spool)
+        spool.flush()
+        return pack, mmap(spool.fileno(), 0, access=ACCESS_READ)
 
 
 def send_push(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import platformdirs
@@ -44,6 +43,8 @@ def stack_installed() -> Iterator[None]:
 def _stack_command(name: str) -> Command:
     """The dev stack's command ``name``, found by its entry point (group ``muse_cloud.stack``),
     so the client names no module of the dev stack and installs without it."""
+    from importlib.metadata import entry_points
+
     with stack_installed():
         found = [e for e in entry_points(group=ENTRY_POINTS) if e.name == name]
         if not found:

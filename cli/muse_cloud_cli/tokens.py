@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from muse_cloud_cli.client import MuseCloudClient
 from muse_cloud_cli.errors import Exit
 
-ClientFactory = Callable[..., MuseCloudClient]
+if TYPE_CHECKING:
+    from muse_cloud_cli.client import MuseCloudClient
+
+ClientFactory = Callable[..., "MuseCloudClient"]
 
 
 def create_token(

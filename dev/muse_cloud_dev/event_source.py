@@ -99,6 +99,12 @@ class SqsEventSource:
     region: str = "us-east-1"
     queue_arn: str = ""
     report_batch_item_failures: bool = False
+    # The handler sees a message no sooner than this long after it was sent. On AWS the S3
+    # notification and the mapping's poll take their time, and a client's call to ingest its
+    # upload (unpack-mpack, milliseconds after the PUT) claims the pack first; moto notifies at
+    # once, so without a delay the event won that race and the client's call waited on it.
+    delivery_delay: float = 0.0
+    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         if not self.queue_arn:
@@ -118,6 +124,7 @@ class SqsEventSource:
         messages = answer.get("Messages", [])
         if not messages:
             return 0, 0
+        self._wait_for_delivery(messages)
         event = sqs_event(messages, self.queue_arn, self.region)
         message_ids = [m["MessageId"] for m in messages]
         try:
@@ -137,6 +144,14 @@ class SqsEventSource:
                 ],
             )
         return len(messages), len(failed)
+
+    def _wait_for_delivery(self, messages: list[dict[str, Any]]) -> None:
+        if self.delivery_delay <= 0:
+            return
+        sent = max(int(m.get("Attributes", {}).get("SentTimestamp", 0)) for m in messages)
+        wait = min(sent / 1000 + self.delivery_delay - time.time(), self.delivery_delay)
+        if wait > 0:
+            self.sleep(wait)
 
     def drain(self, max_batches: int = 100) -> tuple[int, int]:
         """Poll until the queue answers empty; returns total (messages, failures)."""

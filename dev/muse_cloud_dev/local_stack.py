@@ -37,9 +37,10 @@ from muse_cloud_dev.moto_state import (
     RequestGate,
     SavedResources,
     forget_resources,
-    keep_transactions_fast,
+    keep_moto_fast,
     restore_state,
     save_state,
+    save_state_aside,
     saved_prefix,
 )
 from muse_cloud_dev.provision import Provisioned, StackNames, provision
@@ -60,6 +61,8 @@ STATE_FILE = "state.pickle"
 API_WORKERS = 3
 UNPACK_WORKERS = 2
 POLL_WAIT_SECONDS = 1
+# When an upload's S3 event reaches the unpack function (see SqsEventSource.delivery_delay).
+EVENT_DELIVERY_SECONDS = 1.0
 # API Gateway refuses larger request bodies: packs must go to S3 by presigned URL.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
@@ -178,6 +181,9 @@ class _ApiServer(ThreadingHTTPServer):
 
 class _ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # An answer goes out as two writes (headers, then the body): with Nagle's algorithm the
+    # body waits for the client's delayed ACK of the headers, 40 ms on every call.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         server = cast(_ApiServer, self.server)
@@ -340,7 +346,7 @@ class LocalStack:
 
     def _start(self) -> None:
         self._quiet_logs()
-        keep_transactions_fast()
+        keep_moto_fast()
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.persist and self.reset:
             self.state_path.unlink(missing_ok=True)
@@ -380,6 +386,7 @@ class LocalStack:
                 wait_seconds=POLL_WAIT_SECONDS,
                 region=REGION,
                 report_batch_item_failures=self.provisioned.report_batch_item_failures,
+                delivery_delay=EVENT_DELIVERY_SECONDS,
             )
             self._thread(f"muse-poller-{n}", self._poll, source)
         events_pool = self._pool(1, environment, EVENTS_HANDLER)
@@ -448,9 +455,15 @@ class LocalStack:
             if self._gate.requests != saved_at:
                 saved_at = self._gate.requests
                 try:
-                    self.save()
+                    self._save_aside()
                 except OSError:
                     traceback.print_exc(file=sys.stderr)
+
+    def _save_aside(self) -> None:
+        """A save that keeps requests waiting only while the process forks."""
+        pid = save_state_aside(self.state_path, self._resources, self.prefix, self._gate)
+        if pid and os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            print(f"the state was not saved to {self.state_path}", file=sys.stderr)
 
     def _quiet_logs(self) -> None:
         """moto logs every request; without ``verbose`` the functions' logs and metrics go too."""

@@ -1,5 +1,6 @@
 """moto as a server that lasts: its state saved to a file and restored, requests gated so that a
-save sees no half-applied request, and DynamoDB transactions that stay fast on a large table.
+save sees no half-applied request, and DynamoDB transactions and queries that stay fast on a large
+table.
 
 Only the stack's own resources are saved (its tables and bucket, by name): moto's backends are
 process-wide, and another stack in the same process must not be touched. Queues are not saved:
@@ -8,23 +9,34 @@ again (unpack-mpack, or presign of the same pack)."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import inspect
+import json
 import os
 import pickle
 import threading
+import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from moto.backends import get_backend
 from moto.core.exceptions import JsonRESTError
-from moto.dynamodb.exceptions import MockValidationException, TransactionCanceledException
+from moto.dynamodb.exceptions import (
+    ItemSizeTooLarge,
+    MockValidationException,
+    TransactionCanceledException,
+)
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -33,6 +45,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 ACCOUNT = "123456789012"
+# moto's own bound on an item's size (DynamoDB's 400 KB, as measured on AWS).
+ITEM_BYTES_LIMIT = 405_000
 REGION = "us-east-1"
 STATE_VERSION = 1
 
@@ -131,25 +145,53 @@ class SavedResources:
 
 def save_state(path: Path, resources: SavedResources, prefix: str, gate: RequestGate) -> int:
     """Write the resources' moto state to ``path`` atomically; returns the bytes written."""
+    with gate.alone():
+        data = pickle.dumps(_state(resources, prefix), protocol=pickle.HIGHEST_PROTOCOL)
+    _write(path, data)
+    return len(data)
+
+
+def save_state_aside(path: Path, resources: SavedResources, prefix: str, gate: RequestGate) -> int:
+    """``save_state`` by a forked child, returning its pid once forked: the child holds the
+    state as it was at the fork (copy-on-write) and pickles and writes it while requests go on.
+    Pickling in the stack's own process kept every request waiting for seconds on a stack
+    holding a few seeded repositories. Where there is no fork, the state is saved in place
+    (and the returned pid is 0)."""
+    if not hasattr(os, "fork"):
+        save_state(path, resources, prefix, gate)
+        return 0
+    with gate.alone():
+        state = _state(resources, prefix)
+        pid = os.fork()
+        if pid == 0:
+            # Nothing of the parent's (its threads, their locks, its atexit handlers) runs here.
+            try:
+                _write(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            except BaseException:
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+    return pid
+
+
+def _state(resources: SavedResources, prefix: str) -> dict[str, Any]:
     dynamodb = get_backend("dynamodb")[ACCOUNT][REGION]
     s3 = get_backend("s3")[ACCOUNT]["aws"]
-    with gate.alone():
-        data = pickle.dumps(
-            {
-                "version": STATE_VERSION,
-                "prefix": prefix,
-                "tables": {name: dynamodb.tables[name] for name in resources.tables},
-                "bucket": s3.buckets[resources.bucket],
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+    return {
+        "version": STATE_VERSION,
+        "prefix": prefix,
+        "tables": {name: dynamodb.tables[name] for name in resources.tables},
+        "bucket": s3.buckets[resources.bucket],
+    }
+
+
+def _write(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
     temporary.replace(path)
-    return len(data)
 
 
 def saved_prefix(path: Path) -> str | None:
@@ -248,10 +290,141 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         raise
 
 
-def keep_transactions_fast() -> None:
-    """Roll transactions back item by item instead of table by table (idempotent)."""
+# --- DynamoDB queries -----------------------------------------------------------------------------
+
+_original_query = Table.query
+_original_all_items = Table.all_items
+_QUERY_SIGNATURE = inspect.signature(_original_query)
+# The table and partition a base-table Query of this thread is reading, while it runs.
+_querying: ContextVar[tuple[Table, DynamoType] | None] = ContextVar("querying", default=None)
+
+
+def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    arguments = _QUERY_SIGNATURE.bind(self, *args, **kwargs).arguments
+    hash_key = arguments.get("hash_key")
+    if arguments.get("index_name") or hash_key is None:
+        return _original_query(self, *args, **kwargs)
+    token = _querying.set((self, hash_key))
+    try:
+        return _original_query(self, *args, **kwargs)
+    finally:
+        _querying.reset(token)
+
+
+def _all_items(self: Table) -> list[Item]:
+    """Inside a base-table Query, the items of its partition only: moto's Query keeps those
+    of the whole table, sorted, and sorts again what it keeps, so every Query cost the whole
+    table (300 ms for a refs call on a stack holding a few seeded repositories)."""
+    scope = _querying.get()
+    if scope is None or scope[0] is not self:
+        return _original_all_items(self)
+    partition = self.items.get(scope[1])
+    if not partition:
+        return []
+    return list(partition.values()) if self.range_key_attr else [cast(Item, partition)]
+
+
+# --- DynamoDB answers -----------------------------------------------------------------------------
+
+# Actions whose results moto builds in DynamoDB's wire format already (items as AttributeValue
+# maps, numbers as strings), binary values aside.
+_ITEM_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+_original_serialized = DynamoHandler.serialized
+_original_parse_parameters = DynamoHandler.parse_parameters
+
+
+def _blob(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not part of an item")
+
+
+def _with_blobs(value: Any) -> Any:
+    """A request's JSON with every binary AttributeValue (``B``, ``BS``) decoded, as moto's
+    parser leaves them. A map naming an attribute ``B`` holds an AttributeValue, never a string,
+    so only AttributeValues match."""
+    if isinstance(value, list):
+        return [_with_blobs(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        kind, inner = next(iter(value.items()))
+        if kind == "B" and isinstance(inner, str):
+            return {"B": base64.b64decode(inner)}
+        if kind == "BS" and isinstance(inner, list) and all(isinstance(v, str) for v in inner):
+            return {"BS": [base64.b64decode(v) for v in inner]}
+    return {k: _with_blobs(v) for k, v in value.items()}
+
+
+def _parse_parameters(self: DynamoHandler, request: Any) -> None:
+    """An item action's request read as the JSON it is. moto's parser walks the operation's
+    input shape for every attribute of every item (a seventh of the time of a seed push's
+    writes) to give the same values."""
+    if self._get_action() in _ITEM_ACTIONS:
+        self.params = _with_blobs(json.loads(request.data or b"{}"))
+    else:
+        _original_parse_parameters(self, request)
+
+
+def _serialized(self: DynamoHandler, action_result: Any) -> Any:
+    """An item action's result as JSON at once. moto's serializer walks the operation's output
+    shape for every attribute of every item, which was half the time of a 1,031-commit fetch
+    pack; what it writes for these results is the same JSON document."""
+    result = action_result.result
+    if isinstance(result, dict) and self._get_action() in _ITEM_ACTIONS:
+        try:
+            body = json.dumps(result, default=_blob)
+        except TypeError:
+            return _original_serialized(self, action_result)
+        headers = {**self.response_headers, "Content-Type": "application/x-amz-json-1.0"}
+        return 200, headers, body
+    return _original_serialized(self, action_result)
+
+
+# --- DynamoDB items -------------------------------------------------------------------------------
+
+_original_item_init = Item.__init__
+
+
+def _item_init(
+    self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]
+) -> None:
+    """moto's Item, its size checked once. moto adds the attributes one by one and measures
+    every attribute again at each addition (a fifth of the time of writing a snapshot item);
+    the last check, on the whole item, is the one that can fail."""
+    converted = {key: DynamoType(value) for key, value in attrs.items()}
+    if sum(bytesize(key) + value.size() for key, value in converted.items()) > ITEM_BYTES_LIMIT:
+        raise ItemSizeTooLarge
+    self.hash_key = hash_key
+    self.range_key = range_key
+    self.attrs = LimitedSizeDict()
+    dict.update(self.attrs, converted)
+
+
+def keep_moto_fast() -> None:
+    """Roll transactions back item by item instead of table by table, have a Query read its
+    partition, not the table, and read and answer item actions without walking their shapes
+    (idempotent)."""
     import moto.dynamodb.models as models
 
     if not isinstance(getattr(models, "copy"), _TablesNotCopied):  # noqa: B009
         setattr(models, "copy", _TablesNotCopied())  # noqa: B010
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    Table.query = _query  # type: ignore[method-assign]
+    Table.all_items = _all_items  # type: ignore[method-assign]
+    DynamoHandler.serialized = _serialized  # type: ignore[method-assign, assignment]
+    DynamoHandler.parse_parameters = _parse_parameters  # type: ignore[method-assign, assignment]
+    Item.__init__ = _item_init  # type: ignore[method-assign]

@@ -3,6 +3,7 @@ when the mapping is configured for them (template.yaml's FunctionResponseTypes).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -99,3 +100,33 @@ def test_an_exception_fails_the_whole_batch_either_way(stack: Provisioned) -> No
     sqs, url = _queue("broken")
     assert SqsEventSource(sqs, url, broken).poll_once() == (3, 3)
     assert _left(sqs, url) == 3
+
+
+def test_a_message_reaches_the_handler_once_its_delivery_delay_has_passed(
+    stack: Provisioned,
+) -> None:
+    sqs, url = _queue("delayed")
+    sent = time.time()
+    handled: list[int] = []
+    waits: list[float] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        assert waits, "the handler ran before the delivery delay was waited for"
+        handled.append(len(event["Records"]))
+
+    source = SqsEventSource(sqs, url, handler, delivery_delay=30.0, sleep=waits.append)
+    assert source.poll_once() == (3, 0)
+    polled = time.time()
+    assert handled == [3]
+    # What is left of the delay once the messages were sent and received, waited for once.
+    assert len(waits) == 1
+    assert 30 - (polled - sent) - 1 < waits[0] <= 30
+
+
+def test_a_message_older_than_its_delay_is_handed_over_at_once(stack: Provisioned) -> None:
+    sqs, url = _queue("late")
+    waits: list[float] = []
+    source = SqsEventSource(sqs, url, lambda e, c: None, delivery_delay=0.001, sleep=waits.append)
+    time.sleep(0.01)
+    assert source.poll_once() == (3, 0)
+    assert waits == []

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from muse_core.commits import (
     COMMIT_FIELDS,
@@ -34,6 +36,7 @@ from muse_core.snapshots import (
     SnapshotRecord,
     has_snapshot,
     read_snapshot,
+    snapshot_json,
     snapshot_path,
     write_snapshot,
 )
@@ -111,6 +114,27 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     back = read_snapshot(tmp_path, sid)
     assert back == record
     assert back.manifest == manifest and back.created_at == record.created_at
+
+
+# Plain ASCII (nothing json escapes: ", " and ": " inside strings included), or any text.
+_PLAIN = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"\\'),
+    max_size=12,
+)
+_STRING = _PLAIN | st.text(max_size=12) | st.sampled_from([", ", '", "', ": ", "\\"])
+
+
+@settings(max_examples=300)
+@given(
+    manifest=st.dictionaries(_STRING, _STRING, max_size=8),
+    created_at=st.text(max_size=30),
+)
+def test_snapshot_files_are_json_dumps_indent_2_byte_for_byte(
+    manifest: dict[str, str], created_at: str
+) -> None:
+    sid = "0" * 64
+    body = {"snapshot_id": sid, "manifest": manifest, "created_at": created_at}
+    assert snapshot_json(sid, manifest, created_at) == json.dumps(body, indent=2) + "\n"
 
 
 def test_snapshot_without_created_at_gets_one(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from muse_cloud.api.edge import ANYONE, SECURITY_SCHEMES, MuseResolver
 from muse_cloud.api.statuses import http_status
 from muse_cloud.composition import cold_start
 from muse_cloud.domain.errors import ServiceError
-from muse_cloud.telemetry import logger, metrics, tracer
+from muse_cloud.telemetry import logger, metrics, trace_handler
 
 TITLE = "Muse Cloud API"
 
@@ -60,7 +60,7 @@ def openapi_document() -> Response[Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:

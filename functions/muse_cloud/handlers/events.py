@@ -13,11 +13,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from muse_cloud.composition import cold_start
-from muse_cloud.telemetry import logger, metrics, tracer
+from muse_cloud.telemetry import logger, metrics, trace_handler
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     published = cold_start.get().events.publish_pending()

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from muse_cloud.composition import cold_start
-from muse_cloud.telemetry import logger, metrics, tracer
+from muse_cloud.telemetry import logger, metrics, trace_handler
 
 # Kept back from the function's timeout: the repository being swept when the budget runs out
 # finishes its step, and the report is logged.
@@ -17,7 +17,7 @@ RESERVE_SECONDS = 60.0
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     budget = context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS

@@ -27,7 +27,7 @@ from muse_cloud.composition import CLIENT_CONFIG, cold_start
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.services.ingest import NOTHING_TO_INGEST, IngestBusy
 from muse_cloud.storage.layout import UploadKey
-from muse_cloud.telemetry import logger, metrics, tracer
+from muse_cloud.telemetry import logger, metrics, trace_handler
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -72,7 +72,7 @@ def retry_after(record: SQSRecord, seconds: int) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(

@@ -1,4 +1,5 @@
-"""Fetch and clone: an mpack of what the caller wants minus what it has, built from the store."""
+"""Fetch and clone: an mpack of what the caller wants minus what it has, built from the store
+(once: the same heads and haves are answered with the pack built for them before)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from muse_cloud.domain.errors import ServiceError, not_found
 from muse_cloud.domain.identities import Caller
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.ids import checked_id
-from muse_cloud.storage import layout
 from muse_cloud.storage.commits import StoredCommit
+from muse_cloud.storage.fetch_packs import request_id
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
 from muse_core.limits import MIB
-from muse_core.mpack import build_pack, encode_mpack, mpack_key
+from muse_core.mpack import build_pack, encode_mpack
 
 MAX_WANTS = 1_000
 # Reading a gap this small costs less than another GET's round trip.
@@ -30,7 +31,7 @@ _SNAPSHOTS_PER_READ = 100
 
 @dataclass
 class StoreHistory:
-    """The server's store of one repository as a muse_core ``HistorySource``."""
+    """The server's store of one repository as a muse_core ``NumberedHistory``."""
 
     repo_id: str
     stores: Stores
@@ -47,6 +48,9 @@ class StoreHistory:
             if ahead:
                 self.read.update(self.stores.commits.get_many(self.repo_id, ahead))
         return {c: self.read[c].record for c in commit_ids if c in self.read}
+
+    def generation(self, commit_id: str) -> int:
+        return self.read[commit_id].generation
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         manifest = self.stores.snapshots.manifest(self.repo_id, snapshot_id, self.recent)
@@ -157,20 +161,27 @@ class FetchService:
             raise not_found("commit", sorted(missing)[0])
         tips = {branch: head for branch, head in heads.items() if head in wanted}
         untracked = {f"want/{c}": c for c in wanted if c not in tips.values()}
-        source = StoreHistory(repo.repo_id, self.stores)
-        pack = build_pack(source, {**tips, **untracked}, haves)
-        pack["branch_heads"] = tips
-        pack["repo_id"] = repo.repo_id
-        data = encode_mpack(pack)
-        key = mpack_key(data)
-        s3_key = layout.fetch_pack(repo.repo_id, key.removeprefix("sha256:"))
-        self.stores.packs.put(s3_key, data)
+        request = request_id({**tips, **untracked}, haves)
+        built = self.stores.fetch_packs.find(repo.repo_id, request)
+        if built is None:
+            source = StoreHistory(repo.repo_id, self.stores)
+            pack = build_pack(source, {**tips, **untracked}, haves)
+            pack["branch_heads"] = tips
+            pack["repo_id"] = repo.repo_id
+            built = self.stores.fetch_packs.keep(
+                repo.repo_id,
+                request,
+                encode_mpack(pack),
+                len(pack["commits"]),
+                len(pack["snapshots"]),
+                len(pack["objects"]),
+            )
         return FetchPack(
-            download_url=self.stores.packs.presign_download(s3_key),
-            mpack_key=key,
-            size_bytes=len(data),
-            commits=len(pack["commits"]),
-            snapshots=len(pack["snapshots"]),
-            objects=len(pack["objects"]),
+            download_url=self.stores.packs.presign_download(built.s3_key),
+            mpack_key=built.mpack_key,
+            size_bytes=built.size_bytes,
+            commits=built.commits,
+            snapshots=built.snapshots,
+            objects=built.objects,
             branch_heads=tips,
         )

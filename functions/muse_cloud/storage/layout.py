@@ -13,6 +13,7 @@ template.yaml expire ``fetch/`` after a day, ``staging/`` after a day, and uploa
 | repos/<repo>/objects/         | large objects copied out of their pack, served by URL     |
 | repos/<repo>/<kind>/          | values too large for an item (commits, deltas, checkpoints)|
 | fetch/<repo>/<sha>.mpack      | packs built for a fetch or clone                          |
+| fetch/<repo>/requests/        | which fetch pack answers which wants and haves            |
 | fetch/<repo>/answers/         | JSON answers too large for a Lambda response              |
 | staging/<repo>/<object_id>    | wire v0 objects uploaded ahead of their push              |
 """
@@ -80,6 +81,10 @@ def copied_object(repo_id: str, object_id: str) -> str:
 
 def fetch_pack(repo_id: str, mpack_hex: str) -> str:
     return f"{FETCHES}{repo_id}/{mpack_hex}{_PACK_SUFFIX}"
+
+
+def fetch_request(repo_id: str, request_hex: str) -> str:
+    return f"{FETCHES}{repo_id}/requests/{request_hex}.json"
 
 
 def answer(repo_id: str, document: bytes) -> str:

@@ -12,6 +12,7 @@ from muse_cloud.storage.collaborators import CollaboratorStore
 from muse_cloud.storage.commits import CommitStore
 from muse_cloud.storage.cursors import CursorStore
 from muse_cloud.storage.events import EventStore
+from muse_cloud.storage.fetch_packs import FetchPackStore
 from muse_cloud.storage.gc_hold import GcHolds
 from muse_cloud.storage.identities import IdentityStore
 from muse_cloud.storage.pack_index import PackIndex
@@ -47,6 +48,7 @@ class Stores:
     staging: StagingStore
     answers: AnswerStore
     cursors: CursorStore
+    fetch_packs: FetchPackStore
     protection: ProtectionStore
     events: EventStore
     bus: EventBus
@@ -83,6 +85,7 @@ class Stores:
             staging=StagingStore(bucket),
             answers=AnswerStore(packs),
             cursors=CursorStore(table, values),
+            fetch_packs=FetchPackStore(bucket),
             protection=ProtectionStore(table),
             events=EventStore(table),
             bus=bus or MemoryBus(),

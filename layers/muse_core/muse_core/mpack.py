@@ -8,15 +8,18 @@ each object's bytes sit in the pack so the pack itself can serve them later.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
+from functools import cached_property
+from mmap import mmap
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 import msgpack
 
-from muse_core.commits import CommitRecord, has_commit, read_commit
+from muse_core.commits import CommitReader, CommitRecord, has_commit
 from muse_core.delta import diff_manifests
 from muse_core.errors import MuseError, describe
 from muse_core.ids import is_id
@@ -46,14 +49,35 @@ class HistorySource(Protocol):
     def objects(self, object_ids: list[str]) -> dict[str, bytes]: ...
 
 
+@runtime_checkable
+class NumberedHistory(HistorySource, Protocol):
+    """A history that knows each commit's generation number (1 + its parents' highest), as
+    git's commit-graph does: what a fetch lacks is found without walking all it holds."""
+
+    def generation(self, commit_id: str) -> int:
+        """The generation of a commit ``commits()`` returned."""
+        ...
+
+
 @dataclass(frozen=True)
 class LocalHistory:
     """A ``HistorySource`` over a repository directory written in the client's format."""
 
     root: Path
 
+    @cached_property
+    def _read_commit(self) -> CommitReader:
+        return CommitReader(self.root)
+
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
-        return {c: read_commit(self.root, c) for c in commit_ids if has_commit(self.root, c)}
+        found: dict[str, CommitRecord] = {}
+        for commit_id in commit_ids:
+            # Read, not stat then read: a walk of a long history reads every commit file.
+            try:
+                found[commit_id] = self._read_commit(commit_id)
+            except FileNotFoundError:
+                continue
+        return found
 
     def manifest(self, snapshot_id: str) -> dict[str, str]:
         return read_snapshot(self.root, snapshot_id).manifest
@@ -65,7 +89,7 @@ class LocalHistory:
         return {oid: read_object(self.root, oid) for oid in object_ids}
 
 
-def mpack_key(data: bytes) -> str:
+def mpack_key(data: bytes | mmap) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -73,14 +97,29 @@ def encode_mpack(pack: Mapping[str, Any]) -> bytes:
     return msgpack.packb(pack, use_bin_type=True)
 
 
-def reachable_commits(source: HistorySource, starts: Iterable[str]) -> dict[str, CommitRecord]:
-    """Every commit reachable from ``starts`` that the source holds (unknown ids are skipped)."""
-    seen: dict[str, CommitRecord] = {}
-    frontier = {c for c in starts if c}
+def walk_commits(
+    source: HistorySource, starts: Iterable[str], stop: Collection[str] = ()
+) -> Iterator[dict[str, CommitRecord]]:
+    """The commits reachable from ``starts`` that the source holds (unknown ids are skipped),
+    a generation of the walk at a time; the walk does not enter ``stop``."""
+    seen: set[str] = set()
+    frontier = {c for c in starts if c and c not in stop}
     while frontier:
         found = source.commits(frontier)
+        seen.update(frontier)
+        yield found
+        frontier = {
+            p for r in found.values() for p in r.parent_ids if p not in seen and p not in stop
+        }
+
+
+def reachable_commits(
+    source: HistorySource, starts: Iterable[str], stop: Collection[str] = ()
+) -> dict[str, CommitRecord]:
+    """Every commit reachable from ``starts`` without entering ``stop`` that the source holds."""
+    seen: dict[str, CommitRecord] = {}
+    for found in walk_commits(source, starts, stop):
         seen.update(found)
-        frontier = {p for r in found.values() for p in r.parent_ids if p not in seen}
     return seen
 
 
@@ -121,23 +160,81 @@ _Planned = tuple[str, str | None, list[str]]
 def build_pack(
     source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The mpack of what is reachable from ``branch_heads`` minus what ``have`` reaches."""
-    held = reachable_commits(source, have)
-    wanted = reachable_commits(source, (c for c in branch_heads.values() if c not in held))
-    for cid in held:
-        wanted.pop(cid, None)
+    """The mpack of what is reachable from ``branch_heads`` minus what ``have`` reaches.
+
+    A snapshot the receiver holds is not sent again; from a ``NumberedHistory`` that holds only
+    for the held commits no older than the oldest one sent (a snapshot identical to an older
+    one is sent, which the receiver takes as it takes any snapshot it holds already).
+    """
+    pack, object_ids = _pack_without_objects(source, branch_heads, have)
+    pack["objects"] = [
+        {"object_id": o, "content": b} for o, b in source.objects(object_ids).items()
+    ]
+    return pack
+
+
+def _pack_without_objects(
+    source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Every field of ``build_pack``'s pack but ``objects``, and the ids of the objects."""
+    if isinstance(source, NumberedHistory):
+        wanted, held = _painted(source, branch_heads.values(), have)
+    else:
+        held = reachable_commits(source, have)
+        # Everything a held commit reaches is held: the walk of what is wanted stops there.
+        wanted = reachable_commits(source, branch_heads.values(), stop=held)
     order = topological_order(wanted)
     snapshots, object_ids = _snapshot_deltas(source, _snapshot_plan(order, wanted, held))
-    return {
+    pack = {
         "mpack_version": MPACK_VERSION,
         "repo_id": None,
         "branch_heads": dict(branch_heads),
         "commits": [c.to_dict() for c in order],
         "snapshots": snapshots,
-        "objects": [
-            {"object_id": o, "content": b} for o, b in source.objects(list(object_ids)).items()
-        ],
     }
+    return pack, list(object_ids)
+
+
+def _painted(
+    source: NumberedHistory, heads: Iterable[str], have: Iterable[str]
+) -> tuple[dict[str, CommitRecord], dict[str, CommitRecord]]:
+    """What ``heads`` reach and ``have`` does not, and the held commits seen on the way.
+
+    Commits are taken newest generation first, so each is decided (held when a held commit
+    reaches it) once every commit that could reach it was; the walk ends when no commit left
+    may be wanted, however long the held history below.
+    """
+    held_by: dict[str, bool] = {}  # every commit queued: held, or (so far) wanted
+    records: dict[str, CommitRecord] = {}
+    queue: list[tuple[int, str]] = []
+    undecided = 0
+
+    def reach(commit_ids: Iterable[str], held: bool) -> None:
+        nonlocal undecided
+        commit_ids = list(commit_ids)
+        records.update(source.commits([c for c in commit_ids if c not in held_by]))
+        for commit_id in commit_ids:
+            if commit_id in held_by:
+                # Not taken yet (it is older than what reaches it): held after all.
+                if held and not held_by[commit_id]:
+                    held_by[commit_id] = True
+                    undecided -= 1
+            elif commit_id in records:
+                held_by[commit_id] = held
+                undecided += not held
+                heapq.heappush(queue, (-source.generation(commit_id), commit_id))
+
+    reach(have, held=True)
+    reach(heads, held=False)
+    wanted: dict[str, CommitRecord] = {}
+    while undecided:
+        _, commit_id = heapq.heappop(queue)
+        record = records[commit_id]
+        if not held_by[commit_id]:
+            undecided -= 1
+            wanted[commit_id] = record
+        reach(record.parent_ids, held_by[commit_id])
+    return wanted, {c: records[c] for c, held in held_by.items() if held}
 
 
 def _snapshot_plan(
@@ -194,6 +291,7 @@ def build_mpack(
     root: Path | str,
     tips: Mapping[str, str] | Iterable[str] | None = None,
     have: Iterable[str] = (),
+    out: IO[bytes] | None = None,
 ) -> dict[str, Any]:
     """The mpack of a local repository: ``tips`` are a branch->commit map, or branch names and
     commit ids (an id of a commit the repository holds is taken as a commit, as MuseHub's
@@ -201,8 +299,38 @@ def build_mpack(
     every branch it heads; one that heads none is packed without a branch head.
 
     Without tips every branch with a commit is packed.
+
+    With ``out``, the pack is written there as it is built, ``encode_mpack``'s bytes one object
+    at a time, and comes back without its objects' contents (each object its ``object_id``
+    alone): what is held at once is then the commits, the snapshot deltas, the manifests a delta
+    is still to be taken against (one, along a linear history) and one object, never the pack's
+    objects together (296 MiB of memory to build and encode an 82 MiB pack in memory).
     """
-    root = Path(root)
+    source = LocalHistory(Path(root))
+    pack, object_ids = _local_pack_without_objects(source, tips, have)
+    if out is None:
+        pack["objects"] = [
+            {"object_id": o, "content": b} for o, b in source.objects(object_ids).items()
+        ]
+        return pack
+    packer = msgpack.Packer(use_bin_type=True)
+    out.write(packer.pack_map_header(len(pack) + 1))
+    for key, value in pack.items():
+        out.write(packer.pack(key))
+        out.write(packer.pack(value))
+    out.write(packer.pack("objects"))
+    out.write(packer.pack_array_header(len(object_ids)))
+    for object_id in object_ids:
+        content = read_object(source.root, object_id)
+        out.write(packer.pack({"object_id": object_id, "content": content}))
+    pack["objects"] = [{"object_id": o} for o in object_ids]
+    return pack
+
+
+def _local_pack_without_objects(
+    source: LocalHistory, tips: Mapping[str, str] | Iterable[str] | None, have: Iterable[str]
+) -> tuple[dict[str, Any], list[str]]:
+    root = source.root
     untracked: dict[str, str] = {}
     if tips is None:
         heads = list_branches(root)
@@ -222,13 +350,13 @@ def build_mpack(
             if head is None:
                 raise MuseError("missing_commit", "branch has no commits", tip)
             heads[tip] = head
-    pack = build_pack(LocalHistory(root), {**heads, **untracked}, have)
+    pack, object_ids = _pack_without_objects(source, {**heads, **untracked}, have)
     pack["branch_heads"] = heads
     try:
         pack["repo_id"] = read_repo_info(root).get("repo_id")
     except (OSError, ValueError):
         pack["repo_id"] = None
-    return pack
+    return pack, object_ids
 
 
 @dataclass(frozen=True)

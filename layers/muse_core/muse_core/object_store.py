@@ -20,14 +20,32 @@ def has_object(root: Path | str, object_id: str) -> bool:
 
 def write_object(root: Path | str, object_id: str, data: bytes) -> Path:
     """Write an object once; an existing object is never rewritten (ids are content hashes)."""
-    path = object_path(root, object_id)
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    ObjectWriter(root)(object_id, data)
+    return object_path(root, object_id)
+
+
+class ObjectWriter:
+    """``write_object`` for many objects of one repository, as a clone writes thousands: paths
+    joined as strings and each fan-out directory made once (pathlib's objects and a mkdir per
+    object were a third of the time)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self._objects = os.path.join(muse_dir(root), "objects")
+        self._made: set[str] = set()
+
+    def __call__(self, object_id: str, data: bytes) -> None:
+        require_id(object_id, "object id")
+        directory = os.path.join(self._objects, object_id[:2])
+        path = os.path.join(directory, object_id[2:])
+        if os.path.exists(path):
+            return
+        if directory not in self._made:
+            os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+        tmp = os.path.join(directory, f".{object_id[2:]}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
 
 
 def read_object(root: Path | str, object_id: str) -> bytes:
