@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from mmap import mmap
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class _TimedClient(MuseCloudClient):
 
 
 def _push(
-    client: MuseCloudClient, remote: Remote, data: bytes, head: str, in_parts: bool
+    client: MuseCloudClient, remote: Remote, data: bytes | mmap, head: str, in_parts: bool
 ) -> tuple[float, dict[str, Any], dict[str, Any]]:
     """Presign and upload (timed), then wait for the event path's ingestion."""
     started = time.perf_counter()

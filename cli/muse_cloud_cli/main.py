@@ -478,6 +478,8 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     """An owner's usage, or one repository's (OWNER/NAME or its URL)."""
+    from muse_cloud_cli.progress import plural
+
     if "/" in args.target:
         server, owner, name = _server_and_slug(args.target, args.server)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from mmap import mmap
 from typing import Any
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote, transfer_progress
@@ -26,7 +27,7 @@ def upload_pack(
     client: MuseCloudClient,
     remote: Remote,
     ticket: Mapping[str, Any],
-    data: bytes,
+    data: bytes | mmap,
     *,
     progress: bool = False,
 ) -> None:
@@ -45,7 +46,7 @@ def _send_parts(
     remote: Remote,
     key: str,
     state: Mapping[str, Any],
-    data: bytes,
+    data: bytes | mmap,
     progress: bool,
 ) -> None:
     size = int(state["part_size"])
