@@ -86,13 +86,14 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, reporter: Report
         try:
             # Nothing is held yet, so the pack must be complete; objects go to disk as they
             # stream past, and only once their bytes hash to their id.
-            pack = verify_mpack(
-                data,
-                EmptyReceiver(),
-                expected_key=ticket["mpack_key"],
-                limits=CLONE_LIMITS,
-                object_sink=ObjectWriter(dest),
-            )
+            with reporter.phase(f"verifying {pack_bytes:,} bytes"):
+                pack = verify_mpack(
+                    data,
+                    EmptyReceiver(),
+                    expected_key=ticket["mpack_key"],
+                    limits=CLONE_LIMITS,
+                    object_sink=ObjectWriter(dest),
+                )
         except MuseError as error:
             if error.code in _UNWRITABLE_NAMES:
                 # Stored before the rule refused it at push time: nothing here can write it.
@@ -103,7 +104,8 @@ def _clone(client: MuseCloudClient, remote: Remote, dest: Path, reporter: Report
                 raise CliError(error.code, message) from None
             raise CliError(error.code, f"the server sent a bad pack: {error.message}") from None
         verified = time.perf_counter()
-        _write_history(dest, pack)
+        with reporter.phase(f"writing {len(pack.commits):,} commits"):
+            _write_history(dest, pack)
     heads = pack.branch_heads if pack is not None else {}
     if heads or default_branch != DEFAULT_BRANCH:
         # init_repo's empty main ref only stands for the branch of an empty repository: it

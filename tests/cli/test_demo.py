@@ -22,3 +22,8 @@ def test_small_demo_matches_everything(tmp_path: Path) -> None:
     for figure in ("pack size", "upload", "ingestion", "verification", "clone", "total"):
         assert figure in done.stdout
     assert "MISMATCH" not in done.stdout
+    # It ends with what a person runs next to try it by hand, in order.
+    tail = done.stdout[done.stdout.index("try it by hand") :].splitlines()[1:4]
+    assert tail[0].strip() == "muse-cloud dev", tail
+    assert tail[1].strip().startswith("muse-cloud repo create admin/songs --identity "), tail
+    assert "muse-cloud push -C songs --remote http://127.0.0.1:8787/admin/songs -u" in tail[2]
