@@ -225,14 +225,35 @@ def git_push(history: History, size: int, scratch: Path) -> Measured:
     return measured
 
 
-def import_seconds(module: str) -> Measured:
-    """Importing ``module`` in a fresh interpreter, as a sandbox's cold start does."""
+def import_seconds(module: str, deployed: Path) -> Measured:
+    """Importing ``module`` in a fresh interpreter, as a sandbox's cold start does, from the
+    function's and the layer's code as ``sam build`` lays them out (``deployed_code``)."""
     code = (
         "import time; started = time.perf_counter(); import " + module + "; "
         "print(time.perf_counter() - started)"
     )
-    measured = timed([sys.executable, "-c", code])
+    path = os.pathsep.join(str(deployed / part) for part in ("function", "layer/python"))
+    measured = timed([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path})
     return Measured(float(measured.extra["stdout"]), measured.maxrss)
+
+
+def deployed_code(scratch: Path) -> Path:
+    """The functions' and the layer's own code built by their Makefiles' ``sources`` targets,
+    which ``sam build`` runs (bytecode compiled, as Lambda cannot write it), with this
+    interpreter; their requirements are this environment's, installed at the same versions."""
+    deployed = scratch / "deployed"
+    for directory, artifacts in (("functions", "function"), ("layers/muse_core", "layer")):
+        (deployed / artifacts).mkdir(parents=True)
+        subprocess.run(
+            ["make", "--silent", "-C", str(HERE.parent / directory), "sources"],
+            env={
+                **os.environ,
+                "ARTIFACTS_DIR": str(deployed / artifacts),
+                "PYTHON": sys.executable,
+            },
+            check=True,
+        )
+    return deployed
 
 
 def bundled_botocores(requirements: Path = REQUIREMENTS) -> int:
@@ -416,7 +437,7 @@ def run(args: argparse.Namespace, scratch: Path) -> Results:
 
     over_http(args, history, seed, scratch, results)
     sequential_pushes(history, seed, scratch, results)
-    cold_start(args, results)
+    cold_start(args, scratch, results)
     return results
 
 
@@ -589,10 +610,13 @@ def sequential_pushes(history: History, seed: int, scratch: Path, results: Resul
     )
 
 
-def cold_start(args: argparse.Namespace, results: Results) -> None:
+def cold_start(args: argparse.Namespace, scratch: Path, results: Results) -> None:
     """Each handler module imported in a fresh interpreter (median), and the botocore copies."""
     modules = [target.partition(":")[0] for target in (API_HANDLER, UNPACK_HANDLER)]
-    runs = interleaved(max(args.runs, IMPORT_RUNS), *(partial(import_seconds, m) for m in modules))
+    deployed = deployed_code(scratch)
+    runs = interleaved(
+        max(args.runs, IMPORT_RUNS), *(partial(import_seconds, m, deployed) for m in modules)
+    )
     for module, measured in zip(modules, runs, strict=True):
         milliseconds = 1000 * median(measured)
         results.rows.append(

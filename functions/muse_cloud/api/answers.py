@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from muse_cloud.api.models import Model
 from muse_cloud.api.statuses import status_of
 from muse_cloud.domain.events import PushEvent
 from muse_cloud.domain.identities import Caller
@@ -36,7 +37,7 @@ def omitted_when_none(description: str | None = None) -> Any:
     return Field(default=None, exclude_if=_is_none, description=description)
 
 
-class ErrorAnswer(BaseModel):
+class ErrorAnswer(Model):
     """Every refusal: a stable code, a message, and the offending item."""
 
     code: str
@@ -44,7 +45,7 @@ class ErrorAnswer(BaseModel):
     item: str | None = None
 
 
-class RepoAnswer(BaseModel):
+class RepoAnswer(Model):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     repo_id: str
@@ -73,16 +74,16 @@ class RepoAnswer(BaseModel):
         )
 
 
-class CollaboratorsAnswer(BaseModel):
+class CollaboratorsAnswer(Model):
     collaborators: dict[str, Role]
 
 
-class CollaboratorAnswer(BaseModel):
+class CollaboratorAnswer(Model):
     handle: str
     role: Role
 
 
-class IdentityAnswer(BaseModel):
+class IdentityAnswer(Model):
     """An identity as registered (its key is the caller's own to know)."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -93,7 +94,7 @@ class IdentityAnswer(BaseModel):
     is_agent: bool
 
 
-class CallerAnswer(BaseModel):
+class CallerAnswer(Model):
     handle: str | None
     identity_id: str | None
     is_admin: bool
@@ -111,11 +112,11 @@ class CallerAnswer(BaseModel):
         )
 
 
-class Permissions(BaseModel):
+class Permissions(Model):
     push: bool
 
 
-class RefsAnswer(BaseModel):
+class RefsAnswer(Model):
     repo_id: str
     domain: str
     default_branch: str
@@ -133,7 +134,7 @@ class RefsAnswer(BaseModel):
         )
 
 
-class RefMoveAnswer(BaseModel):
+class RefMoveAnswer(Model):
     branch: str
     head: str
     previous_head: str | None
@@ -143,7 +144,7 @@ class PushError(ErrorAnswer):
     http_status: int
 
 
-class PushAnswer(BaseModel):
+class PushAnswer(Model):
     """A push record; once ingested, what the ingestion did (the first ref move is repeated at
     the top level, as protocol section 4 shows it)."""
 
@@ -214,18 +215,18 @@ class PushAnswer(BaseModel):
         return cls(**answer)
 
 
-class PartUrl(BaseModel):
+class PartUrl(Model):
     part_number: int
     url: str
 
 
-class UploadedPartAnswer(BaseModel):
+class UploadedPartAnswer(Model):
     part_number: int
     size: int
     etag: str
 
 
-class PartsAnswer(BaseModel):
+class PartsAnswer(Model):
     """An upload in parts: every part ``part_size`` bytes but the last; PUT each part's bytes
     to its URL, ask ``push/mpack-parts`` for the next URLs (and, after an interruption, for
     what is there), then ``push/mpack-complete``."""
@@ -249,7 +250,7 @@ class PartsAnswer(BaseModel):
         )
 
 
-class PresignAnswer(BaseModel):
+class PresignAnswer(Model):
     upload_url: str | None = omitted_when_none("the PUT URL of a pack sent whole")
     push_id: str
     mpack_key: str
@@ -271,7 +272,7 @@ class PresignAnswer(BaseModel):
         )
 
 
-class UsageAnswer(BaseModel):
+class UsageAnswer(Model):
     """What a repository or an owner stores and pushes, against its quota."""
 
     scope: str = Field(description="'repository' or 'owner'")
@@ -295,7 +296,7 @@ class UsageAnswer(BaseModel):
         )
 
 
-class TokenAnswer(BaseModel):
+class TokenAnswer(Model):
     """A token as listed: everything but its secret (and its secret's hash)."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -317,11 +318,11 @@ class CreatedTokenAnswer(TokenAnswer):
         return cls(**listed, token=created.secret)
 
 
-class TokensAnswer(BaseModel):
+class TokensAnswer(Model):
     tokens: list[TokenAnswer]
 
 
-class BranchRuleAnswer(BaseModel):
+class BranchRuleAnswer(Model):
     model_config = ConfigDict(from_attributes=True)
 
     pattern: str
@@ -330,7 +331,7 @@ class BranchRuleAnswer(BaseModel):
     push: str
 
 
-class ProtectionAnswer(BaseModel):
+class ProtectionAnswer(Model):
     version: int = Field(description="0 until the rules are first set")
     rules: list[BranchRuleAnswer]
 
@@ -340,14 +341,14 @@ class ProtectionAnswer(BaseModel):
         return cls(version=protection.version, rules=rules)
 
 
-class PushCountsAnswer(BaseModel):
+class PushCountsAnswer(Model):
     commits: int
     snapshots: int
     objects: int
     bytes: int
 
 
-class PushEventAnswer(BaseModel):
+class PushEventAnswer(Model):
     """One ref change, as the bus carries it in ``detail``."""
 
     event_id: str
@@ -373,7 +374,7 @@ class LoggedEventAnswer(PushEventAnswer):
     published_at: str
 
 
-class EventsAnswer(BaseModel):
+class EventsAnswer(Model):
     events: list[LoggedEventAnswer] = Field(description="oldest first")
     truncated: bool = Field(description="older events after `since` were left out")
 
@@ -388,7 +389,7 @@ class EventsAnswer(BaseModel):
         return cls(events=events, truncated=recent.truncated)
 
 
-class DeletedRefAnswer(BaseModel):
+class DeletedRefAnswer(Model):
     branch: str
     previous_head: str
     event_id: str = Field(description="the push event this deletion publishes")
@@ -399,7 +400,7 @@ class DeletedRefAnswer(BaseModel):
         return cls(branch=event.ref, previous_head=event.before, event_id=event.event_id)
 
 
-class DoomedAnswer(BaseModel):
+class DoomedAnswer(Model):
     """An S3 object garbage collection deleted, or would delete in a dry run."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -408,7 +409,7 @@ class DoomedAnswer(BaseModel):
     bytes: int
 
 
-class RepoSweepAnswer(BaseModel):
+class RepoSweepAnswer(Model):
     """One repository's sweep: ``outcome`` swept, clean (nothing to delete), busy (a push or
     another collection: the next pass tries again), damaged (history is missing: nothing
     deleted), stopped (out of time, the next pass goes on) or deleted (a deleted repository)."""
@@ -427,7 +428,7 @@ class RepoSweepAnswer(BaseModel):
     files: list[DoomedAnswer]
 
 
-class GcAnswer(BaseModel):
+class GcAnswer(Model):
     """One garbage collection pass; ``complete`` false when it stopped at its time budget."""
 
     model_config = ConfigDict(from_attributes=True)

@@ -4,10 +4,11 @@ the same pass (``handlers.gc``); this route runs it on demand (``muse-cloud gc``
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from muse_cloud.api.answers import GcAnswer
 from muse_cloud.api.edge import SIGNED, caller, services, signed_only
+from muse_cloud.api.models import Body
 from muse_cloud.api.routes import documented
 
 router = Router()  # type: ignore[no-untyped-call]
@@ -16,9 +17,7 @@ router = Router()  # type: ignore[no-untyped-call]
 BUDGET_SECONDS = 20.0
 
 
-class CollectGarbage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CollectGarbage(Body):
     dry_run: bool = False
     # OWNER/NAME: that repository only (deleted repositories are left to a whole pass).
     repo: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+$")

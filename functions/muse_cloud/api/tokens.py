@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from muse_cloud.api.answers import CreatedTokenAnswer, TokenAnswer, TokensAnswer
 from muse_cloud.api.edge import MSIGN_ONLY, caller, services, signed_only
+from muse_cloud.api.models import Body
 from muse_cloud.api.routes import documented
 from muse_cloud.services.tokens import MAX_NAME_CHARS
 
 router = Router()  # type: ignore[no-untyped-call]
 
 
-class CreateToken(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CreateToken(Body):
     name: str = Field(default="", max_length=MAX_NAME_CHARS)
     scope: Literal["read", "write", "admin"] = "read"
     expires_in_days: int | None = None
