@@ -88,6 +88,7 @@ def test_the_scheduled_pass_collects_a_lost_push_and_a_deleted_repository(
             keys.commit(kept.repo_id, lost.head),
             keys.snapshot(kept.repo_id, snapshot),
             keys.pack(kept.repo_id, lost.push_id),
+            keys.unfolded_pack(kept.repo_id, lost.push_id),
             # Its bytes left the quotas with it.
             keys.stored_pack(kept.repo_id, lost.push_id),
         )

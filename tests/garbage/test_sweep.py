@@ -49,7 +49,8 @@ def test_a_push_that_lost_its_race_is_collected_whole(
     assert gone == {
         (keys.commit(repo.repo_id, loser_commit)["pk"], "COMMIT"),
         (keys.snapshot(repo.repo_id, history.records[loser_commit].snapshot_id)["pk"], "SNAP"),
-        (keys.pack(repo.repo_id, lost.push_id)["pk"], keys.pack(repo.repo_id, lost.push_id)["sk"]),
+        tuple(keys.pack(repo.repo_id, lost.push_id).values()),
+        tuple(keys.unfolded_pack(repo.repo_id, lost.push_id).values()),
         # Its bytes left the quotas with it.
         tuple(keys.stored_pack(repo.repo_id, lost.push_id).values()),
     }

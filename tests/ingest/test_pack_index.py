@@ -15,6 +15,7 @@ from muse_cloud.storage.pack_index import (
     MultiPackIndex,
     ObjectLocation,
     PackIndex,
+    PackListing,
     decode_index,
     encode_index,
     fold,
@@ -90,8 +91,14 @@ def test_a_clone_reads_pack_indexes_and_gets_the_same_bytes(
 
     items = table_items()
     assert not [pk for pk, _ in items if pk.startswith("OBJ#")], "no item per object"
-    packs = [i for (pk, sk), i in items.items() if pk == f"REPO#{repo.repo_id}" and "PACK#" in sk]
-    assert sorted("index_key" in p for p in packs) == [False, True]  # the small one inline
+    partition = {sk: i for (pk, sk), i in items.items() if pk == f"REPO#{repo.repo_id}"}
+    packs = [
+        i for sk, i in partition.items() if sk.startswith(keys.PACK_SK) and "midx_key" not in i
+    ]
+    packs = [i for i in packs if not i["sk"].startswith(keys.UNFOLDED_SK)]
+    marks = [i for sk, i in partition.items() if sk.startswith(keys.UNFOLDED_SK)]
+    assert len(packs) == len(marks) == 2, "each pack unfolded: its item and its mark"
+    assert sorted("index_key" in p for p in marks) == [False, True]  # the small one inline
 
     answer = services().fetch.fetch(OWNER, "alice", "big", [], [])
     assert answer.objects == files + 4 * 2
@@ -134,6 +141,8 @@ def test_packs_fold_into_a_multi_pack_index_and_every_object_stays_found(
     listing = stores().pack_index.listing(repo_id)
     assert listing.midx_key == pointer["midx_key"]
     assert len(listing.uncovered) == pushes - FOLD_AFTER_PACKS
+    # What a push reads to find objects stays this small however many packs came before.
+    assert len(listing.marks) == pushes - FOLD_AFTER_PACKS, "the fold removed its packs' marks"
     assert stores().pack_index.known(repo_id, sent_ids) == sent_ids
     located = stores().pack_index.locate_all(repo_id, sent_ids)
     for object_id, content in sent.items():
@@ -172,3 +181,39 @@ def test_a_pack_reindexed_after_a_fold_is_read_from_its_own_item(
     assert services().ingest.ingest(key).state == "ok"
     assert stores().pack_index.known(repo_id, objects) == objects
     assert key.mpack_hex in stores().pack_index.listing(repo_id).uncovered
+
+
+def test_a_fold_keeps_the_mark_of_a_pack_reindexed_while_it_folded(
+    stack: Provisioned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun rewrites a pack's index between a fold's listing and its pointer move: the
+    fold moves nothing (its transaction holds only while every mark names what was folded),
+    so the rewritten index stays listed, and the next push folds again."""
+    repo_id = stores().repos.create("alice", "racing", "public").repo_id
+    sent = push_history(stack, tmp_path, repo_id, FOLD_AFTER_PACKS - 1, files=10)
+    real = PackIndex.listing
+    rewritten: list[str] = []
+
+    def listing_then_a_rerun(self: PackIndex, repo: str) -> PackListing:
+        listed = real(self, repo)
+        if len(listed.uncovered) >= FOLD_AFTER_PACKS and not rewritten:
+            mpack_hex = sorted(listed.marks)[0]
+            mark = self.table.get(keys.unfolded_pack(repo, mpack_hex))
+            assert mark is not None
+            self.table.put({**mark, "index_sha256": "0" * 64})
+            rewritten.append(mpack_hex)
+        return listed
+
+    monkeypatch.setattr(PackIndex, "listing", listing_then_a_rerun)
+    generate_history(
+        tmp_path, Workload(commits=2, files=10, changed_per_commit=2), start=2 * FOLD_AFTER_PACKS
+    )
+    data = encode_mpack(build_mpack(tmp_path, have=[stores().refs.heads(repo_id)["main"]]))
+    assert services().ingest.ingest(upload(stack, repo_id, data)).state == "ok"
+
+    assert rewritten, "the fold ran and met the rerun"
+    assert stores().table.get(keys.pack(repo_id, "MIDX")) is None, "the pointer did not move"
+    monkeypatch.setattr(PackIndex, "listing", real)
+    listing = stores().pack_index.listing(repo_id)
+    assert set(listing.marks) == set(listing.uncovered) and len(listing.marks) == FOLD_AFTER_PACKS
+    assert stores().pack_index.known(repo_id, set(sent)) == set(sent)

@@ -15,6 +15,7 @@ item (``a`` of ``a/b``) counts the branches below it and has no commit id (see `
 | collaborator | REPO#<repo_id>                  | COLLAB#<handle> |
 | pack         | REPO#<repo_id>                  | PACK#<mpack>    |
 | MIDX pointer | REPO#<repo_id>                  | PACK#MIDX       |
+| pack unfolded| REPO#<repo_id>                  | PACK#MIDX#<mpack> |
 | commit       | COMMIT#<repo_id>#<commit_id>    | COMMIT          |
 | snapshot     | SNAP#<repo_id>#<snapshot_id>    | SNAP            |
 | push record  | PUSH#<repo_id>#<push_id>        | PUSH            |
@@ -80,6 +81,15 @@ def collaborator(repo_id: str, handle: str) -> Key:
 
 def pack(repo_id: str, mpack_hex: str) -> Key:
     return {"pk": repo_partition(repo_id), "sk": f"{PACK_SK}{mpack_hex}"}
+
+
+# The MIDX pointer and the packs its MIDX may not cover yet sort together: one Query reads both.
+MIDX_SK = f"{PACK_SK}MIDX"
+UNFOLDED_SK = f"{MIDX_SK}#"
+
+
+def unfolded_pack(repo_id: str, mpack_hex: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": f"{UNFOLDED_SK}{mpack_hex}"}
 
 
 def commit(repo_id: str, commit_id: str) -> Key:

@@ -4,10 +4,13 @@ sits, in which uploaded pack, at which offset.
 Every ingested pack has one PACK item, the source of truth: it holds the pack's sorted index
 inline when small, or the S3 key of it. As packs accumulate, their indexes are merged into one
 multi-pack index (MIDX) in S3, named by its content hash, which the PACK item ``PACK#MIDX``
-points to. That pointer moves only by conditional write, and a reader lists the PACK items and
-reads every pack index the MIDX does not cover, so a fold that loses a race, or a pack indexed
-while another push folds, never loses an entry. Index files are named by their content, so a
-container caches them without ever having to invalidate.
+points to. Each indexed pack also has an unfolded mark (``PACK#MIDX#<mpack>``, a copy of its
+PACK item) until a MIDX covering it is pointed to: a reader reads the pointer and the marks in
+one Query, however many packs the repository has (listing every PACK item made a push's reads
+grow with the pushes before it). The pointer moves only by conditional write, in the transaction
+that removes the marks of what it folded, each only while it still names the index folded; so a
+fold that loses a race, or a pack indexed while another push folds, never loses an entry. Index
+files are named by their content, so a container caches them without ever having to invalidate.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from muse_cloud.storage.backend import (
     Bucket,
     Condition,
     ConditionFailed,
+    Delete,
     Equals,
     Item,
+    Put,
     Table,
 )
 from muse_cloud.storage.layout import UploadKey
@@ -46,6 +51,11 @@ INLINE_INDEX_BYTES = 16 * 1024
 FOLD_AFTER_PACKS = 4
 _CACHE_BYTES = 256 * 1024 * 1024
 _POINTER = "MIDX"
+# On the pointer: every pack its MIDX does not cover has an unfolded mark. A pointer without it
+# (written before marks existed) is read as before, by listing the PACK items, until a fold.
+_MARKS = "marks_unfolded"
+# The marks one fold removes, within a transaction's 100 actions (the pointer is one more).
+_MARKS_PER_FOLD = 64
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,8 @@ class StoredPacks:
 
     midx_key: str | None
     items: dict[str, Item]
+    # Whether the pointer says every pack its MIDX does not cover has an unfolded mark.
+    marked: bool = False
 
     def index_files(self, leaving_out: Collection[str] = ()) -> set[str]:
         """The S3 keys of the pack indexes the items name (but those of ``leaving_out``)."""
@@ -195,11 +207,13 @@ def _index_of(item: Item) -> bytes | str | None:
 
 @dataclass(frozen=True)
 class PackListing:
-    """The repository's PACK items at one moment: the MIDX pointed to, and the packs with an
-    index it does not cover (inline index bytes, or the S3 key of them)."""
+    """The repository's packs at one moment: the MIDX pointed to, the packs with an index it
+    does not cover (inline index bytes, or the S3 key of them), and the unfolded marks read
+    (by pack hash, the digest of the index each names), which a fold removes."""
 
     midx_key: str | None
     uncovered: dict[str, bytes | str]
+    marks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,6 +236,7 @@ class PackIndex:
         """Make the objects findable: each pack's sorted index into its PACK item (inline or in
         S3), then a fold into the MIDX once enough pack indexes are uncovered."""
         by_pack: dict[str, list[ObjectLocation]] = {}
+        written: list[Item] = []
         for loc in locations:
             by_pack.setdefault(loc.s3_key, []).append(loc)
         for s3_key, locs in by_pack.items():
@@ -239,7 +254,8 @@ class PackIndex:
                 )
                 self.bucket.put(item["index_key"], data)
                 self.cache.put(item["index_key"], data)
-            self.table.put(item)
+            written += [item, {**item, **keys.unfolded_pack(repo_id, upload.mpack_hex)}]
+        self.table.put_many(written)
         if by_pack:
             listing = self.listing(repo_id)
             if len(listing.uncovered) >= FOLD_AFTER_PACKS:
@@ -254,20 +270,37 @@ class PackIndex:
         return self.table.get(keys.pack(repo_id, mpack_hex)) is not None
 
     def stored(self, repo_id: str) -> StoredPacks:
+        """Every PACK item: a read that grows with the packs, for garbage collection."""
         items = self.table.query(keys.repo_partition(repo_id), keys.PACK_SK)
-        packs = {i["sk"][len(keys.PACK_SK) :]: i for i in items}
-        pointer = packs.pop(_POINTER, None)
-        return StoredPacks(pointer["midx_key"] if pointer else None, packs)
+        pointer = next((i for i in items if i["sk"] == keys.MIDX_SK), None)
+        packs = {
+            i["sk"][len(keys.PACK_SK) :]: i for i in items if not i["sk"].startswith(keys.MIDX_SK)
+        }
+        if pointer is None:
+            return StoredPacks(None, packs)
+        return StoredPacks(pointer["midx_key"], packs, bool(pointer.get(_MARKS)))
 
     def listing(self, repo_id: str) -> PackListing:
-        stored = self.stored(repo_id)
-        covered = dict(self._midx(stored.midx_key).packs) if stored.midx_key else {}
+        items = self.table.query(keys.repo_partition(repo_id), keys.MIDX_SK)
+        pointer = next((i for i in items if i["sk"] == keys.MIDX_SK), None)
+        midx_key: str | None = pointer["midx_key"] if pointer else None
+        if pointer is not None and pointer.get(_MARKS):
+            candidates = {i["sk"][len(keys.UNFOLDED_SK) :]: i for i in items if i is not pointer}
+        else:
+            # Before the first fold, or a MIDX folded before packs were marked.
+            candidates = self.stored(repo_id).items
+        covered = dict(self._midx(midx_key).packs) if midx_key else {}
         uncovered: dict[str, bytes | str] = {}
-        for mpack_hex, item in stored.items.items():
+        for mpack_hex, item in candidates.items():
             index = _index_of(item)
             if index is not None and covered.get(mpack_hex) != item.get("index_sha256"):
                 uncovered[mpack_hex] = index
-        return PackListing(stored.midx_key, uncovered)
+        marks = {
+            i["sk"][len(keys.UNFOLDED_SK) :]: str(i.get("index_sha256"))
+            for i in items
+            if i["sk"].startswith(keys.UNFOLDED_SK)
+        }
+        return PackListing(midx_key, uncovered, marks)
 
     def holders(self, repo_id: str, object_ids: Collection[str]) -> dict[str, set[str]]:
         """Which of ``object_ids`` each indexed pack holds (an object pushed twice is in two),
@@ -292,7 +325,10 @@ class PackIndex:
             midx = self._midx(stored.midx_key)
             if any(mpack_hex in dead for mpack_hex, _ in midx.packs):
                 self._fold_without(repo_id, stored, midx, dead)
-        self.table.delete_many([keys.pack(repo_id, mpack_hex) for mpack_hex in dead])
+        self.table.delete_many(
+            [keys.unfolded_pack(repo_id, mpack_hex) for mpack_hex in dead]
+            + [keys.pack(repo_id, mpack_hex) for mpack_hex in dead]
+        )
 
     def _fold_without(
         self, repo_id: str, stored: StoredPacks, midx: MultiPackIndex, dead: Collection[str]
@@ -313,7 +349,7 @@ class PackIndex:
         data = fold(None, kept).encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
-        self.table.put({**pointer, "midx_key": new_key}, moved)
+        self.table.put({**pointer, "midx_key": new_key, _MARKS: stored.marked}, moved)
 
     def known(self, repo_id: str, object_ids: Collection[str]) -> set[str]:
         return set(self.locate_all(repo_id, object_ids))
@@ -339,19 +375,32 @@ class PackIndex:
 
     def _fold(self, repo_id: str, listing: PackListing) -> None:
         """Write a MIDX of everything listed and move the pointer to it unless another push
-        moved it first."""
+        moved it first, removing the marks of what it now covers (each only while it names
+        the index folded: a rerun may have written another since)."""
         base = self._midx(listing.midx_key) if listing.midx_key else None
         indexes = {
             mpack_hex: self._index_bytes(index)
             for mpack_hex, index in sorted(listing.uncovered.items())
         }
-        data = fold(base, indexes).encode()
+        midx = fold(base, indexes)
+        data = midx.encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
         moved: Condition = Equals("midx_key", listing.midx_key) if listing.midx_key else NEW_ITEM
+        pointer = {**keys.pack(repo_id, _POINTER), "midx_key": new_key, _MARKS: True}
+        covered = dict(midx.packs)
+        folded = [
+            Delete(keys.unfolded_pack(repo_id, mpack_hex), Equals("index_sha256", digest))
+            for mpack_hex, digest in listing.marks.items()
+            if covered.get(mpack_hex) == digest
+        ]
         with suppress(ConditionFailed):
-            # Another push folded first: its MIDX and the PACK items still cover every entry.
-            self.table.put({**keys.pack(repo_id, _POINTER), "midx_key": new_key}, moved)
+            # Another push folded first, or a mark changed: the marks left and the MIDX
+            # pointed to still cover every entry, and a later push folds again.
+            if folded:
+                self.table.transact([Put(pointer, moved), *folded[:_MARKS_PER_FOLD]])
+            else:
+                self.table.put(pointer, moved)
 
     def _index_bytes(self, index: bytes | str) -> bytes:
         if isinstance(index, bytes):
