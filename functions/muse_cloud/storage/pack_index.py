@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.storage import keys, layout
 from muse_cloud.storage.backend import (
-    NEW_ITEM,
+    Absent,
     Bucket,
     Condition,
     ConditionFailed,
     Equals,
     Item,
     Table,
+    Update,
 )
 from muse_cloud.storage.layout import UploadKey
 
@@ -46,6 +47,8 @@ INLINE_INDEX_BYTES = 16 * 1024
 FOLD_AFTER_PACKS = 4
 _CACHE_BYTES = 256 * 1024 * 1024
 _POINTER = "MIDX"
+# The pointer's note of a pack indexed and not yet folded: an attribute per pack.
+_UNFOLDED = "unfolded#"
 
 
 @dataclass(frozen=True)
@@ -215,8 +218,11 @@ class PackIndex:
         self, repo_id: str, s3_key: str, mpack_hex: str, locations: Sequence[ObjectLocation]
     ) -> None:
         """Write the pack's PACK item, the mark that ingestion began writing this pack (so the
-        pack must never expire); ``index`` then adds the pack's object index to it."""
-        self.table.put(self._item(repo_id, mpack_hex, s3_key, len(locations)))
+        pack must never expire), with the pack's object index (``index``) in the same write."""
+        if locations:
+            self.index(repo_id, locations)
+        else:
+            self.table.put(self._item(repo_id, mpack_hex, s3_key, 0))
 
     def index(self, repo_id: str, locations: Sequence[ObjectLocation]) -> None:
         """Make the objects findable: each pack's sorted index into its PACK item (inline or in
@@ -224,6 +230,7 @@ class PackIndex:
         by_pack: dict[str, list[ObjectLocation]] = {}
         for loc in locations:
             by_pack.setdefault(loc.s3_key, []).append(loc)
+        indexed: list[str] = []
         for s3_key, locs in by_pack.items():
             upload = UploadKey.parse(s3_key)
             if upload is None or upload.repo_id != repo_id:
@@ -240,10 +247,22 @@ class PackIndex:
                 self.bucket.put(item["index_key"], data)
                 self.cache.put(item["index_key"], data)
             self.table.put(item)
-        if by_pack:
-            listing = self.listing(repo_id)
-            if len(listing.uncovered) >= FOLD_AFTER_PACKS:
-                self._fold(repo_id, listing)
+            indexed.append(upload.mpack_hex)
+        if indexed and self._note_uncovered(repo_id, indexed):
+            self._fold(repo_id, self.listing(repo_id))
+
+    def _note_uncovered(self, repo_id: str, packs: Collection[str]) -> bool:
+        """Note the packs just indexed on the MIDX pointer, as not yet folded; whether enough
+        are noted for a fold to be due. Listing the PACK items instead would read every pack
+        the repository ever received, on every push. A note is idempotent (a rerun makes the
+        same one), and only a hint: readers read every pack index the MIDX does not cover,
+        noted or not."""
+        noted = {f"{_UNFOLDED}{mpack_hex}": True for mpack_hex in packs}
+        pointer = self.table.change(
+            keys.pack(repo_id, _POINTER), Update(set=noted), returns="ALL_NEW"
+        )
+        assert pointer is not None
+        return sum(1 for name in pointer if name.startswith(_UNFOLDED)) >= FOLD_AFTER_PACKS
 
     @staticmethod
     def _item(repo_id: str, mpack_hex: str, s3_key: str, objects: int) -> Item:
@@ -257,7 +276,7 @@ class PackIndex:
         items = self.table.query(keys.repo_partition(repo_id), keys.PACK_SK)
         packs = {i["sk"][len(keys.PACK_SK) :]: i for i in items}
         pointer = packs.pop(_POINTER, None)
-        return StoredPacks(pointer["midx_key"] if pointer else None, packs)
+        return StoredPacks(pointer.get("midx_key") if pointer else None, packs)
 
     def listing(self, repo_id: str) -> PackListing:
         stored = self.stored(repo_id)
@@ -313,7 +332,7 @@ class PackIndex:
         data = fold(None, kept).encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
-        self.table.put({**pointer, "midx_key": new_key}, moved)
+        self.table.change(pointer, Update(set={"midx_key": new_key}), moved)
 
     def known(self, repo_id: str, object_ids: Collection[str]) -> set[str]:
         return set(self.locate_all(repo_id, object_ids))
@@ -339,7 +358,7 @@ class PackIndex:
 
     def _fold(self, repo_id: str, listing: PackListing) -> None:
         """Write a MIDX of everything listed and move the pointer to it unless another push
-        moved it first."""
+        moved it first, taking the notes of the packs it folded off."""
         base = self._midx(listing.midx_key) if listing.midx_key else None
         indexes = {
             mpack_hex: self._index_bytes(index)
@@ -348,10 +367,19 @@ class PackIndex:
         data = fold(base, indexes).encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
-        moved: Condition = Equals("midx_key", listing.midx_key) if listing.midx_key else NEW_ITEM
+        moved: Condition = (
+            Equals("midx_key", listing.midx_key) if listing.midx_key else Absent("midx_key")
+        )
         with suppress(ConditionFailed):
             # Another push folded first: its MIDX and the PACK items still cover every entry.
-            self.table.put({**keys.pack(repo_id, _POINTER), "midx_key": new_key}, moved)
+            self.table.change(
+                keys.pack(repo_id, _POINTER),
+                Update(
+                    set={"midx_key": new_key},
+                    remove=tuple(f"{_UNFOLDED}{h}" for h in listing.uncovered),
+                ),
+                moved,
+            )
 
     def _index_bytes(self, index: bytes | str) -> bytes:
         if isinstance(index, bytes):
