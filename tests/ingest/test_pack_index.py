@@ -138,6 +138,9 @@ def test_packs_fold_into_a_multi_pack_index_and_every_object_stays_found(
     listing = stores().pack_index.listing(repo_id)
     assert listing.midx_key == pointer["midx_key"]
     assert len(listing.uncovered) == pushes - FOLD_AFTER_PACKS
+    # A push decides on a fold from these notes, not from a listing of every PACK item.
+    noted = {name.removeprefix("unfolded#") for name in pointer if name.startswith("unfolded#")}
+    assert noted == set(listing.uncovered), "the pointer notes exactly the packs not folded"
     assert stores().pack_index.known(repo_id, sent_ids) == sent_ids
     located = stores().pack_index.locate_all(repo_id, sent_ids)
     for object_id, content in sent.items():

@@ -165,7 +165,9 @@ class IngestService:
         """Verify, plan, write, move the refs: the algorithm, with its clock and tally."""
         clock = _Clock()
         with counting() as tally:
-            repo = self._repo(upload.repo_id)
+            # Read first, so a push to a repository deleted meanwhile stops before verifying.
+            guard = RefChanges(self.stores).guard(upload.repo_id)
+            repo = guard.repo
             planner = _CheckpointPlanner(repo.repo_id, self.stores)
             held = _HeldCommits(repo.repo_id, self.stores.commits)
             pack = self._verify(upload, planner, held)
@@ -175,11 +177,11 @@ class IngestService:
             # of a run that began writing (its pack is indexed, the first write) completes the
             # writes first, so whatever can be read can always be rebuilt.
             resuming = self.stores.pack_index.holds(repo.repo_id, upload.mpack_hex)
-            plan = None if resuming else self._plan(repo, record, pack, lineage)
+            plan = None if resuming else self._plan(guard, record, pack, lineage)
             self._write(upload, pack, planner, lineage)
             self.on_stored(repo, upload, pack.size)
             clock.lap("write")
-            plan = plan or self._plan(repo, record, pack, lineage)
+            plan = plan or self._plan(guard, record, pack, lineage)
             clock.lap("plan")
             counts = PushCounts(
                 len(pack.commits), len(pack.snapshots), len(pack.objects), pack.size
@@ -188,12 +190,6 @@ class IngestService:
             self._carry_default_branch(repo, moves, plan.heads)
             clock.lap("refs")
         return _result(pack, moves, tally, clock.timings())
-
-    def _repo(self, repo_id: str) -> Repo:
-        repo = self.stores.repos.get(repo_id)
-        if repo is None:
-            raise ServiceError("repo_not_found", "repository does not exist", repo_id)
-        return repo
 
     def _verify(
         self, upload: UploadKey, planner: _CheckpointPlanner, held: _HeldCommits
@@ -251,8 +247,9 @@ class IngestService:
         )
 
     def _plan(
-        self, repo: Repo, record: PushRecord, pack: VerifiedMpack, lineage: _Lineage
+        self, guard: Guard, record: PushRecord, pack: VerifiedMpack, lineage: _Lineage
     ) -> _Planned:
+        repo = guard.repo
         repo_id = repo.repo_id
         targets = _targets(record, pack)
         missing = [h for h in targets.values() if h not in lineage.lookup([h])]
@@ -266,9 +263,7 @@ class IngestService:
         )
         # Refused before anything is written when the rules forbid it now; the move itself is
         # judged again, in its transaction.
-        changes = RefChanges(self.stores)
-        guard = changes.guard_of(repo)
-        changes.judge_moves(guard, moving(updates), record.pusher)
+        RefChanges(self.stores).judge_moves(guard, moving(updates), record.pusher)
         self.stores.pushes.note_plan(
             repo_id, record.push_id, {u.branch: u.expected for u in updates}
         )

@@ -51,14 +51,10 @@ class RefChanges:
     stores: Stores
 
     def guard(self, repo_id: str) -> Guard:
-        repo = self.stores.repos.get(repo_id)
-        if repo is None:
+        guarded = self.stores.repos.get_guarded(repo_id)
+        if guarded is None:
             raise ServiceError("repo_not_found", "repository does not exist", repo_id)
-        return self.guard_of(repo)
-
-    def guard_of(self, repo: Repo) -> Guard:
-        """The guard of a repository the caller has just read."""
-        return Guard(repo, self.stores.protection.get(repo.repo_id))
+        return Guard(*guarded)
 
     def judge_moves(self, guard: Guard, updates: Sequence[RefUpdate], by: Pusher | None) -> None:
         for update in updates:

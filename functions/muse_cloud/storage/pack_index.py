@@ -197,6 +197,14 @@ def _index_of(item: Item) -> bytes | str | None:
 
 
 @dataclass(frozen=True)
+class _Pointer:
+    """The MIDX pointer as a push noted its pack: the MIDX, and the packs noted unfolded."""
+
+    midx_key: str | None
+    unfolded: list[str]
+
+
+@dataclass(frozen=True)
 class PackListing:
     """The repository's PACK items at one moment: the MIDX pointed to, and the packs with an
     index it does not cover (inline index bytes, or the S3 key of them)."""
@@ -248,21 +256,30 @@ class PackIndex:
                 self.cache.put(item["index_key"], data)
             self.table.put(item)
             indexed.append(upload.mpack_hex)
-        if indexed and self._note_uncovered(repo_id, indexed):
-            self._fold(repo_id, self.listing(repo_id))
+        if indexed:
+            noted = self._note_unfolded(repo_id, indexed)
+            if len(noted.unfolded) >= FOLD_AFTER_PACKS:
+                self._fold(repo_id, self._noted_listing(repo_id, noted), noted.unfolded)
 
-    def _note_uncovered(self, repo_id: str, packs: Collection[str]) -> bool:
-        """Note the packs just indexed on the MIDX pointer, as not yet folded; whether enough
-        are noted for a fold to be due. Listing the PACK items instead would read every pack
-        the repository ever received, on every push. A note is idempotent (a rerun makes the
-        same one), and only a hint: readers read every pack index the MIDX does not cover,
-        noted or not."""
-        noted = {f"{_UNFOLDED}{mpack_hex}": True for mpack_hex in packs}
+    def _note_unfolded(self, repo_id: str, packs: Collection[str]) -> _Pointer:
+        """Note the packs just indexed on the MIDX pointer, as not yet folded: a push folds
+        the noted packs, read by key, once there are enough of them. Listing the PACK items
+        instead would read every pack the repository ever received. A note is idempotent (a
+        rerun makes the same one), and only a hint: readers read every pack index the MIDX
+        does not cover, noted or not."""
+        notes = {f"{_UNFOLDED}{mpack_hex}": True for mpack_hex in packs}
         pointer = self.table.change(
-            keys.pack(repo_id, _POINTER), Update(set=noted), returns="ALL_NEW"
+            keys.pack(repo_id, _POINTER), Update(set=notes), returns="ALL_NEW"
         )
         assert pointer is not None
-        return sum(1 for name in pointer if name.startswith(_UNFOLDED)) >= FOLD_AFTER_PACKS
+        unfolded = [n.removeprefix(_UNFOLDED) for n in pointer if n.startswith(_UNFOLDED)]
+        return _Pointer(pointer.get("midx_key"), unfolded)
+
+    def _noted_listing(self, repo_id: str, noted: _Pointer) -> PackListing:
+        """The listing of the noted packs only (a PACK item gone since is left out)."""
+        items = self.table.get_many(keys.pack(repo_id, h) for h in noted.unfolded)
+        packs = {i["sk"][len(keys.PACK_SK) :]: i for i in items}
+        return self._uncovered(StoredPacks(noted.midx_key, packs))
 
     @staticmethod
     def _item(repo_id: str, mpack_hex: str, s3_key: str, objects: int) -> Item:
@@ -279,7 +296,9 @@ class PackIndex:
         return StoredPacks(pointer.get("midx_key") if pointer else None, packs)
 
     def listing(self, repo_id: str) -> PackListing:
-        stored = self.stored(repo_id)
+        return self._uncovered(self.stored(repo_id))
+
+    def _uncovered(self, stored: StoredPacks) -> PackListing:
         covered = dict(self._midx(stored.midx_key).packs) if stored.midx_key else {}
         uncovered: dict[str, bytes | str] = {}
         for mpack_hex, item in stored.items.items():
@@ -356,9 +375,9 @@ class PackIndex:
             found.update(decode_index(self._index_bytes(index), s3_key, rest))
         return found
 
-    def _fold(self, repo_id: str, listing: PackListing) -> None:
+    def _fold(self, repo_id: str, listing: PackListing, noted: Collection[str]) -> None:
         """Write a MIDX of everything listed and move the pointer to it unless another push
-        moved it first, taking the notes of the packs it folded off."""
+        moved it first, taking the ``noted`` packs' notes off (folded now, or already)."""
         base = self._midx(listing.midx_key) if listing.midx_key else None
         indexes = {
             mpack_hex: self._index_bytes(index)
@@ -376,7 +395,7 @@ class PackIndex:
                 keys.pack(repo_id, _POINTER),
                 Update(
                     set={"midx_key": new_key},
-                    remove=tuple(f"{_UNFOLDED}{h}" for h in listing.uncovered),
+                    remove=tuple(f"{_UNFOLDED}{h}" for h in noted),
                 ),
                 moved,
             )
