@@ -383,9 +383,12 @@ class PackIndex:
             mpack_hex: self._index_bytes(index)
             for mpack_hex, index in sorted(listing.uncovered.items())
         }
-        data = fold(base, indexes).encode()
+        midx = fold(base, indexes)
+        data = midx.encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
+        # Named by its content, so never stale: the next fold here starts from it unread.
+        self.cache.put(new_key, midx)
         moved: Condition = (
             Equals("midx_key", listing.midx_key) if listing.midx_key else Absent("midx_key")
         )
