@@ -28,11 +28,11 @@ from muse_cloud.domain.repos import Repo
 from muse_cloud.services.ref_changes import Guard, RefChanges
 from muse_cloud.services.ref_plan import moving, plan_ref_updates, refuse_nested_names
 from muse_cloud.storage.backend import Item
-from muse_cloud.storage.commits import ANCESTOR_HINTS, CommitStore, Lineage, StoredCommit
+from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.pushes import LeaseLost
-from muse_cloud.storage.receiver import RepoReceiver
+from muse_cloud.storage.receiver import HeldCommits, RepoReceiver
 from muse_cloud.storage.refs import RefUpdate
 from muse_cloud.storage.requests import RequestTally, counting
 from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT, SnapshotStore
@@ -169,7 +169,7 @@ class IngestService:
             guard = RefChanges(self.stores).guard(upload.repo_id)
             repo = guard.repo
             planner = _CheckpointPlanner(repo.repo_id, self.stores)
-            held = _HeldCommits(repo.repo_id, self.stores.commits)
+            held = HeldCommits(repo.repo_id, self.stores.commits)
             pack = self._verify(upload, planner, held)
             clock.lap("verify")
             lineage = _Lineage.of(pack, held)
@@ -192,7 +192,7 @@ class IngestService:
         return _result(pack, moves, tally, clock.timings())
 
     def _verify(
-        self, upload: UploadKey, planner: _CheckpointPlanner, held: _HeldCommits
+        self, upload: UploadKey, planner: _CheckpointPlanner, held: HeldCommits
     ) -> VerifiedMpack:
         stream = self.stores.packs.open(upload.s3_key)
         if stream is None:
@@ -200,8 +200,8 @@ class IngestService:
                 "pack_not_found", "nothing uploaded under that key", upload.mpack_key
             )
         stores = self.stores
-        receiver = _Receiver(
-            upload.repo_id, stores.commits, stores.snapshots, stores.pack_index, held, planner
+        receiver = RepoReceiver(
+            upload.repo_id, held, stores.snapshots, stores.pack_index, planner.items
         )
         try:
             return verify_mpack(
@@ -369,58 +369,18 @@ class _Clock:
         return Timings(**self.laps, total_ms=sum(self.laps.values()))
 
 
-@dataclass
-class _HeldCommits:
-    """The held commits a run asks about, each read once: verification asks about the pack's
-    parents, the lineage about their generations and next ancestors, the plan's ancestry walk
-    about the heads, and these are usually the same one or two commits. A commit item never
-    changes once written; only ones found held are kept, so a commit written meanwhile is
-    still found."""
-
-    repo_id: str
-    commits: CommitStore
-    read: dict[str, Lineage] = field(default_factory=dict)
-
-    def lineages(self, ids: Collection[str]) -> dict[str, Lineage]:
-        unread = [i for i in ids if i not in self.read]
-        if unread:
-            self.read.update(self.commits.lineages(self.repo_id, unread))
-        return {i: self.read[i] for i in ids if i in self.read}
-
-    def generations(self, ids: Collection[str]) -> dict[str, tuple[tuple[str, ...], int]]:
-        return {i: (held.parents, held.generation) for i, held in self.lineages(ids).items()}
-
-
-@dataclass
-class _Receiver(RepoReceiver):
-    """The repository as this run reads it: commits through the run's reads, and the delta
-    bases the checkpoint planner has just read rebuilt from those items."""
-
-    held: _HeldCommits
-    planner: _CheckpointPlanner
-
-    def known_commits(self, commit_ids: Collection[str]) -> set[str]:
-        return set(self.held.lineages(commit_ids))
-
-    def snapshot_manifest(self, snapshot_id: str) -> dict[str, str] | None:
-        item = self.planner.items.get(snapshot_id)
-        if item is None:
-            return super().snapshot_manifest(snapshot_id)
-        return self.snapshots.rebuild(self.repo_id, snapshot_id, item)
-
-
 @dataclass(frozen=True)
 class _Lineage:
     """Where each commit of the pack sits in the history: its generation number and its next
     first-parent ancestors, continuing what the repository holds."""
 
-    held: _HeldCommits
+    held: HeldCommits
     in_pack: Mapping[str, tuple[tuple[str, ...], int]]
     generations: Mapping[str, int]
     ancestors: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def of(cls, pack: VerifiedMpack, held: _HeldCommits) -> _Lineage:
+    def of(cls, pack: VerifiedMpack, held: HeldCommits) -> _Lineage:
         graph = {c.commit_id: c.parent_ids for c in pack.commits}
         generations = generation_numbers(graph, held.generations)
         hints: dict[str, tuple[str, ...]] = {}
@@ -463,7 +423,7 @@ class _CheckpointPlanner:
 
     def keep_manifests(self, planned: list[tuple[str, str | None, int]]) -> set[str]:
         ids = {sid for sid, _, _ in planned} | {base for _, base, _ in planned if base}
-        self.items = self.stores.snapshots.items(self.repo_id, ids) if ids else {}
+        self.items.update(self.stores.snapshots.items(self.repo_id, ids) if ids else {})
         stored = {sid: SnapshotStore.chain_of(item) for sid, item in self.items.items()}
         self.held = {sid for sid, _, _ in planned if sid in stored}
         known = dict(stored)

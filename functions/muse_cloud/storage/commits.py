@@ -82,14 +82,8 @@ class CommitStore:
         )
         return {_commit_id(i): (unpack_ids(i.get("parents")), int(i["generation"])) for i in items}
 
-    def ancestor_hints(
-        self, repo_id: str, commit_ids: Collection[str]
-    ) -> dict[str, tuple[str, ...]]:
-        items = self.table.get_many((keys.commit(repo_id, c) for c in commit_ids), ("ancestors",))
-        return {_commit_id(i): unpack_ids(i.get("ancestors")) for i in items}
-
     def lineages(self, repo_id: str, commit_ids: Collection[str]) -> dict[str, Lineage]:
-        """``generations`` and ``ancestor_hints`` in one read, for a caller that needs both."""
+        """``generations`` with each commit's next first-parent ancestors, in one read."""
         items = self.table.get_many(
             (keys.commit(repo_id, c) for c in commit_ids), ("parents", "generation", "ancestors")
         )
