@@ -140,7 +140,7 @@ def test_many_pushes_to_one_branch_have_one_winner_per_head(
         for contender, pack in zip(contenders, packs, strict=True):
             presigned_upload(stack, caller, "race", repo_id, pack, "main", contender.head)
         with (
-            meet_after_first(monkeypatch, RefStore, "heads", rivals),
+            meet_after_first(monkeypatch, RefStore, "heads_of", rivals),
             ThreadPoolExecutor(max_workers=rivals) as pool,
         ):
             answers = list(

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto.backends import get_backend
 from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.parsing.validators import ActionCountValidator
 from moto.dynamodb.responses import DynamoHandler
 
 from muse_cloud_dev import moto_state
@@ -80,7 +81,7 @@ ITEM = {
     "ss1": {"SS": ["x", "y"]},
     "m1": {"M": {"deep": {"L": [{"S": "é"}, {"NULL": True}, {"BOOL": False}]}}},
 }
-KEY = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
+KEY: Any = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
 
 
 def _item_actions(client: Any, table: str) -> list[Any]:
@@ -166,3 +167,38 @@ def test_items_past_the_size_limit_are_refused_as_moto_refuses_them(
         undone.setattr(Item, "__init__", moto_state._original_item_init)
         assert outcome("SLOW") == fast
     assert (fast == "stored") == (size - 2 <= moto_state.ITEM_BYTES_LIMIT)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "SET a = :v, b = :v, c = :v REMOVE d ADD n :n",
+        "SET a = :v SET b = :v",
+        "REMOVE a REMOVE b",
+        "ADD n :n SET a = :v ADD m :n",
+    ],
+)
+def test_updates_are_checked_as_moto_checks_them(
+    stack: Provisioned, monkeypatch: pytest.MonkeyPatch, expression: str
+) -> None:
+    moto_state.keep_moto_fast()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    def outcome() -> Any:
+        values: Any = {":v": {"S": "x"}, ":n": {"N": "1"}}
+        client.delete_item(TableName=stack.names.table, Key=KEY)
+        try:
+            return client.update_item(
+                TableName=stack.names.table,
+                Key=KEY,
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except client.exceptions.ClientError as error:
+            return error.response["Error"]
+
+    fast = outcome()
+    with monkeypatch.context() as undone:
+        undone.setattr(ActionCountValidator, "traverse", moto_state._original_count_actions)
+        assert outcome() == fast

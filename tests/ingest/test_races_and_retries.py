@@ -87,10 +87,10 @@ def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
     # the base head, and each passes.
     barrier = threading.Barrier(2, timeout=30)
     planned = threading.local()
-    real_heads = RefStore.heads
+    real_heads = RefStore.heads_of
 
-    def heads_after_both_read(store: RefStore, repo: str) -> dict[str, str]:
-        found = real_heads(store, repo)
+    def heads_after_both_read(store: RefStore, repo: str, branches: Any) -> dict[str, str]:
+        found = real_heads(store, repo, branches)
         if not getattr(planned, "done", False):
             planned.done = True
             barrier.wait()
@@ -106,7 +106,7 @@ def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
         with swap_lock:
             return real_swap(store, *args)
 
-    monkeypatch.setattr(RefStore, "heads", heads_after_both_read)
+    monkeypatch.setattr(RefStore, "heads_of", heads_after_both_read)
     monkeypatch.setattr(RefStore, "compare_and_swap", serialised_swap)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -124,7 +124,7 @@ def test_two_pushes_racing_for_a_branch_have_exactly_one_winner(
         and answered(loser)["error"]["item"] == "main"
     )
     assert answered(winner)["previous_head"] == rivals.base_head
-    monkeypatch.setattr(RefStore, "heads", real_heads)
+    monkeypatch.setattr(RefStore, "heads_of", real_heads)
     monkeypatch.setattr(RefStore, "compare_and_swap", real_swap)
     assert stores().refs.heads(repo_id) == {"main": answered(winner)["head"]}
     assert answered(winner)["head"] in rivals.heads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -16,6 +17,7 @@ from muse_cloud.storage import keys
 from muse_cloud.storage.backend import Action, Condition, Item, Key, ReturnValues, Update
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.memory import MemoryBucket, MemoryTable
+from muse_cloud.storage.pack_index import FOLD_AFTER_PACKS
 from muse_cloud.storage.stores import Stores
 
 from .conftest import OLIVIA, upload
@@ -176,3 +178,80 @@ def test_a_crash_at_every_write_converges_on_redelivery() -> None:
         record = services.ingest.ingest(key)
         assert record.state == "ok", (crash_at, record.error)
         assert _normalised(table, repo.repo_id) == expected, crash_at
+
+
+class CountingTable(MemoryTable):
+    """A table that counts the calls made to it by method (each is one request on DynamoDB),
+    not those its methods make to each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+        # The sort-key prefix of each Query.
+        self.queried: list[str] = []
+        self.inside = False
+
+    def __getattribute__(self, name: str) -> Any:
+        method = super().__getattribute__(name)
+        if name not in REQUEST_METHODS or object.__getattribute__(self, "inside"):
+            return method
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "query":
+                self.queried.append(args[1])
+            self.inside = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.inside = False
+
+        return counted
+
+
+REQUEST_METHODS = frozenset(
+    {"get", "get_many", "query", "put", "change", "delete", "transact", "put_many"}
+)
+
+
+def test_a_one_commit_push_reads_each_thing_once_and_nothing_that_grows() -> None:
+    """On top of a held history, a push of one commit reads no list that grows with the
+    repository (its one Query reads the MIDX pointer and the packs not folded yet), and each
+    held thing once: the claim and the GC hold, the repository and its rules, the delta base
+    (rebuilt from the manifest its own push wrote), the parent, the target ref; and so on the
+    push that folds the pack indexes into the MIDX too."""
+    table = CountingTable()
+    services = Services.of(Services.in_memory().settings, Stores.over(table, MemoryBucket("b")))
+    repo = services.repos.create(OLIVIA, "olivia", "songs", "public", False)
+    history = linear_history(commits=60)
+    assert services.ingest.ingest(upload(services, repo, history.pack())).state == "ok"
+    reads = []
+    # Until the first fold, no pointer says which packs are marked: every PACK item is read.
+    for n in range(2 * FOLD_AFTER_PACKS):
+        have = list(history.order)
+        history.add({"tracks/x-0.mid": history.head.encode()})
+        table.calls.clear()
+        table.queried.clear()
+        record = services.ingest.ingest(upload(services, repo, history.pack(have=have)))
+        assert record.state == "ok", record.error
+        if n >= FOLD_AFTER_PACKS:
+            reads.append(tuple(table.calls[name] for name in ("get", "get_many", "query")))
+            assert table.queried == [keys.MIDX_SK]
+    assert reads == [(3, 4, 1)] * FOLD_AFTER_PACKS
+    assert services.stores.refs.heads(repo.repo_id) == {"main": history.head}
+
+
+def test_a_manifest_remembered_for_one_repository_is_no_base_in_another(
+    services: Services, repo: Repo
+) -> None:
+    """The container remembers the manifest of the last snapshot a push wrote, and serves it
+    only to a push into the repository that stores that snapshot."""
+    history = linear_history(commits=3)
+    assert services.ingest.ingest(upload(services, repo, history.pack())).state == "ok"
+    other = services.repos.create(OLIVIA, "olivia", "other", "public", False)
+    have = list(history.order)
+    history.add({"tracks/x-0.mid": b"next"})
+    record = services.ingest.ingest(upload(services, other, history.pack(have=have)))
+    assert record.state == "failed" and record.error is not None
+    assert record.error.code == "unknown_delta_base", record.error
+    assert services.stores.refs.heads(other.repo_id) == {}

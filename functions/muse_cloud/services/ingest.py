@@ -25,21 +25,24 @@ from muse_cloud.domain.pushes import (
     Timings,
 )
 from muse_cloud.domain.repos import Repo
-from muse_cloud.services.ref_changes import RefChanges
+from muse_cloud.services.ref_changes import Guard, RefChanges
 from muse_cloud.services.ref_plan import moving, plan_ref_updates, refuse_nested_names
+from muse_cloud.storage.backend import Item
 from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.pushes import LeaseLost
+from muse_cloud.storage.receiver import HeldCommits, RepoReceiver
 from muse_cloud.storage.refs import RefUpdate
 from muse_cloud.storage.requests import RequestTally, counting
-from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT
+from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT, SnapshotStore
 from muse_cloud.storage.stores import Stores
 from muse_core.ancestry import generation_numbers
 from muse_core.errors import MuseError
 from muse_core.ids import require_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
 from muse_core.paths import validate_branch_name
+from muse_core.snapshot import SortedManifest
 from muse_core.verify import VerifiedMpack, verify_mpack
 
 # Twice the queue's maxReceiveCount: a dead-lettered push can be redriven once before a pack that
@@ -162,45 +165,48 @@ class IngestService:
         """Verify, plan, write, move the refs: the algorithm, with its clock and tally."""
         clock = _Clock()
         with counting() as tally:
-            repo = self._repo(upload.repo_id)
+            # Read first, so a push to a repository deleted meanwhile stops before verifying.
+            guard = RefChanges(self.stores).guard(upload.repo_id)
+            repo = guard.repo
             planner = _CheckpointPlanner(repo.repo_id, self.stores)
-            pack = self._verify(upload, planner)
+            held = HeldCommits(repo.repo_id, self.stores.commits)
+            pack = self._verify(upload, planner, held)
             clock.lap("verify")
-            lineage = _Lineage.of(repo.repo_id, pack, self.stores)
+            lineage = _Lineage.of(pack, held)
             # A first run refuses a push whose refs cannot move before writing anything; a rerun
             # of a run that began writing (its pack is indexed, the first write) completes the
             # writes first, so whatever can be read can always be rebuilt.
             resuming = self.stores.pack_index.holds(repo.repo_id, upload.mpack_hex)
-            plan = None if resuming else self._plan(repo.repo_id, record, pack, lineage)
+            plan = None if resuming else self._plan(guard, record, pack, lineage)
             self._write(upload, pack, planner, lineage)
             self.on_stored(repo, upload, pack.size)
             clock.lap("write")
-            plan = plan or self._plan(repo.repo_id, record, pack, lineage)
+            plan = plan or self._plan(guard, record, pack, lineage)
             clock.lap("plan")
             counts = PushCounts(
                 len(pack.commits), len(pack.snapshots), len(pack.objects), pack.size
             )
             moves = self._move_refs(repo.repo_id, record, plan, counts)
-            self._carry_default_branch(repo, moves)
+            self._carry_default_branch(repo, moves, plan.heads)
             clock.lap("refs")
         return _result(pack, moves, tally, clock.timings())
 
-    def _repo(self, repo_id: str) -> Repo:
-        repo = self.stores.repos.get(repo_id)
-        if repo is None:
-            raise ServiceError("repo_not_found", "repository does not exist", repo_id)
-        return repo
-
-    def _verify(self, upload: UploadKey, planner: _CheckpointPlanner) -> VerifiedMpack:
+    def _verify(
+        self, upload: UploadKey, planner: _CheckpointPlanner, held: HeldCommits
+    ) -> VerifiedMpack:
         stream = self.stores.packs.open(upload.s3_key)
         if stream is None:
             raise ServiceError(
                 "pack_not_found", "nothing uploaded under that key", upload.mpack_key
             )
+        stores = self.stores
+        receiver = RepoReceiver(
+            upload.repo_id, held, stores.snapshots, stores.pack_index, planner.items
+        )
         try:
             return verify_mpack(
                 stream,
-                self.stores.receiver(upload.repo_id),
+                receiver,
                 expected_key=upload.mpack_key,
                 limits=self.limits,
                 keep_manifests=planner.keep_manifests,
@@ -226,9 +232,12 @@ class IngestService:
             ObjectLocation(o.object_id, upload.s3_key, o.offset, o.length) for o in pack.objects
         ]
         self.stores.pack_index.record(repo_id, upload.s3_key, upload.mpack_hex, locations)
-        self.stores.pack_index.index(repo_id, locations)
         new_snapshots = [s for s in pack.snapshots if s.snapshot_id not in planner.held]
         self.stores.snapshots.put_many(repo_id, new_snapshots, planner.chains)
+        for snapshot in new_snapshots:
+            if snapshot.snapshot_id == planner.tip and snapshot.manifest is not None:
+                sorted_manifest = SortedManifest.of(snapshot.manifest)
+                self.stores.snapshots.remember(repo_id, snapshot.snapshot_id, sorted_manifest)
         self.stores.commits.put_many(
             repo_id,
             (
@@ -238,34 +247,45 @@ class IngestService:
         )
 
     def _plan(
-        self, repo_id: str, record: PushRecord, pack: VerifiedMpack, lineage: _Lineage
-    ) -> list[RefUpdate]:
+        self, guard: Guard, record: PushRecord, pack: VerifiedMpack, lineage: _Lineage
+    ) -> _Planned:
+        repo = guard.repo
+        repo_id = repo.repo_id
         targets = _targets(record, pack)
         missing = [h for h in targets.values() if h not in lineage.lookup([h])]
         if missing:
             raise ServiceError(
                 "missing_commit", "the new head is neither in the pack nor held", missing[0]
             )
-        plan = plan_ref_updates(
-            targets,
-            self.stores.refs.heads(repo_id),
-            dict(record.plan or {}),
-            record.force,
-            lineage.lookup,
+        heads = self._heads(repo, targets)
+        updates = plan_ref_updates(
+            targets, heads, dict(record.plan or {}), record.force, lineage.lookup
         )
         # Refused before anything is written when the rules forbid it now; the move itself is
         # judged again, in its transaction.
-        changes = RefChanges(self.stores)
-        changes.judge_moves(changes.guard(repo_id), moving(plan), record.pusher)
-        self.stores.pushes.note_plan(repo_id, record.push_id, {u.branch: u.expected for u in plan})
-        return plan
+        RefChanges(self.stores).judge_moves(guard, moving(updates), record.pusher)
+        self.stores.pushes.note_plan(
+            repo_id, record.push_id, {u.branch: u.expected for u in updates}
+        )
+        return _Planned(updates, heads, guard)
+
+    def _heads(self, repo: Repo, targets: Mapping[str, str]) -> dict[str, str]:
+        """The heads a plan needs: the targets' and the default branch's, read by key when
+        every target exists (no existing branch is nested with another, as every creation was
+        refused otherwise); every head when one is new, to refuse a name nested with any."""
+        heads = self.stores.refs.heads_of(repo.repo_id, {*targets, repo.default_branch})
+        if targets.keys() <= heads.keys():
+            return heads
+        return self.stores.refs.heads(repo.repo_id)
 
     def _move_refs(
-        self, repo_id: str, record: PushRecord, plan: list[RefUpdate], counts: PushCounts
+        self, repo_id: str, record: PushRecord, plan: _Planned, counts: PushCounts
     ) -> list[RefMove]:
-        moves = moving(plan)
+        moves = moving(plan.updates)
         changes = RefChanges(self.stores)
-        if moves and not changes.move(repo_id, moves, record.push_id, record.pusher, counts):
+        if moves and not changes.move(
+            repo_id, moves, record.push_id, record.pusher, counts, plan.guard
+        ):
             heads = self.stores.refs.heads(repo_id)
             if any(heads.get(u.branch) != u.new for u in moves):
                 for update in moves:
@@ -277,13 +297,16 @@ class IngestService:
                     "another push moved the branch first; fetch and push again",
                     moves[0].branch,
                 )
-        return [RefMove(u.branch, u.new, u.expected) for u in plan]
+        return [RefMove(u.branch, u.new, u.expected) for u in plan.updates]
 
-    def _carry_default_branch(self, repo: Repo, moves: list[RefMove]) -> None:
+    def _carry_default_branch(
+        self, repo: Repo, moves: list[RefMove], heads: Mapping[str, str]
+    ) -> None:
         """The first branch pushed becomes the default while the default has no commits: a
-        client's only branch (say ``trunk``) is what its clones check out."""
+        client's only branch (say ``trunk``) is what its clones check out. A default branch
+        among the heads read for the plan still has commits (it cannot be deleted)."""
         branches = [m.branch for m in moves]
-        if not branches or repo.default_branch in branches:
+        if not branches or repo.default_branch in branches or repo.default_branch in heads:
             return
         if repo.default_branch not in self.stores.refs.heads(repo.repo_id):
             self.stores.repos.adopt_default_branch(repo, branches[0])
@@ -323,6 +346,16 @@ def _result(
     )
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """The ref updates planned, the heads they were planned from, and the guard they were
+    judged under."""
+
+    updates: list[RefUpdate]
+    heads: Mapping[str, str]
+    guard: Guard
+
+
 @dataclass
 class _Clock:
     started: float = field(default_factory=time.perf_counter)
@@ -341,34 +374,31 @@ class _Lineage:
     """Where each commit of the pack sits in the history: its generation number and its next
     first-parent ancestors, continuing what the repository holds."""
 
-    repo_id: str
-    stores: Stores
+    held: HeldCommits
     in_pack: Mapping[str, tuple[tuple[str, ...], int]]
     generations: Mapping[str, int]
     ancestors: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def of(cls, repo_id: str, pack: VerifiedMpack, stores: Stores) -> _Lineage:
-        commits = stores.commits
+    def of(cls, pack: VerifiedMpack, held: HeldCommits) -> _Lineage:
         graph = {c.commit_id: c.parent_ids for c in pack.commits}
-        generations = generation_numbers(graph, lambda ids: commits.generations(repo_id, ids))
+        generations = generation_numbers(graph, held.generations)
         hints: dict[str, tuple[str, ...]] = {}
         outside = {p for c in pack.commits if (p := c.parent_commit_id) and p not in graph}
-        if outside:
-            hints.update(commits.ancestor_hints(repo_id, outside))
+        hints.update((i, h.ancestors) for i, h in held.lineages(outside).items())
         for commit in pack.commits:
             parent = commit.parent_commit_id
             chain = (parent, *hints.get(parent, ())) if parent else ()
             hints[commit.commit_id] = chain[:ANCESTOR_HINTS]
         in_pack = {cid: (parents, generations[cid]) for cid, parents in graph.items()}
-        return cls(repo_id, stores, in_pack, generations, hints)
+        return cls(held, in_pack, generations, hints)
 
     def lookup(self, ids: Collection[str]) -> dict[str, tuple[tuple[str, ...], int]]:
         """Parents and generation of each commit, from the pack or the store."""
         found = {i: self.in_pack[i] for i in ids if i in self.in_pack}
         rest = [i for i in ids if i not in self.in_pack]
         if rest:
-            found.update(self.stores.commits.generations(self.repo_id, rest))
+            found.update(self.held.generations(rest))
         return found
 
 
@@ -384,13 +414,23 @@ class _CheckpointPlanner:
     stores: Stores
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     held: set[str] = field(default_factory=set)
+    # The stored items of the pack's snapshots and delta bases: a base held is rebuilt from
+    # its item, not read again.
+    items: dict[str, Item] = field(default_factory=dict)
+    # The pack's last new snapshot, whose manifest is kept: the next push of the branch is a
+    # delta on it.
+    tip: str | None = None
 
     def keep_manifests(self, planned: list[tuple[str, str | None, int]]) -> set[str]:
         ids = {sid for sid, _, _ in planned} | {base for _, base, _ in planned if base}
-        stored = self.stores.snapshots.chains(self.repo_id, ids) if ids else {}
+        self.items.update(self.stores.snapshots.items(self.repo_id, ids) if ids else {})
+        stored = {sid: SnapshotStore.chain_of(item) for sid, item in self.items.items()}
         self.held = {sid for sid, _, _ in planned if sid in stored}
         known = dict(stored)
         keep: set[str] = set()
+        if planned and planned[-1][0] not in stored:
+            self.tip = planned[-1][0]
+            keep.add(self.tip)
         for sid, base_id, delta_size in planned:
             if sid in known:
                 continue

@@ -51,10 +51,10 @@ class RefChanges:
     stores: Stores
 
     def guard(self, repo_id: str) -> Guard:
-        repo = self.stores.repos.get(repo_id)
-        if repo is None:
+        guarded = self.stores.repos.get_guarded(repo_id)
+        if guarded is None:
             raise ServiceError("repo_not_found", "repository does not exist", repo_id)
-        return Guard(repo, self.stores.protection.get(repo_id))
+        return Guard(*guarded)
 
     def judge_moves(self, guard: Guard, updates: Sequence[RefUpdate], by: Pusher | None) -> None:
         for update in updates:
@@ -68,11 +68,17 @@ class RefChanges:
         push_id: str,
         by: Pusher | None,
         counts: PushCounts,
+        judged: Guard | None = None,
     ) -> bool:
         """Move the refs as ``compare_and_swap`` does, if the rules allow it; False when a ref
-        was not where ``updates`` expect it (another push moved it first)."""
+        was not where ``updates`` expect it (another push moved it first).
+
+        ``judged`` is a guard the caller read during this change: the transaction checks it is
+        still current, so it is used once instead of read again.
+        """
         for _ in range(JUDGE_ATTEMPTS):
-            guard = self.guard(repo_id)
+            guard = judged or self.guard(repo_id)
+            judged = None
             self.judge_moves(guard, updates, by)
             change_id, at = uuid.uuid4().hex, timestamp()
             events = [

@@ -29,6 +29,15 @@ class StoredCommit:
     ancestors: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """Where a held commit sits, without its record: parents, generation, next ancestors."""
+
+    parents: tuple[str, ...]
+    generation: int
+    ancestors: tuple[str, ...]
+
+
 def _commit_id(item: Item) -> str:
     return str(item["pk"]).rsplit("#", 1)[1]
 
@@ -73,11 +82,19 @@ class CommitStore:
         )
         return {_commit_id(i): (unpack_ids(i.get("parents")), int(i["generation"])) for i in items}
 
-    def ancestor_hints(
-        self, repo_id: str, commit_ids: Collection[str]
-    ) -> dict[str, tuple[str, ...]]:
-        items = self.table.get_many((keys.commit(repo_id, c) for c in commit_ids), ("ancestors",))
-        return {_commit_id(i): unpack_ids(i.get("ancestors")) for i in items}
+    def lineages(self, repo_id: str, commit_ids: Collection[str]) -> dict[str, Lineage]:
+        """``generations`` with each commit's next first-parent ancestors, in one read."""
+        items = self.table.get_many(
+            (keys.commit(repo_id, c) for c in commit_ids), ("parents", "generation", "ancestors")
+        )
+        return {
+            _commit_id(i): Lineage(
+                unpack_ids(i.get("parents")),
+                int(i["generation"]),
+                unpack_ids(i.get("ancestors")),
+            )
+            for i in items
+        }
 
     def known(self, repo_id: str, commit_ids: Collection[str]) -> set[str]:
         return set(self.generations(repo_id, commit_ids))

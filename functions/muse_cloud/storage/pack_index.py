@@ -229,8 +229,11 @@ class PackIndex:
         self, repo_id: str, s3_key: str, mpack_hex: str, locations: Sequence[ObjectLocation]
     ) -> None:
         """Write the pack's PACK item, the mark that ingestion began writing this pack (so the
-        pack must never expire); ``index`` then adds the pack's object index to it."""
-        self.table.put(self._item(repo_id, mpack_hex, s3_key, len(locations)))
+        pack must never expire), with the pack's object index (``index``) in the same write."""
+        if locations:
+            self.index(repo_id, locations)
+        else:
+            self.table.put(self._item(repo_id, mpack_hex, s3_key, 0))
 
     def index(self, repo_id: str, locations: Sequence[ObjectLocation]) -> None:
         """Make the objects findable: each pack's sorted index into its PACK item (inline or in
@@ -386,6 +389,8 @@ class PackIndex:
         data = midx.encode()
         new_key = layout.multi_pack_index(repo_id, data)
         self.bucket.put(new_key, data)
+        # Named by its content, so never stale: the next fold here starts from it unread.
+        self.cache.put(new_key, midx)
         moved: Condition = Equals("midx_key", listing.midx_key) if listing.midx_key else NEW_ITEM
         pointer = {**keys.pack(repo_id, _POINTER), "midx_key": new_key, _MARKS: True}
         covered = dict(midx.packs)

@@ -9,7 +9,15 @@ from typing import Any
 
 from muse_cloud.domain.protection import UNSET, BranchRule, Protection
 from muse_cloud.storage import keys
-from muse_cloud.storage.backend import NEW_ITEM, Check, Condition, ConditionFailed, Equals, Table
+from muse_cloud.storage.backend import (
+    NEW_ITEM,
+    Check,
+    Condition,
+    ConditionFailed,
+    Equals,
+    Item,
+    Table,
+)
 
 
 @dataclass
@@ -17,11 +25,7 @@ class ProtectionStore:
     table: Table
 
     def get(self, repo_id: str) -> Protection:
-        item = self.table.get(keys.protection(repo_id))
-        if item is None:
-            return UNSET
-        rules = tuple(_rule(r) for r in item["rules"])
-        return Protection(rules, int(item["version"]))
+        return protection_of(self.table.get(keys.protection(repo_id)))
 
     def replace(
         self, repo_id: str, rules: tuple[BranchRule, ...], replacing: Protection
@@ -43,6 +47,14 @@ class ProtectionStore:
     def unchanged(self, repo_id: str, judged: Protection) -> Check:
         """The transaction action that holds only while ``judged`` is still the current rules."""
         return Check(keys.protection(repo_id), _is(judged))
+
+
+def protection_of(item: Item | None) -> Protection:
+    """The rules a PROTECTION item holds; the default rule when there is none."""
+    if item is None:
+        return UNSET
+    rules = tuple(_rule(r) for r in item["rules"])
+    return Protection(rules, int(item["version"]))
 
 
 def _is(protection: Protection) -> Condition:

@@ -22,7 +22,7 @@ rules it was judged under still hold, and the outbox item of its events.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +38,7 @@ from muse_cloud.storage.backend import (
     Delete,
     Equals,
     Exists,
+    Item,
     Put,
     Table,
     Update,
@@ -80,10 +81,12 @@ class RefStore:
     table: Table
 
     def heads(self, repo_id: str) -> dict[str, str]:
-        items = self.table.query(keys.repo_partition(repo_id), keys.REF_SK)
-        return {
-            i["sk"].removeprefix(keys.REF_SK): i["commit_id"] for i in items if "commit_id" in i
-        }
+        return _heads(self.table.query(keys.repo_partition(repo_id), keys.REF_SK))
+
+    def heads_of(self, repo_id: str, branches: Collection[str]) -> dict[str, str]:
+        """The heads of ``branches`` that exist, read by key: a Query of ``heads`` reads every
+        branch of the repository."""
+        return _heads(self.table.get_many((keys.ref(repo_id, b) for b in branches), ("commit_id",)))
 
     def get(self, repo_id: str, branch: str) -> str | None:
         item = self.table.get(keys.ref(repo_id, branch))
@@ -146,6 +149,11 @@ class RefStore:
         except ConditionFailed:
             return False
         return True
+
+
+def _heads(items: Iterable[Item]) -> dict[str, str]:
+    """Branch heads by name; a directory's item has no commit."""
+    return {i["sk"].removeprefix(keys.REF_SK): i["commit_id"] for i in items if "commit_id" in i}
 
 
 def _ref_write(repo_id: str, update: RefUpdate, push_id: str, now: str) -> Action:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.domain.protection import Protection
 from muse_cloud.domain.repos import DeletedRepo, Repo, Visibility
 from muse_cloud.storage import keys
 from muse_cloud.storage.backend import (
@@ -26,6 +27,7 @@ from muse_cloud.storage.backend import (
     Update,
     all_of,
 )
+from muse_cloud.storage.protection import protection_of
 
 
 @dataclass
@@ -54,6 +56,15 @@ class RepoStore:
     def get(self, repo_id: str) -> Repo | None:
         item = self.table.get(keys.repo_meta(repo_id))
         return _from_item(item) if item else None
+
+    def get_guarded(self, repo_id: str) -> tuple[Repo, Protection] | None:
+        """The repository and its protected-branch rules, in one read: every ref change is
+        judged under both."""
+        meta, rules = keys.repo_meta(repo_id), keys.protection(repo_id)
+        items = {i["sk"]: i for i in self.table.get_many([meta, rules])}
+        if meta["sk"] not in items:
+            return None
+        return _from_item(items[meta["sk"]]), protection_of(items.get(rules["sk"]))
 
     def by_slug(self, owner: str, name: str) -> Repo | None:
         item = self.table.get(keys.repo_slug(owner, name))

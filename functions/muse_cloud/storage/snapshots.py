@@ -97,6 +97,10 @@ class SnapshotStore:
         """The manifest of a stored item. ``bases`` are manifests the caller already rebuilt:
         when the item's delta base is among them, no other item is read (a clone walks history
         oldest first, so its previous snapshot is usually the base)."""
+        known = self._sorted.get((repo_id, snapshot_id))
+        if known is not None:
+            # Checked against its id when remembered, and a stored item was read just now.
+            return known.manifest
         parent = head.get("parent")
         if bases and parent is not None and parent in bases:
             sorted_base = self._sorted.get((repo_id, parent))
@@ -125,10 +129,17 @@ class SnapshotStore:
             raise ServiceError(
                 "corrupt_snapshot", "rebuilt manifest does not hash to its id", snapshot_id
             )
-        self._sorted[(repo_id, snapshot_id)] = rebuilt
+        self.remember(repo_id, snapshot_id, rebuilt)
+        return rebuilt.manifest
+
+    def remember(self, repo_id: str, snapshot_id: str, manifest: SortedManifest) -> None:
+        """Keep a manifest known to hash to ``snapshot_id``, as written by ingestion: the next
+        push of a branch is a delta on its last snapshot, rebuilt then without a read. Only a
+        caller that has just read the snapshot's item (so it is still stored) gets it back."""
+        self._sorted[(repo_id, snapshot_id)] = manifest
+        self._sorted.move_to_end((repo_id, snapshot_id))
         while len(self._sorted) > _SORTED_KEPT:
             self._sorted.popitem(last=False)
-        return rebuilt.manifest
 
     def objects_named(self, item: Item) -> set[str]:
         """The objects a stored snapshot names itself: its checkpoint's manifest, or what its

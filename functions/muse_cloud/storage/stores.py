@@ -20,7 +20,6 @@ from muse_cloud.storage.packs import PackStore
 from muse_cloud.storage.protection import ProtectionStore
 from muse_cloud.storage.pushes import PushStore
 from muse_cloud.storage.quotas import QuotaStore
-from muse_cloud.storage.receiver import RepoReceiver
 from muse_cloud.storage.refs import RefStore
 from muse_cloud.storage.releases import ReleaseStore
 from muse_cloud.storage.repos import RepoStore
@@ -92,6 +91,3 @@ class Stores:
             gc_holds=pushes.gc_holds,
             quotas=QuotaStore(table),
         )
-
-    def receiver(self, repo_id: str) -> RepoReceiver:
-        return RepoReceiver(repo_id, self.commits, self.snapshots, self.pack_index)
