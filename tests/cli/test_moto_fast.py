@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto.backends import get_backend
 from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.validators import ActionCountValidator
 from moto.dynamodb.responses import DynamoHandler
 
@@ -62,6 +63,28 @@ def test_conditions_order_and_pages_apply_within_the_partition(table: str) -> No
     )
     expected = sorted((("C", f"1#{n:03d}") for n in range(30) if n % 3 == 1), reverse=True)
     assert newest_first == expected
+
+
+def test_a_prefix_query_reads_only_the_items_with_that_prefix(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What moto's Query sorts and filters (by comparisons written in Python) is the items
+    of the prefix, not every item of the partition."""
+    handed: list[int] = []
+
+    def counted(self: Table) -> list[Item]:
+        items = moto_state._all_items(self)
+        handed.append(len(items))
+        return items
+
+    monkeypatch.setattr(Table, "all_items", counted)
+    found = _query(
+        table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": "A"}, ":s": {"S": "2#"}},
+    )
+    assert found == sorted(("A", f"2#{n:03d}") for n in range(30) if n % 3 == 2)
+    assert handed == [10]
 
 
 def test_an_absent_partition_is_empty_and_stays_absent(table: str) -> None:
