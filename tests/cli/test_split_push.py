@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from histories import commit
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.compare import compare_repos
@@ -21,6 +22,7 @@ from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.limits import Limits
 from muse_core.refs import write_branch_ref
+from muse_core.repo import init_repo
 
 # The server takes 4 commits and 12 objects a pack. The history: a first commit of 6 files,
 # then 2 files changed (2 new objects) by each of the 9 after it.
@@ -164,3 +166,42 @@ def test_only_the_first_pack_of_a_forced_push_is_forced(
         (ids[7], False),
         (ids[9], False),
     ]
+
+
+def test_a_merged_side_branch_goes_whole_in_the_pack_of_its_merge(
+    small_stack: LocalStack,
+    client: MuseCloudClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    init_repo(source)
+    files: dict[str, bytes] = {}
+
+    def on(parents: tuple[str, ...], n: int, **extra: Any) -> str:
+        files[f"f{n % 3}.txt"] = f"{n}\n".encode()
+        return commit(source, dict(files), f"commit {n}", parents, n, **extra)
+
+    chain = [on((), 0)]
+    for n in range(1, 6):
+        chain.append(on((chain[-1],), n))
+    side = [chain[1]]
+    for n in (10, 11, 12):
+        side.append(on((side[-1],), n, branch="side"))
+    side = side[1:]
+    merge = on((chain[-1], side[-1]), 20)
+    last = on((merge,), 21)
+    write_branch_ref(source, "main", last)
+    remote = new_repo(small_stack, client, "merged")
+
+    # Along main's first parents: 4 commits, then 2; the merge brings its 3 side commits (4,
+    # the most a pack may hold); the last commit alone.
+    split = plan_push(client, remote, source, "main")
+    assert [p.head for p in split.packs] == [chain[3], chain[5], merge, last]
+    assert {c.commit_id for c in split.packs[2].commits} == {merge, *side}
+    identity = ["--identity", str(small_stack.admin_key_path)]
+    assert main(["push", "-C", str(source), "--remote", remote.url, *identity]) == 0
+    assert "11 commits, 11 snapshots" in capsys.readouterr().out
+    assert [m["after"] for m in moves_of(client, remote, 4)] == [chain[3], chain[5], merge, last]
+    assert main(["clone", remote.url, str(copy), *identity]) == 0
+    assert compare_repos(source, copy).problems == []
