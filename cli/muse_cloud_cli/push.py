@@ -213,21 +213,9 @@ def send_split(
     standing = target.server_head
     for number, planned in enumerate(split.packs, start=1):
         reporter.label = f"pack {number} of {count}: " if count > 1 else ""
-        started = time.perf_counter()
-        with reporter.phase("building the pack"):
-            pack, data = _written_pack(partial(write_planned, split.root, target.branch, planned))
-        prepared = PreparedPush(
-            target.branch,
-            planned.head,
-            standing,
-            target.have,
-            pack,
-            data,
-            time.perf_counter() - started,
-        )
         try:
-            result = send_push(
-                client, remote, prepared, force=force and number == 1, reporter=reporter
+            result = _send_planned(
+                client, remote, split, planned, standing, force and number == 1, reporter
             )
         except CliError as error:
             if not results:
@@ -244,6 +232,31 @@ def send_split(
         results.append(result)
         on_pack(result)
     return results
+
+
+def _send_planned(
+    client: MuseCloudClient,
+    remote: Remote,
+    split: SplitPush,
+    planned: PlannedPack,
+    standing: str | None,
+    force: bool,
+    reporter: Reporter,
+) -> PushResult:
+    """One pack of a split push, built now and sent; ``standing`` is where the branch is."""
+    started = time.perf_counter()
+    with reporter.phase("building the pack"):
+        pack, data = _written_pack(partial(write_planned, split.root, split.branch, planned))
+    prepared = PreparedPush(
+        split.branch,
+        planned.head,
+        standing,
+        split.target.have,
+        pack,
+        data,
+        time.perf_counter() - started,
+    )
+    return send_push(client, remote, prepared, force=force, reporter=reporter)
 
 
 def _written_pack(write: Callable[[IO[bytes]], dict[str, Any]]) -> tuple[dict[str, Any], mmap]:

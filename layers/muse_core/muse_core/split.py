@@ -94,10 +94,13 @@ def split_push(
     root: Path, head: str, have: Iterable[str], budget: Limits = DEFAULT_LIMITS
 ) -> list[PlannedPack]:
     """The packs that bring a receiver holding ``have`` up to ``head``, in the order to send
-    them; none when it holds ``head`` already."""
+    them. A receiver that holds ``head`` already gets one empty pack: a branch moved to a
+    commit it has."""
     source = LocalHistory(root)
     wanted, held = wanted_and_held(source, [head], have)
     shares = [PlannedPack(tip, commits) for tip, commits in _shares(wanted, head)]
+    if not shares:
+        return [PlannedPack(head)]
     share_of_snapshot: dict[str, PlannedPack] = {}
     for share in shares:
         for commit in share.commits:
