@@ -245,7 +245,7 @@ def _send_planned(
 ) -> PushResult:
     """One pack of a split push, built now and sent; ``standing`` is where the branch is."""
     started = time.perf_counter()
-    with reporter.phase("building the pack"):
+    with reporter.phase(f"building the pack of {split.branch}"):
         pack, data = _written_pack(partial(write_planned, split.root, split.branch, planned))
     prepared = PreparedPush(
         split.branch,

@@ -298,7 +298,8 @@ class LocalStack:
         self.snapshot_seconds = snapshot_seconds
         self.api_workers = api_workers
         self.unpack_workers = unpack_workers
-        # The functions' own (``DEFAULT_LIMITS``) unless given: tests take smaller ones.
+        # Unless given, the environment's MUSE_PACK_LIMITS or the functions' own defaults:
+        # tests take smaller ones.
         self.pack_limits = pack_limits
         self.state_path = self.data_dir / STATE_FILE
         self.admin_key_path = self.data_dir / ADMIN_KEY_FILE
@@ -496,9 +497,10 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SQS": None,
             "AWS_ENDPOINT_URL_DYNAMODB": None,
             "MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY": None,
-            "MUSE_PACK_LIMITS": json.dumps(asdict(self.pack_limits)) if self.pack_limits else None,
             **self.names.environment(),
         }
+        if self.pack_limits is not None:
+            values["MUSE_PACK_LIMITS"] = json.dumps(asdict(self.pack_limits))
         if not self.verbose:
             values["POWERTOOLS_METRICS_DISABLED"] = "true"
         for name, value in values.items():

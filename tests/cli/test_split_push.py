@@ -4,6 +4,7 @@ pack; a pack refused midway leaves the branch at the pack before it, and pushing
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 
 import pytest
 from histories import commit
+from rich.console import Console
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.compare import compare_repos
 from muse_cloud_cli.errors import CliError
 from muse_cloud_cli.main import main
+from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.push import plan_push, prepare_push, send_push, send_split
 from muse_cloud_cli.signer import KeyFile
 from muse_cloud_cli.workload import Workload, generate_history
@@ -205,3 +208,17 @@ def test_a_merged_side_branch_goes_whole_in_the_pack_of_its_merge(
     assert [m["after"] for m in moves_of(client, remote, 4)] == [chain[3], chain[5], merge, last]
     assert main(["clone", remote.url, str(copy), *identity]) == 0
     assert compare_repos(source, copy).problems == []
+
+
+def test_one_display_names_the_pack_each_phase_is_for(
+    small_stack: LocalStack, client: MuseCloudClient, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    generate_history(source, HISTORY)
+    remote = new_repo(small_stack, client, "shown")
+    shown = io.StringIO()
+    reporter = Reporter(console=Console(file=shown, force_terminal=True, width=200))
+    send_split(client, remote, plan_push(client, remote, source, "main"), reporter=reporter)
+    for number in (1, 2, 3):
+        assert f"pack {number} of 3: building the pack of main" in shown.getvalue()
+        assert f"pack {number} of 3: the server is verifying and writing" in shown.getvalue()
