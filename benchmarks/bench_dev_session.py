@@ -36,23 +36,24 @@ BRANCHES_SECONDS = 10.0
 WORKLOAD = Workload(commits=1, files=50, changed_per_commit=2)
 
 
-def _rss_kib(pid: int) -> int:
+def _rss_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
 
-def memory_mib() -> tuple[float, float]:
-    """This process (the stack, moto in it) and its child processes (the function workers)."""
+def memory_mib(field: str = "VmRSS") -> tuple[float, float]:
+    """This process (the stack, moto in it) and its child processes (the function workers):
+    their resident memory now, or with ``VmHWM`` at its peak."""
     me = os.getpid()
     children = [
         int(stat.parent.name)
         for stat in Path("/proc").glob("[0-9]*/stat")
         if _parent_of(stat) == me
     ]
-    own = _rss_kib(me)
-    return own / 1024, (own + sum(_rss_kib(c) for c in children)) / 1024
+    own = _rss_kib(me, field)
+    return own / 1024, (own + sum(_rss_kib(c, field) for c in children)) / 1024
 
 
 def _parent_of(stat: Path) -> int:

@@ -1,17 +1,20 @@
-"""A small history held in memory (a muse_core ``HistorySource`` for ``build_pack``), shared by
-the tests of every layer."""
+"""A small history held in memory (a muse_core ``HistorySource`` for ``build_pack``), and commits
+written into a repository on disk, shared by the tests of every layer."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from muse_core.commits import CommitRecord
+from muse_core.commits import CommitRecord, write_commit
 from muse_core.ids import blob_id
 from muse_core.mpack import build_pack
+from muse_core.object_store import write_object
 from muse_core.snapshot import compute_snapshot_id
+from muse_core.snapshots import SnapshotRecord, write_snapshot
 
 _EPOCH = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 
@@ -77,3 +80,26 @@ def linear_history(commits: int = 3, files: int = 3, tag: str = "x") -> History:
         touched = range(files) if n == 0 else [n % files]
         history.add({f"tracks/{tag}-{i}.mid": f"{tag} {n} {i}\n".encode() * 4 for i in touched})
     return history
+
+
+def commit(
+    root: Path,
+    files: dict[str, bytes],
+    message: str,
+    parents: tuple[str, ...],
+    minute: int,
+    **extra: Any,
+) -> str:
+    """A commit written into the repository at ``root`` with exactly ``files``; its id."""
+    manifest = {}
+    for path, data in files.items():
+        write_object(root, blob_id(data), data)
+        manifest[path] = blob_id(data)
+    snapshot_id = compute_snapshot_id(manifest)
+    at = f"2026-03-16T12:{minute:02d}:00+00:00"
+    write_snapshot(root, SnapshotRecord(snapshot_id, manifest, at))
+    record = CommitRecord.create(
+        snapshot_id=snapshot_id, message=message, committed_at=at, parent_ids=parents, **extra
+    )
+    write_commit(root, record)
+    return record.commit_id

@@ -36,7 +36,7 @@ def _commit_file(root: Path, commit_id: str) -> Any:
     return json.loads((muse_dir(root) / "commits" / f"{commit_id}.json").read_text("utf-8"))
 
 
-def _stored_ids(root: Path, folder: str) -> set[str]:
+def stored_ids(root: Path, folder: str) -> set[str]:
     base = muse_dir(root) / folder
     if folder == "objects":
         return {p.parent.name + p.name for p in base.glob("*/*") if p.is_file()}
@@ -73,7 +73,7 @@ def compare_repos(source: Path, copy: Path) -> Comparison:
         ("objects", object_ids, lambda i: read_object(source, i) == read_object(copy, i)),
     )
     for folder, expected, same in checks:
-        stored = _stored_ids(copy, folder)
+        stored = stored_ids(copy, folder)
         missing, extra = sorted(expected - stored), sorted(stored - expected)
         if missing:
             result.problems.append(f"{folder} missing from the copy: {missing[:_SHOWN]}")

@@ -169,33 +169,41 @@ def cmd_push(args: argparse.Namespace) -> int:
         return cmd_delete_branch(args)
     from muse_cloud_cli.client import ClientError
     from muse_cloud_cli.progress import Reporter, plural, short
-    from muse_cloud_cli.push import prepare_push, send_push
+    from muse_cloud_cli.push import plan_push, send_split
     from muse_cloud_cli.remotes import update_tracking
 
     target = _push_target(args)
     root, remote, name, branch = target.root, target.remote, target.name, target.branch
     reporter = Reporter(quiet=args.quiet or args.json)
     with _client(remote.base_url, args.identity, required=True) as client:
-        prepared = prepare_push(client, remote, root, branch, force=args.force, reporter=reporter)
-        if prepared.up_to_date:
+        split = plan_push(client, remote, root, branch, force=args.force, reporter=reporter)
+        if split.up_to_date:
             if name is not None:
-                update_tracking(root, name, prepared.branch, prepared.head)
+                update_tracking(root, name, split.branch, split.head)
             print(
-                json.dumps({"up_to_date": True, "branch": branch, "head": prepared.head})
+                json.dumps({"up_to_date": True, "branch": branch, "head": split.head})
                 if args.json
-                else f"everything up to date: {branch} is at {short(prepared.head, args.full)}"
+                else f"everything up to date: {branch} is at {short(split.head, args.full)}"
             )
             return Exit.OK
-        pack = prepared.pack
         if not args.json:
+            costs = [p.cost for p in split.packs]
             print(
-                f"pushing {prepared.branch} to {remote.url}: "
-                f"{plural(len(pack['commits']), 'commit')}, "
-                f"{plural(len(pack['snapshots']), 'snapshot')}, "
-                f"{plural(len(pack['objects']), 'object')}, {len(prepared.data):,} bytes"
+                f"pushing {split.branch} to {remote.url}: "
+                f"{plural(sum(c.commits for c in costs), 'commit')}, "
+                f"{plural(sum(c.snapshots for c in costs), 'snapshot')}, "
+                f"{plural(sum(c.objects for c in costs), 'object')}"
+                + (f", in {len(costs)} packs" if len(costs) > 1 else "")
             )
         try:
-            result = send_push(client, remote, prepared, force=args.force, reporter=reporter)
+            results = send_split(
+                client,
+                remote,
+                split,
+                force=args.force,
+                reporter=reporter,
+                on_pack=lambda result: _report_push(args, target, result),
+            )
         except ClientError as error:
             if error.code != "non_fast_forward":
                 raise
@@ -206,7 +214,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return Exit.FAILED
-    _report_push(args, target, result)
+    if args.json:
+        print(json.dumps({**results[-1].answer, "packs": len(results)}, sort_keys=True))
     return Exit.OK
 
 
@@ -225,7 +234,8 @@ def cmd_delete_branch(args: argparse.Namespace) -> int:
 
 
 def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResult) -> None:
-    """The remote-tracking heads moved as the server moved the refs, and the summary."""
+    """One pack's ref moves: the remote-tracking heads follow them at once (a later pack that
+    fails leaves them where the server is), and, unless ``--json``, its summary."""
     from muse_cloud_cli.progress import plural
     from muse_cloud_cli.remotes import update_tracking
 
@@ -235,15 +245,16 @@ def _report_push(args: argparse.Namespace, target: _PushTarget, result: PushResu
         for update in updates if isinstance(updates, list) else []:
             update_tracking(target.root, target.name, update["branch"], update["head"])
     if args.json:
-        print(json.dumps(answer, sort_keys=True))
         return
     for line in _push_summary(target.root, target.remote, answer, args.full):
-        print(line)
+        print(line, flush=True)
     print(
         f"written: {plural(int(answer.get('commits_written', 0)), 'commit')}, "
         f"{plural(int(answer.get('snapshots_written', 0)), 'snapshot')}, "
-        f"{plural(int(answer.get('objects_written', 0)), 'object')} "
-        f"(upload {result.upload_seconds:.2f} s, ingestion {result.ingest_seconds:.2f} s)"
+        f"{plural(int(answer.get('objects_written', 0)), 'object')}, "
+        f"{len(result.prepared.data):,} bytes "
+        f"(upload {result.upload_seconds:.2f} s, ingestion {result.ingest_seconds:.2f} s)",
+        flush=True,
     )
 
 

@@ -32,6 +32,8 @@ class Reporter:
 
         self.console = console or Console(stderr=True)
         self.enabled = not quiet and self.console.is_terminal
+        # Put before every phase's text: which part of a longer task runs ("pack 2 of 5: ").
+        self.label = ""
 
     @contextmanager
     def phase(self, text: str) -> Iterator[Callable[[str], None]]:
@@ -39,8 +41,8 @@ class Reporter:
         if not self.enabled:
             yield lambda _: None
             return
-        with self.console.status(text) as shown:
-            yield lambda new: shown.update(new)
+        with self.console.status(self.label + text) as shown:
+            yield lambda new: shown.update(self.label + new)
 
 
 def ref_line(

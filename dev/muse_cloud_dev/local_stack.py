@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +53,7 @@ from muse_cloud_dev.server import (
     ensure_bootstrap_admin,
     forget_cached_clients,
 )
+from muse_core.limits import Limits
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -285,6 +287,7 @@ class LocalStack:
         snapshot_seconds: float = 30.0,
         api_workers: int = API_WORKERS,
         unpack_workers: int = UNPACK_WORKERS,
+        pack_limits: Limits | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.api_port = api_port
@@ -295,6 +298,9 @@ class LocalStack:
         self.snapshot_seconds = snapshot_seconds
         self.api_workers = api_workers
         self.unpack_workers = unpack_workers
+        # Unless given, the environment's MUSE_PACK_LIMITS or the functions' own defaults:
+        # tests take smaller ones.
+        self.pack_limits = pack_limits
         self.state_path = self.data_dir / STATE_FILE
         self.admin_key_path = self.data_dir / ADMIN_KEY_FILE
         self.admin: KeyFile | None = None
@@ -493,6 +499,8 @@ class LocalStack:
             "MUSE_BOOTSTRAP_ADMIN_PUBLIC_KEY": None,
             **self.names.environment(),
         }
+        if self.pack_limits is not None:
+            values["MUSE_PACK_LIMITS"] = json.dumps(asdict(self.pack_limits))
         if not self.verbose:
             values["POWERTOOLS_METRICS_DISABLED"] = "true"
         for name, value in values.items():

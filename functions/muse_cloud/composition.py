@@ -85,6 +85,7 @@ class Services:
             access,
             IngestService(
                 stores,
+                limits=settings.pack_limits,
                 lease_seconds=SYNC_LEASE_SECONDS,
                 on_finish=record_push_metrics,
                 on_stored=quotas.count_stored,
@@ -102,7 +103,10 @@ class Services:
             identities=IdentityService(stores.identities),
             tokens=TokenService(stores.tokens),
             ingest=IngestService(
-                stores, on_finish=record_push_metrics, on_stored=quotas.count_stored
+                stores,
+                limits=settings.pack_limits,
+                on_finish=record_push_metrics,
+                on_stored=quotas.count_stored,
             ),
             push=push,
             history=HistoryService(stores, access, settings.inline_object_bytes),

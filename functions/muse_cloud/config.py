@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from muse_core.limits import DEFAULT_LIMITS, Limits
+
 MIB = 1024**2
 TIB = 1024**4
 
@@ -37,3 +39,6 @@ class Settings(BaseSettings):
     bootstrap_admin_public_key: str = ""
     # Garbage collection deletes nothing younger than this, nor what pushes of it touched.
     gc_grace_seconds: int = 86_400
+    # What one pack may hold, as JSON (``MUSE_PACK_LIMITS='{"max_commits": 1000}'``; fields left
+    # out keep their default). A test stack makes a small history too large for one pack.
+    pack_limits: Limits = DEFAULT_LIMITS

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from histories import commit
 
 from muse_cloud.domain.pushes import PushRequest
 from muse_cloud.storage.layout import UploadKey
@@ -20,8 +21,6 @@ from muse_core import paths
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
-
-from .test_local_stack import commit
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from histories import commit
 
 from muse_cloud.services.history import RESPONSE_BUDGET_BYTES, wire_bytes
 from muse_cloud_cli.client import MuseCloudClient
@@ -18,8 +19,6 @@ from muse_core.limits import MIB
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 from muse_core.snapshot import compute_snapshot_id
-
-from .test_local_stack import commit
 
 
 @pytest.fixture(scope="module")

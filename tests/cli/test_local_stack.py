@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from histories import commit
 
 from muse_cloud_cli.client import ClientError, MuseCloudClient, Remote
 from muse_cloud_cli.main import build_parser, main
@@ -18,36 +19,12 @@ from muse_cloud_cli.push import prepare_push, send_push
 from muse_cloud_cli.signer import new_identity
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack, http_api_event, http_api_response
-from muse_core.commits import CommitRecord, read_commit, write_commit
+from muse_core.commits import read_commit
 from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, encode_mpack, mpack_key
-from muse_core.object_store import write_object
 from muse_core.refs import list_branches, write_branch_ref
 from muse_core.repo import init_repo
-from muse_core.snapshot import compute_snapshot_id
-from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
-
-
-def commit(
-    root: Path,
-    files: dict[str, bytes],
-    message: str,
-    parents: tuple[str, ...],
-    minute: int,
-    **extra: Any,
-) -> str:
-    manifest = {}
-    for path, data in files.items():
-        write_object(root, blob_id(data), data)
-        manifest[path] = blob_id(data)
-    snapshot_id = compute_snapshot_id(manifest)
-    at = f"2026-03-16T12:{minute:02d}:00+00:00"
-    write_snapshot(root, SnapshotRecord(snapshot_id, manifest, at))
-    record = CommitRecord.create(
-        snapshot_id=snapshot_id, message=message, committed_at=at, parent_ids=parents, **extra
-    )
-    write_commit(root, record)
-    return record.commit_id
+from muse_core.snapshots import read_snapshot
 
 
 def make_repo(root: Path) -> None:

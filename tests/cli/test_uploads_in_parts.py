@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 import requests
+from histories import commit
 
-from cli.test_local_stack import commit, muse_files
+from cli.test_local_stack import muse_files
 from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.main import main
 from muse_cloud_cli.push import prepare_push, send_push

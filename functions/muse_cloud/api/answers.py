@@ -7,6 +7,7 @@ answer in camel case (``repoId``, ``defaultBranch``).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -25,6 +26,7 @@ from muse_cloud.services.events import RecentEvents
 from muse_cloud.services.history import BranchHeads
 from muse_cloud.services.push import PartsUpload, PresignedPush
 from muse_cloud.services.tokens import CreatedToken
+from muse_core.limits import Limits
 
 
 def _is_none(value: object) -> bool:
@@ -116,21 +118,38 @@ class Permissions(Model):
     push: bool
 
 
+class PackLimits(Model):
+    """What one pack may hold: a client cuts a larger push into packs within these."""
+
+    max_commits: int
+    max_snapshots: int
+    max_objects: int
+    max_rebuilt_entries: int
+    max_hashed_manifest_bytes: int
+    max_pack_bytes: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> PackLimits:
+        return cls.model_validate(asdict(limits))
+
+
 class RefsAnswer(Model):
     repo_id: str
     domain: str
     default_branch: str
     branch_heads: dict[str, str]
     permissions: Permissions | None = omitted_when_none("for signed callers: may they push")
+    pack_limits: PackLimits | None = omitted_when_none("for callers who may push")
 
     @classmethod
-    def of(cls, heads: BranchHeads) -> RefsAnswer:
+    def of(cls, heads: BranchHeads, limits: Limits) -> RefsAnswer:
         return cls(
             repo_id=heads.repo.repo_id,
             domain=heads.repo.domain,
             default_branch=heads.repo.default_branch,
             branch_heads=heads.heads,
             permissions=None if heads.may_push is None else Permissions(push=heads.may_push),
+            pack_limits=PackLimits.of(limits) if heads.may_push else None,
         )
 
 

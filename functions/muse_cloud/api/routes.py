@@ -128,7 +128,10 @@ def who_am_i() -> CallerAnswer:
 
 @router.get("/<owner>/<repo>/refs", responses=documented(), security=ANYONE)
 def refs(owner: str, repo: str) -> RefsAnswer:
-    return RefsAnswer.of(services(router).history.branch_heads(caller(router), owner, repo))
+    found = services(router)
+    return RefsAnswer.of(
+        found.history.branch_heads(caller(router), owner, repo), found.settings.pack_limits
+    )
 
 
 @router.post("/<owner>/<repo>/push/mpack-presign", responses=documented(), security=ANYONE)

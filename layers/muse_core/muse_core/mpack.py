@@ -177,14 +177,13 @@ def _pack_without_objects(
     source: HistorySource, branch_heads: Mapping[str, str], have: Iterable[str]
 ) -> tuple[dict[str, Any], list[str]]:
     """Every field of ``build_pack``'s pack but ``objects``, and the ids of the objects."""
-    if isinstance(source, NumberedHistory):
-        wanted, held = _painted(source, branch_heads.values(), have)
-    else:
-        held = reachable_commits(source, have)
-        # Everything a held commit reaches is held: the walk of what is wanted stops there.
-        wanted = reachable_commits(source, branch_heads.values(), stop=held)
+    wanted, held = wanted_and_held(source, branch_heads.values(), have)
     order = topological_order(wanted)
-    snapshots, object_ids = _snapshot_deltas(source, _snapshot_plan(order, wanted, held))
+    snapshots: list[dict[str, Any]] = []
+    object_ids: dict[str, None] = {}
+    for delta in snapshot_deltas(source, snapshot_plan(order, wanted, held)):
+        snapshots.append(delta.wire)
+        object_ids.update(dict.fromkeys(delta.new_objects))
     pack = {
         "mpack_version": MPACK_VERSION,
         "repo_id": None,
@@ -193,6 +192,18 @@ def _pack_without_objects(
         "snapshots": snapshots,
     }
     return pack, list(object_ids)
+
+
+def wanted_and_held(
+    source: HistorySource, heads: Iterable[str], have: Iterable[str]
+) -> tuple[dict[str, CommitRecord], dict[str, CommitRecord]]:
+    """What ``heads`` reach and ``have`` does not, and the held commits the pack's snapshots
+    may be encoded against."""
+    if isinstance(source, NumberedHistory):
+        return _painted(source, heads, have)
+    held = reachable_commits(source, have)
+    # Everything a held commit reaches is held: the walk of what is wanted stops there.
+    return reachable_commits(source, heads, stop=held), held
 
 
 def _painted(
@@ -237,7 +248,7 @@ def _painted(
     return wanted, {c: records[c] for c, held in held_by.items() if held}
 
 
-def _snapshot_plan(
+def snapshot_plan(
     order: list[CommitRecord],
     wanted: Mapping[str, CommitRecord],
     held: Mapping[str, CommitRecord],
@@ -258,15 +269,28 @@ def _snapshot_plan(
     return plan
 
 
-def _snapshot_deltas(
-    source: HistorySource, plan: list[_Planned]
-) -> tuple[list[dict[str, Any]], dict[str, None]]:
-    """The snapshots as deltas, in plan order, and the objects they add that no parent names."""
+@dataclass(frozen=True)
+class SnapshotDelta:
+    """One snapshot of a pack as sent, and what it costs the receiver to take it."""
+
+    wire: dict[str, Any]
+    # Objects it adds that neither its base nor its other parents name, each once per walk.
+    new_objects: list[str]
+    entries: int
+    base_entries: int
+    # The bytes hashed to check its id (``SortedManifest.payload_bytes``).
+    payload_bytes: int
+
+
+def snapshot_deltas(source: HistorySource, plan: list[_Planned]) -> Iterator[SnapshotDelta]:
+    """The snapshots as deltas, in plan order."""
     cache: UseCounted[dict[str, str]] = UseCounted(
         (s for _, base, more in plan for s in (base, *more) if s), source.manifest
     )
-    snapshots: list[dict[str, Any]] = []
-    object_ids: dict[str, None] = {}
+    seen_objects: set[str] = set()
+    # A snapshot's payload is its base's with the delta's paths added and removed (an object
+    # id's length never changes), so only a snapshot whose base was not walked is measured whole.
+    payloads: dict[str, int] = {}
     manifests = source.manifests([sid for sid, _, _ in plan])
     for (sid, base_sid, other_sids), manifest in zip(plan, manifests, strict=True):
         base = _manifest(cache, base_sid) if base_sid else {}
@@ -275,16 +299,38 @@ def _snapshot_deltas(
             known.update(_manifest(cache, other).values())
         cache.offer(sid, manifest)
         delta = diff_manifests(base, manifest)
-        snapshots.append(
-            {
+        base_payload = payloads.get(base_sid) if base_sid else 0
+        if base_payload is None:
+            base_payload = _payload_bytes(base)
+        added = [p for p in delta.upsert if p not in base]
+        payloads[sid] = base_payload + _payload_bytes(added) - _payload_bytes(delta.remove)
+        new_objects = [
+            o
+            for o in dict.fromkeys(delta.upsert.values())
+            if o not in known and o not in seen_objects
+        ]
+        seen_objects.update(new_objects)
+        yield SnapshotDelta(
+            wire={
                 "snapshot_id": sid,
                 "parent_snapshot_id": base_sid,
                 "delta_upsert": delta.upsert,
                 "delta_remove": delta.remove,
-            }
+            },
+            new_objects=new_objects,
+            entries=len(manifest),
+            base_entries=len(base),
+            payload_bytes=payloads[sid],
         )
-        object_ids.update((o, None) for o in delta.upsert.values() if o not in known)
-    return snapshots, object_ids
+
+
+# An entry of a manifest's hashed payload beyond its path: NUL, a 64-hex object id, and the
+# separator ``SortedManifest.payload_bytes`` counts.
+_ENTRY_OVERHEAD = 66
+
+
+def _payload_bytes(paths: Iterable[str]) -> int:
+    return sum(len(p.encode()) + _ENTRY_OVERHEAD for p in paths)
 
 
 def build_mpack(
@@ -313,6 +359,13 @@ def build_mpack(
             {"object_id": o, "content": b} for o, b in source.objects(object_ids).items()
         ]
         return pack
+    write_mpack(source.root, pack, object_ids, out)
+    return pack
+
+
+def write_mpack(root: Path, pack: dict[str, Any], object_ids: list[str], out: IO[bytes]) -> None:
+    """``encode_mpack``'s bytes of ``pack`` with the objects ``object_ids`` read from ``root``
+    one at a time; ``pack`` gets its objects as their ids alone."""
     packer = msgpack.Packer(use_bin_type=True)
     out.write(packer.pack_map_header(len(pack) + 1))
     for key, value in pack.items():
@@ -321,10 +374,9 @@ def build_mpack(
     out.write(packer.pack("objects"))
     out.write(packer.pack_array_header(len(object_ids)))
     for object_id in object_ids:
-        content = read_object(source.root, object_id)
+        content = read_object(root, object_id)
         out.write(packer.pack({"object_id": object_id, "content": content}))
     pack["objects"] = [{"object_id": o} for o in object_ids]
-    return pack
 
 
 def _local_pack_without_objects(
@@ -352,11 +404,17 @@ def _local_pack_without_objects(
             heads[tip] = head
     pack, object_ids = _pack_without_objects(source, {**heads, **untracked}, have)
     pack["branch_heads"] = heads
-    try:
-        pack["repo_id"] = read_repo_info(root).get("repo_id")
-    except (OSError, ValueError):
-        pack["repo_id"] = None
+    pack["repo_id"] = local_repo_id(root)
     return pack, object_ids
+
+
+def local_repo_id(root: Path) -> str | None:
+    """The repository's own id, which a pack carries for information only."""
+    try:
+        found = read_repo_info(root).get("repo_id")
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)
