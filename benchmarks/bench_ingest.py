@@ -54,7 +54,9 @@ MEMORY_HEADROOM_BYTES = 150 * MIB
 
 @dataclass
 class RequestCounter:
-    """A botocore ``before-call`` hook: requests by operation, items written by table."""
+    """A botocore ``before-call`` hook: requests by operation, items written by table (a
+    transaction's ConditionCheck writes nothing: it is counted among the requests' actions,
+    not as an item written)."""
 
     requests: Counter[str] = field(default_factory=Counter)
     items_written: Counter[str] = field(default_factory=Counter)
@@ -63,16 +65,23 @@ class RequestCounter:
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         operation: str = model.name
         written: dict[str, int] = {}
-        if operation in ("PutItem", "BatchWriteItem", "TransactWriteItems"):
+        if operation in (
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "TransactWriteItems",
+        ):
             body = json.loads(params["body"])
-            if operation == "PutItem":
-                written[body["TableName"]] = 1
-            elif operation == "BatchWriteItem":
+            if operation == "BatchWriteItem":
                 written = {t: len(reqs) for t, reqs in body["RequestItems"].items()}
-            else:
+            elif operation == "TransactWriteItems":
                 for action in body["TransactItems"]:
-                    table = next(iter(action.values()))["TableName"]
-                    written[table] = written.get(table, 0) + 1
+                    if "ConditionCheck" not in action:
+                        table = next(iter(action.values()))["TableName"]
+                        written[table] = written.get(table, 0) + 1
+            else:
+                written[body["TableName"]] = 1
         with self.lock:
             self.requests[operation] += 1
             self.items_written.update(written)
