@@ -125,7 +125,10 @@ def generate(scratch: Path, commits: int, sizes: list[int]) -> History:
         write_branch_ref(muse_root, f"at-{size}", ids[size - 1])
     everything = build_mpack(muse_root, {"main": ids[-1]})
     for size in sizes:
-        pack = everything if size == commits else build_mpack(muse_root, [f"at-{size}"])
+        # Pushed as main, as git's push of it is: a first push to another branch also makes
+        # it the repository's default (one more item written).
+        prefix = {"main": ids[size - 1]}
+        pack = everything if size == commits else build_mpack(muse_root, prefix)
         (scratch / f"{size}.mpack").write_bytes(encode_mpack(pack))
     git_root = scratch / "git"
     _git("init", "-q", "-b", "main", str(git_root))
