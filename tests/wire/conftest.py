@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import histories
 import pytest
 
 from muse_cloud_cli.client import MuseCloudClient
@@ -13,13 +14,8 @@ from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_cli.tokens import create_token
 from muse_cloud_cli.wire_v0_client import WireClient
 from muse_cloud_dev.local_stack import LocalStack
-from muse_core.commits import CommitRecord, write_commit
-from muse_core.ids import blob_id
-from muse_core.object_store import write_object
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
-from muse_core.snapshot import compute_snapshot_id
-from muse_core.snapshots import SnapshotRecord, write_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +59,17 @@ def commit(
     minute: int = 0,
     branch: str = "main",
 ) -> str:
-    manifest = {}
-    for path, data in files.items():
-        write_object(root, blob_id(data), data)
-        manifest[path] = blob_id(data)
-    snapshot_id = compute_snapshot_id(manifest)
-    at = f"2026-03-16T12:{minute:02d}:00+00:00"
-    write_snapshot(root, SnapshotRecord(snapshot_id, manifest, at))
-    record = CommitRecord.create(
-        snapshot_id=snapshot_id,
-        message=message,
-        committed_at=at,
-        parent_ids=parents,
+    """A commit carrying fields the wire must keep: metadata and one it does not know."""
+    return histories.commit(
+        root,
+        files,
+        message,
+        parents,
+        minute,
         branch=branch,
         metadata={"tempo": "120"},
         future_field={"kept": [1, "two", None]},
     )
-    write_commit(root, record)
-    return record.commit_id
 
 
 BASE = {"a.txt": b"hi", "dir/b.txt": b"yo", "empty.txt": b"", "chansons/été ♪.mid": b"\x90<\x7f"}
