@@ -12,7 +12,7 @@ import requests
 
 from muse_cloud_cli.signer import KeyFile
 
-from .test_dev_server import MUSE_CLOUD, muse_cloud, running_dev
+from .test_dev_server import MUSE_CLOUD, api_url, muse_cloud, running_dev
 
 
 def _identity_and_token(url: str, admin: Path, tmp_path: Path) -> tuple[Path, str]:
@@ -58,15 +58,7 @@ def test_a_crash_loses_no_more_than_the_last_save(tmp_path: Path) -> None:
             stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C" not in log.read_text():
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        url = next(
-            line.split()[-1]
-            for line in log.read_text().splitlines()
-            if line.startswith("Muse Cloud API")
-        )
+        url = api_url(server, log)
         bob, token = _identity_and_token(url, data_dir / "admin.json", tmp_path)
         time.sleep(2)  # several saves
         server.send_signal(signal.SIGKILL)

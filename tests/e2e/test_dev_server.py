@@ -21,6 +21,21 @@ from muse_cloud_cli.workload import Workload, generate_history
 MUSE_CLOUD = str(Path(sys.executable).parent / "muse-cloud")
 
 
+def api_url(server: subprocess.Popen[str], log: Path) -> str:
+    """The API URL a starting ``muse-cloud dev`` prints, once it says it is ready."""
+    deadline = time.monotonic() + 60
+    while "Ctrl-C" not in log.read_text():
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    url = next(
+        line.split()[-1]
+        for line in log.read_text().splitlines()
+        if line.startswith("Muse Cloud API")
+    )
+    assert url.startswith("http://127.0.0.1:")
+    return url
+
+
 @contextmanager
 def running_dev(data_dir: Path, log: Path, *extra: str) -> Iterator[str]:
     """``muse-cloud dev`` until the block ends, then Ctrl-C; yields the API URL."""
@@ -33,17 +48,7 @@ def running_dev(data_dir: Path, log: Path, *extra: str) -> Iterator[str]:
             text=True,
         )
     try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C" not in log.read_text():
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        url = next(
-            line.split()[-1]
-            for line in log.read_text().splitlines()
-            if line.startswith("Muse Cloud API")
-        )
-        assert url.startswith("http://127.0.0.1:")
-        yield url
+        yield api_url(server, log)
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0, log.read_text()
     finally:
