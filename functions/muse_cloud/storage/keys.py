@@ -88,6 +88,10 @@ MIDX_SK = f"{PACK_SK}MIDX"
 UNFOLDED_SK = f"{MIDX_SK}#"
 
 
+def midx_pointer(repo_id: str) -> Key:
+    return {"pk": repo_partition(repo_id), "sk": MIDX_SK}
+
+
 def unfolded_pack(repo_id: str, mpack_hex: str) -> Key:
     return {"pk": repo_partition(repo_id), "sk": f"{UNFOLDED_SK}{mpack_hex}"}
 

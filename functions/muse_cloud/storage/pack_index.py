@@ -50,7 +50,6 @@ INLINE_INDEX_BYTES = 16 * 1024
 # this many of them, and a push stays within its S3 request budget.
 FOLD_AFTER_PACKS = 4
 _CACHE_BYTES = 256 * 1024 * 1024
-_POINTER = "MIDX"
 # On the pointer: every pack its MIDX does not cover has an unfolded mark. A pointer without it
 # (written before marks existed) is read as before, by listing the PACK items, until a fold.
 _MARKS = "marks_unfolded"
@@ -344,7 +343,7 @@ class PackIndex:
             index = _index_of(item) if item and item.get("index_sha256") == digest else None
             if mpack_hex not in dead and index is not None:
                 kept[mpack_hex] = self._index_bytes(index)
-        pointer = keys.pack(repo_id, _POINTER)
+        pointer = keys.midx_pointer(repo_id)
         moved = Equals("midx_key", stored.midx_key)
         if not kept:
             self.table.delete(pointer, moved)
@@ -392,7 +391,7 @@ class PackIndex:
         # Named by its content, so never stale: the next fold here starts from it unread.
         self.cache.put(new_key, midx)
         moved: Condition = Equals("midx_key", listing.midx_key) if listing.midx_key else NEW_ITEM
-        pointer = {**keys.pack(repo_id, _POINTER), "midx_key": new_key, _MARKS: True}
+        pointer = {**keys.midx_pointer(repo_id), "midx_key": new_key, _MARKS: True}
         covered = dict(midx.packs)
         folded = [
             Delete(keys.unfolded_pack(repo_id, mpack_hex), Equals("index_sha256", digest))
