@@ -171,16 +171,21 @@ class ColdStart(Generic[Built]):
 
     def get(self) -> Built:
         if self._built is None:
-            self._built = self._build()
-            if not ColdStart.frozen:
-                ColdStart.frozen = True
-                # What the cold start imported and built lives as long as the sandbox: out of
-                # the cyclic collector's generations, the collections an invocation's
-                # allocations trigger no longer walk it (botocore's models, Powertools,
-                # pydantic's schemas; on in-process moto, collections took a fifth of a seed
-                # ingestion, and this saved most of it). Once per process: the local stack and
-                # the tests build again, and garbage frozen then would never be collected.
-                gc.freeze()
+            # What the build makes (botocore's service models, the clients) lives as long as
+            # the sandbox, as what the handler's import made does (``muse_cloud.handlers``):
+            # the cyclic collector is paused while it is built, and the first build in a
+            # process moves it all out of the collector's generations, so that the collections
+            # an invocation's allocations trigger no longer walk it (on in-process moto they
+            # took a fifth of a seed ingestion). Once per process: the local stack and the
+            # tests build again, and garbage frozen then would never be collected.
+            gc.disable()
+            try:
+                self._built = self._build()
+            finally:
+                if not ColdStart.frozen:
+                    ColdStart.frozen = True
+                    gc.freeze()
+                gc.enable()
         return self._built
 
     def reset(self) -> None:

@@ -110,7 +110,10 @@ def test_answers_and_refusals_are_documented_as_the_server_sends_them(stack: Pro
     """Every operation names the model of its answer, every refusal the error the server
     answers (``{code, message, item}``), never Powertools' own validation-error shape."""
     document = _document(stack)
-    assert set(document["components"]["securitySchemes"]) == {"MSign", "Bearer"}
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["MSign"]["type"] == "apiKey" and schemes["MSign"]["in"] == "header"
+    assert schemes["MSign"]["name"] == "Authorization"
+    assert (schemes["Bearer"]["type"], schemes["Bearer"]["scheme"]) == ("http", "bearer")
     error = {"$ref": "#/components/schemas/ErrorAnswer"}
     for path, item in document["paths"].items():
         for method, operation in item.items():

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from muse_cloud.composition import cold_start
+from muse_cloud.handlers import imported
 from muse_cloud.telemetry import logger, metrics, trace_handler
 
 
@@ -25,3 +26,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         metrics.add_metric(name="PushEventsPublished", unit=MetricUnit.Count, value=published)
         logger.info("published push events", extra={"events": published})
     return {"published": published}
+
+
+imported()

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from muse_cloud.composition import cold_start
+from muse_cloud.handlers import imported
 from muse_cloud.telemetry import logger, metrics, trace_handler
 
 # Kept back from the function's timeout: the repository being swept when the budget runs out
@@ -39,3 +40,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     log = logger.error if summary["damaged"] else logger.info
     log("garbage collected", extra=summary)
     return summary
+
+
+imported()

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from muse_cloud.composition import CLIENT_CONFIG, cold_start
 from muse_cloud.domain.errors import ServiceError
+from muse_cloud.handlers import imported
 from muse_cloud.services.ingest import NOTHING_TO_INGEST, IngestBusy
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.telemetry import logger, metrics, trace_handler
@@ -78,3 +79,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     return process_partial_response(
         event=event, record_handler=handle_sqs_record, processor=processor, context=context
     )
+
+
+imported()
