@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from muse_cloud.storage import dynamo, keys
+from muse_cloud.storage.commits import ANCESTOR_HINTS
 from muse_cloud.storage.snapshots import CHAIN_LIMIT
 from muse_cloud_cli.workload import SEED, Workload, generate_history
 from muse_cloud_dev.provision import Provisioned
@@ -105,15 +106,25 @@ def test_seed_workload_then_incremental_push(
         assert commit.record.to_dict() == read_commit(seed.root, seed.ids[index]).to_dict()
         assert commit.generation == index + 1
 
+    # Each commit lists its next first-parent ancestors, back to the nearest one that lists
+    # ANCESTOR_HINTS: 0, 1, ..., 32, 1, ..., 32 from the root, half the bytes of full lists.
+    lineages = repo_stores.commits.lineages(repo_id, seed.ids)
+    for index, commit_id in enumerate(seed.ids):
+        hints = lineages[commit_id].ancestors
+        assert len(hints) == (0 if index == 0 else (index - 1) % ANCESTOR_HINTS + 1), index
+        assert list(hints) == seed.ids[index - 1 :: -1][: len(hints)], index
+
     # Stored snapshot chains: every delta names its parent first and ends at a checkpoint, and
     # none is longer than CHAIN_LIMIT, so a rebuild reads at most 50 deltas + 1 checkpoint.
-    snapshot_ids = {read_commit(seed.root, cid).snapshot_id for cid in seed.ids}
+    in_order = [read_commit(seed.root, cid).snapshot_id for cid in seed.ids]
+    parent_of = dict(zip(in_order[1:], in_order[:-1], strict=True))
+    snapshot_ids = set(in_order)
     snaps = {
         item["pk"].rsplit("#", 1)[1]: item
         for item in stores().table.get_many(keys.snapshot(repo_id, sid) for sid in snapshot_ids)
     }
     assert len(snaps) == len(snapshot_ids) == 1031
-    checkpoints = {sid for sid, item in snaps.items() if not item.get("parent")}
+    checkpoints = {sid for sid, item in snaps.items() if not item.get("chain")}
     assert len(checkpoints) == math.ceil(1031 / (CHAIN_LIMIT + 1))  # one every 51 snapshots
     for sid, item in snaps.items():
         chain = list(dynamo.unpack_ids(item.get("chain")))
@@ -121,7 +132,7 @@ def test_seed_workload_then_incremental_push(
         if sid in checkpoints:
             assert chain == [] and ("manifest" in item or "manifest_key" in item)
         else:
-            assert chain[0] == item["parent"] and chain[-1] in checkpoints
+            assert chain[0] == parent_of[sid] and chain[-1] in checkpoints
             assert not set(chain[:-1]) & checkpoints
     assert max(len(dynamo.unpack_ids(item.get("chain"))) for item in snaps.values()) == CHAIN_LIMIT
 

@@ -28,7 +28,7 @@ from muse_cloud.domain.repos import Repo
 from muse_cloud.services.ref_changes import Guard, RefChanges
 from muse_cloud.services.ref_plan import moving, plan_ref_updates, refuse_nested_names
 from muse_cloud.storage.backend import Item
-from muse_cloud.storage.commits import ANCESTOR_HINTS, StoredCommit
+from muse_cloud.storage.commits import StoredCommit, ancestor_hints
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.pushes import LeaseLost
@@ -387,9 +387,7 @@ class _Lineage:
         outside = {p for c in pack.commits if (p := c.parent_commit_id) and p not in graph}
         hints.update((i, h.ancestors) for i, h in held.lineages(outside).items())
         for commit in pack.commits:
-            parent = commit.parent_commit_id
-            chain = (parent, *hints.get(parent, ())) if parent else ()
-            hints[commit.commit_id] = chain[:ANCESTOR_HINTS]
+            hints[commit.commit_id] = ancestor_hints(commit.parent_commit_id, hints)
         in_pack = {cid: (parents, generations[cid]) for cid, parents in graph.items()}
         return cls(held, in_pack, generations, hints)
 

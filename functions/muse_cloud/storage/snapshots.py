@@ -59,7 +59,8 @@ class SnapshotStore:
             chain = chains[sid]
             item: Item = {**keys.snapshot(repo_id, sid), "entries": snap.entry_count}
             if chain:
-                item.update(parent=snap.parent_snapshot_id, chain=pack_ids(chain))
+                # Its delta base is the chain's first snapshot: no attribute of its own.
+                item["chain"] = pack_ids(chain)
                 delta = msgpack.packb([snap.delta_upsert, snap.delta_remove], use_bin_type=True)
                 key = layout.large_value(repo_id, "deltas", sid)
                 self.values.store(item, "delta", delta, key)
@@ -101,7 +102,8 @@ class SnapshotStore:
         if known is not None:
             # Checked against its id when remembered, and a stored item was read just now.
             return known.manifest
-        parent = head.get("parent")
+        chain = self.chain_of(head)
+        parent = chain[0] if chain else None
         if bases and parent is not None and parent in bases:
             sorted_base = self._sorted.get((repo_id, parent))
             if sorted_base is not None and sorted_base.manifest is bases[parent]:
@@ -109,7 +111,6 @@ class SnapshotStore:
                 return self._checked(repo_id, snapshot_id, rebuilt)
             manifest = apply_delta(bases[parent], *self._delta_of(head))
             return self._checked(repo_id, snapshot_id, SortedManifest.of(manifest))
-        chain = self.chain_of(head)
         fetched = self.items(repo_id, chain) if chain else {}
         items = [head]
         for sid in chain:
