@@ -465,4 +465,4 @@ def keep_moto_fast() -> None:
     Item.__init__ = _item_init  # type: ignore[method-assign]
     ActionCountValidator.traverse = _count_actions
     # Its only use there: the duplicate check of BatchWriteItem.
-    responses.dynamo_json_dump = _batch_write_request
+    setattr(responses, "dynamo_json_dump", _batch_write_request)  # noqa: B010
