@@ -169,6 +169,22 @@ def test_item_actions_answer_what_moto_answers(
         assert _item_actions(client, stack.names.table) == fast
 
 
+def test_a_request_made_twice_in_one_batch_is_refused_as_moto_refuses_it(
+    stack: Provisioned,
+) -> None:
+    moto_state.keep_moto_fast()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    put = {"PutRequest": {"Item": ITEM}}
+    other = {"PutRequest": {"Item": {**ITEM, "sk": {"S": "OTHER"}}}}
+    with pytest.raises(client.exceptions.ClientError, match="contains duplicates"):
+        client.batch_write_item(RequestItems={stack.names.table: [put, other, put]})
+    delete = {"DeleteRequest": {"Key": KEY}}
+    with pytest.raises(client.exceptions.ClientError, match="contains duplicates"):
+        client.batch_write_item(RequestItems={stack.names.table: [delete, delete]})
+    client.batch_write_item(RequestItems={stack.names.table: [put, other]})
+    assert client.get_item(TableName=stack.names.table, Key=KEY)["Item"] == ITEM
+
+
 @pytest.mark.parametrize("size", [404_000, 405_002, 405_003, 406_000])
 def test_items_past_the_size_limit_are_refused_as_moto_refuses_them(
     stack: Provisioned, monkeypatch: pytest.MonkeyPatch, size: int
