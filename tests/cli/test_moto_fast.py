@@ -173,7 +173,7 @@ def test_a_request_made_twice_in_one_batch_is_refused_as_moto_refuses_it(
     stack: Provisioned,
 ) -> None:
     moto_state.keep_moto_fast()
-    client = boto3.client("dynamodb", region_name="us-east-1")
+    client: Any = boto3.client("dynamodb", region_name="us-east-1")
     put = {"PutRequest": {"Item": ITEM}}
     other = {"PutRequest": {"Item": {**ITEM, "sk": {"S": "OTHER"}}}}
     with pytest.raises(client.exceptions.ClientError, match="contains duplicates"):

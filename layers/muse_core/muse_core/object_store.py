@@ -6,12 +6,18 @@ import os
 from pathlib import Path
 
 from muse_core.ids import require_id
-from muse_core.paths import muse_dir
+from muse_core.paths import MUSE_DIR, muse_dir
+
+
+def object_file(root: Path | str, object_id: str) -> str:
+    """``object_path`` as a string: a push reads and measures thousands, and pathlib's joins
+    were a third of the time of planning one."""
+    require_id(object_id, "object id")
+    return os.path.join(root, MUSE_DIR, "objects", object_id[:2], object_id[2:])
 
 
 def object_path(root: Path | str, object_id: str) -> Path:
-    require_id(object_id, "object id")
-    return muse_dir(root) / "objects" / object_id[:2] / object_id[2:]
+    return Path(object_file(root, object_id))
 
 
 def has_object(root: Path | str, object_id: str) -> bool:
@@ -49,4 +55,5 @@ class ObjectWriter:
 
 
 def read_object(root: Path | str, object_id: str) -> bytes:
-    return object_path(root, object_id).read_bytes()
+    with open(object_file(root, object_id), "rb") as stored:
+        return stored.read()

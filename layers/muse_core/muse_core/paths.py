@@ -8,6 +8,8 @@ from pathlib import Path
 
 from muse_core.errors import MuseError, describe
 
+# Where a repository keeps its history, beside its working files.
+MUSE_DIR = ".muse"
 MAX_BRANCH_LENGTH = 255
 MAX_PATH_LENGTH = 4096
 # ext4, XFS, btrfs and ZFS hold 255 bytes a name; APFS, HFS+ and NTFS 255 UTF-16 units, which
@@ -32,7 +34,7 @@ _MUSE_SHORT_NAME = re.compile(r"muse~[0-9]+")
 
 
 def muse_dir(root: Path | str) -> Path:
-    return Path(root) / ".muse"
+    return Path(root) / MUSE_DIR
 
 
 def validate_branch_name(name: object) -> str:
@@ -115,4 +117,4 @@ def _aliases_muse_dir(segment: str) -> bool:
     if not segment.isascii():
         segment = unicodedata.normalize("NFD", segment.translate(_HFS_IGNORED))
     folded = segment.partition(":")[0].rstrip(". ").casefold()
-    return folded == ".muse" or _MUSE_SHORT_NAME.fullmatch(folded) is not None
+    return folded == MUSE_DIR or _MUSE_SHORT_NAME.fullmatch(folded) is not None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,7 +36,7 @@ from muse_core.mpack import (
     wanted_and_held,
     write_mpack,
 )
-from muse_core.object_store import object_path
+from muse_core.object_store import object_file
 
 # msgpack's framing of one object ({"object_id": ..., "content": ...}) beyond its bytes, with
 # room to spare: the estimate stays above the pack.
@@ -55,7 +55,14 @@ class PackCost:
     pack_bytes: int = 0
 
     def __add__(self, other: PackCost) -> PackCost:
-        return PackCost(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        return PackCost(
+            commits=self.commits + other.commits,
+            snapshots=self.snapshots + other.snapshots,
+            objects=self.objects + other.objects,
+            rebuilt_entries=self.rebuilt_entries + other.rebuilt_entries,
+            hashed_bytes=self.hashed_bytes + other.hashed_bytes,
+            pack_bytes=self.pack_bytes + other.pack_bytes,
+        )
 
     def exceeded(self, limits: Limits) -> str | None:
         """The first limit this cost is over, by name; None when it is within all of them."""
@@ -169,7 +176,7 @@ def _encoded(record: dict[str, Any]) -> int:
 
 
 def _object_bytes(root: Path, object_ids: list[str]) -> int:
-    return sum(os.stat(object_path(root, o)).st_size + _OBJECT_FRAMING for o in object_ids)
+    return sum(os.stat(object_file(root, o)).st_size + _OBJECT_FRAMING for o in object_ids)
 
 
 def write_planned(root: Path, branch: str, planned: PlannedPack, out: IO[bytes]) -> dict[str, Any]:
