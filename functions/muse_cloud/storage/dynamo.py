@@ -87,7 +87,7 @@ def from_wire(item: Mapping[str, Any]) -> Item:
 def pack_ids(ids: Sequence[str]) -> bytes | None:
     """A list of hex ids as one binary attribute: half the bytes of the strings, and one value
     to (de)serialise instead of a list of them."""
-    return b"".join(bytes.fromhex(i) for i in ids) or None
+    return bytes.fromhex("".join(ids)) or None
 
 
 def unpack_ids(packed: bytes | None) -> tuple[str, ...]:
