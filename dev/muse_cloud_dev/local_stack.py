@@ -456,10 +456,10 @@ class LocalStack:
         self._threads.append(thread)
 
     def _save_periodically(self) -> None:
-        saved_at = self._gate.requests
+        saved_at = self._gate.changes
         while not self._stopping.wait(self.snapshot_seconds):
-            if self._gate.requests != saved_at:
-                saved_at = self._gate.requests
+            if self._gate.changes != saved_at:
+                saved_at = self._gate.changes
                 try:
                     self._save_aside()
                 except OSError:

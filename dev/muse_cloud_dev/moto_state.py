@@ -59,20 +59,21 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class RequestGate:
-    """Many requests at once, or one save alone: a save waits for running requests to end."""
+    """Many requests at once, or one save alone: a save waits for running requests to end.
+    ``changes`` counts the requests that may have changed what a save writes."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._running = 0
         self._saving = False
-        self.requests = 0
+        self.changes = 0
 
     @contextmanager
-    def request(self) -> Iterator[None]:
+    def request(self, changes: bool = True) -> Iterator[None]:
         with self._changed:
             self._changed.wait_for(lambda: not self._saving)
             self._running += 1
-            self.requests += 1
+            self.changes += changes
         try:
             yield
         finally:
@@ -94,10 +95,26 @@ class RequestGate:
                 self._changed.notify_all()
 
 
+# DynamoDB actions that leave the tables as they were.
+_DYNAMODB_READS = ("Get", "BatchGet", "Query", "Scan", "Describe", "List")
+
+
+def changes_saved_state(environ: dict[str, Any]) -> bool:
+    """Whether a request may change what a save writes: the stack's tables and bucket. Reads
+    leave them, and so do other services' requests (the queue's long polls come every second),
+    so a stack that is only read from is not saved again and again. Anything else counts."""
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target.startswith("DynamoDB_"):
+        return not target.partition(".")[2].startswith(_DYNAMODB_READS)
+    if target:
+        return False
+    return environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
+
+
 def _gated(app: WsgiApp, gate: RequestGate) -> WsgiApp:
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # The whole answer is built inside the gate: moto answers with bytes already made.
-        with gate.request():
+        with gate.request(changes_saved_state(environ)):
             return list(app(environ, start_response))
 
     return serve
