@@ -187,6 +187,9 @@ def save_state_aside(path: Path, resources: SavedResources, prefix: str, gate: R
         pid = os.fork()
         if pid == 0:
             # Nothing of the parent's (its threads, their locks, its atexit handlers) runs here.
+            # The lowest priority: pickling a few seeded repositories takes seconds of CPU that
+            # requests served meanwhile (a clone's client and the stack's workers) need more.
+            os.nice(19)
             try:
                 _write(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
             except BaseException:
