@@ -26,7 +26,7 @@ def ancestor_hints(parent: str | None, known: Mapping[str, tuple[str, ...]]) -> 
     """A commit's ``ancestors``: its first parent, then the parent's own (``known``), back to
     the nearest commit that lists ``ANCESTOR_HINTS``. Down a first-parent chain the lists run
     32, 31, ..., 1, 32, ...: a walk's first read reaches a full list, and the lists cost half the
-    bytes of full ones (a seed commit's item within DynamoDB's 1 KB write unit)."""
+    bytes of full ones (a seed commit's item: 1.7 KB -> 1.2 KB)."""
     if parent is None:
         return ()
     above = known.get(parent, ())
