@@ -5,7 +5,6 @@ alone, and clones after every pass hold everything."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,8 @@ def test_a_pass_while_a_push_is_ingested_leaves_that_repository_whole(
     local_stack: LocalStack, admin: list[str], tmp_path: Path, unpacking: threading.Event
 ) -> None:
     held = _overwritten(local_stack, admin, tmp_path, "gc-busy")
-    generate_history(held, Workload(commits=300, files=40, changed_per_commit=4), start=1_000)
+    # Long enough to ingest (about 0.5 s) that passes called back to back meet it.
+    generate_history(held, Workload(commits=1_000, files=40, changed_per_commit=4), start=1_000)
     pushed: list[int] = []
     remote = f"{local_stack.api_url}/admin/gc-busy"
     pushing = threading.Thread(
@@ -103,7 +103,6 @@ def test_a_pass_while_a_push_is_ingested_leaves_that_repository_whole(
         while pushing.is_alive():
             answer = collect_garbage(client, False, "admin/gc-busy", 0)
             outcomes += [r["outcome"] for r in answer["repositories"]]
-            time.sleep(0.2)
     pushing.join()
 
     assert pushed == [0]
