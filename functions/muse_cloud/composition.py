@@ -38,6 +38,7 @@ from muse_cloud.storage.requests import count_requests
 from muse_cloud.storage.s3 import S3Bucket
 from muse_cloud.storage.stores import Stores
 from muse_cloud.telemetry import logger, record_push_metrics
+from muse_core.collection import collection_paused
 
 # Endpoints come from boto3's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``
 # variables, which is how the local stack points the same code at moto. Parameters are not
@@ -178,14 +179,11 @@ class ColdStart(Generic[Built]):
             # an invocation's allocations trigger no longer walk it (on in-process moto they
             # took a fifth of a seed ingestion). Once per process: the local stack and the
             # tests build again, and garbage frozen then would never be collected.
-            gc.disable()
-            try:
+            with collection_paused():
                 self._built = self._build()
-            finally:
                 if not ColdStart.frozen:
                     ColdStart.frozen = True
                     gc.freeze()
-                gc.enable()
         return self._built
 
     def reset(self) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import gc
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
+import pytest
 from histories import linear_history
 
 from muse_cloud.composition import Services
@@ -255,3 +257,44 @@ def test_a_manifest_remembered_for_one_repository_is_no_base_in_another(
     assert record.state == "failed" and record.error is not None
     assert record.error.code == "unknown_delta_base", record.error
     assert services.stores.refs.heads(other.repo_id) == {}
+
+
+def test_an_ingestion_runs_no_cyclic_collection(
+    services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an ingestion builds lives until it ends: collections would only walk it. Here a
+    collection is due at every allocation, and none runs while the pack is verified or
+    written."""
+    history = linear_history(commits=30)
+    key = upload(services, repo, history.pack())
+    collections: list[str] = []
+    inside: list[str] = []
+
+    def observed(name: str) -> None:
+        original = getattr(services.ingest, name)
+
+        def step(*args: Any) -> Any:
+            inside.append(name)
+            try:
+                return original(*args)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(services.ingest, name, step)
+
+    def noted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and inside:
+            collections.append(f"{inside[-1]}: generation {info['generation']}")
+
+    observed("_verify")
+    observed("_write")
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(noted)
+    gc.set_threshold(1, 1, 1)
+    try:
+        record = services.ingest.ingest(key)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(noted)
+    assert record.state == "ok", record.error
+    assert collections == []
