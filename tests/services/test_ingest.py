@@ -259,15 +259,15 @@ def test_a_manifest_remembered_for_one_repository_is_no_base_in_another(
     assert services.stores.refs.heads(other.repo_id) == {}
 
 
-def test_an_ingestion_runs_no_cyclic_collection(
+def test_an_ingestion_runs_no_full_collection(
     services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What an ingestion builds lives until it ends: collections would only walk it. Here a
-    collection is due at every allocation, and none runs while the pack is verified or
-    written."""
+    """What an ingestion builds lives until it ends: full collections would only walk it. Here
+    a collection of every generation is due at every allocation, and while the pack is verified
+    or written only young ones run (they free what requests leave)."""
     history = linear_history(commits=30)
     key = upload(services, repo, history.pack())
-    collections: list[str] = []
+    collections: list[int] = []
     inside: list[str] = []
 
     def observed(name: str) -> None:
@@ -284,7 +284,7 @@ def test_an_ingestion_runs_no_cyclic_collection(
 
     def noted(phase: str, info: dict[str, int]) -> None:
         if phase == "start" and inside:
-            collections.append(f"{inside[-1]}: generation {info['generation']}")
+            collections.append(info["generation"])
 
     observed("_verify")
     observed("_write")
@@ -297,4 +297,4 @@ def test_an_ingestion_runs_no_cyclic_collection(
         gc.set_threshold(*thresholds)
         gc.callbacks.remove(noted)
     assert record.state == "ok", record.error
-    assert collections == []
+    assert collections and max(collections) < 2, sorted(set(collections))

@@ -38,7 +38,7 @@ from muse_cloud.storage.requests import RequestTally, counting
 from muse_cloud.storage.snapshots import CHAIN_LIMIT, DELTA_ENTRY_LIMIT, SnapshotStore
 from muse_cloud.storage.stores import Stores
 from muse_core.ancestry import generation_numbers
-from muse_core.collection import collection_paused
+from muse_core.collection import full_collections_deferred
 from muse_core.errors import MuseError
 from muse_core.ids import require_id
 from muse_core.limits import DEFAULT_LIMITS, Limits
@@ -165,7 +165,7 @@ class IngestService:
     def _ingest(self, upload: UploadKey, record: PushRecord) -> IngestResult:
         """Verify, plan, write, move the refs: the algorithm, with its clock and tally."""
         clock = _Clock()
-        with counting() as tally, collection_paused():
+        with counting() as tally, full_collections_deferred():
             # Read first, so a push to a repository deleted meanwhile stops before verifying.
             guard = RefChanges(self.stores).guard(upload.repo_id)
             repo = guard.repo
