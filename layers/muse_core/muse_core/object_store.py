@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from muse_core.ids import require_id
-from muse_core.paths import MUSE_DIR, muse_dir
+from muse_core.paths import MUSE_DIR
 
 
 def object_file(root: Path | str, object_id: str) -> str:
@@ -36,13 +36,12 @@ class ObjectWriter:
     object were a third of the time)."""
 
     def __init__(self, root: Path | str) -> None:
-        self._objects = os.path.join(muse_dir(root), "objects")
+        self._root = root
         self._made: set[str] = set()
 
     def __call__(self, object_id: str, data: bytes) -> None:
-        require_id(object_id, "object id")
-        directory = os.path.join(self._objects, object_id[:2])
-        path = os.path.join(directory, object_id[2:])
+        path = object_file(self._root, object_id)
+        directory = os.path.dirname(path)
         if os.path.exists(path):
             return
         if directory not in self._made:
