@@ -121,7 +121,9 @@ _PLAIN = st.text(
     alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"\\'),
     max_size=12,
 )
-_STRING = _PLAIN | st.text(max_size=12) | st.sampled_from([", ", '", "', ": ", "\\"])
+_STRING = (
+    _PLAIN | st.text(max_size=12) | st.sampled_from([", ", '", "', '", ', ": ", "\\", '\\", "'])
+)
 
 
 @settings(max_examples=300)
