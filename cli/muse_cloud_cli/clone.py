@@ -12,13 +12,12 @@ from muse_cloud_cli.errors import CliError
 from muse_cloud_cli.progress import Reporter
 from muse_cloud_cli.remotes import DEFAULT_REMOTE, set_remote, write_tracking
 from muse_core.commits import read_commit, write_commit
-from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.limits import DEFAULT_LIMITS
 from muse_core.object_store import ObjectWriter, read_object
 from muse_core.refs import DEFAULT_BRANCH, heads_dir, write_branch_ref, write_head
 from muse_core.repo import init_repo
-from muse_core.snapshots import SnapshotRecord, read_snapshot, write_snapshot
+from muse_core.snapshots import SnapshotChainWriter, read_snapshot
 from muse_core.verify import EmptyReceiver, VerifiedMpack, verify_mpack
 
 # A clone holds a whole repository, which the server may have received over many pushes: the
@@ -145,22 +144,17 @@ def _write_history(dest: Path, pack: VerifiedMpack) -> None:
         # The pack does not carry a snapshot's created_at (it is not hashed); its commit's time
         # is what the client would have written.
         created_at.setdefault(commit.snapshot_id, commit.committed_at)
-    # Bases come before their deltas; the previous snapshot is almost always the next base,
-    # and any other base was written to disk already.
-    previous: SnapshotRecord | None = None
+    # Bases come before their deltas: the previous snapshot is almost always the next base, and
+    # any other base was written to disk already.
+    snapshots = SnapshotChainWriter(dest)
     for snapshot in pack.snapshots:
-        base_id = snapshot.parent_snapshot_id
-        if base_id is None:
-            base: dict[str, str] = {}
-        elif previous is not None and previous.snapshot_id == base_id:
-            base = previous.manifest
-        else:
-            base = read_snapshot(dest, base_id).manifest
-        manifest = apply_delta(base, snapshot.delta_upsert, snapshot.delta_remove)
-        previous = SnapshotRecord(
-            snapshot.snapshot_id, manifest, created_at.get(snapshot.snapshot_id, "")
+        snapshots.write(
+            snapshot.snapshot_id,
+            snapshot.parent_snapshot_id,
+            snapshot.delta_upsert,
+            snapshot.delta_remove,
+            created_at.get(snapshot.snapshot_id, ""),
         )
-        write_snapshot(dest, previous)
 
 
 def _check_out(dest: Path, head: str) -> int:

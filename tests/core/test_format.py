@@ -19,6 +19,7 @@ from muse_core.commits import (
     read_commit,
     write_commit,
 )
+from muse_core.delta import apply_delta
 from muse_core.errors import MuseError
 from muse_core.ids import blob_id
 from muse_core.mpack import build_mpack, decode_mpack, encode_mpack
@@ -33,6 +34,7 @@ from muse_core.refs import (
 from muse_core.repo import SCHEMA_VERSION, init_repo, read_repo_info
 from muse_core.snapshot import compute_commit_id, compute_snapshot_id
 from muse_core.snapshots import (
+    SnapshotChainWriter,
     SnapshotRecord,
     has_snapshot,
     read_snapshot,
@@ -137,6 +139,34 @@ def test_snapshot_files_are_json_dumps_indent_2_byte_for_byte(
     sid = "0" * 64
     body = {"snapshot_id": sid, "manifest": manifest, "created_at": created_at}
     assert snapshot_json(sid, manifest, created_at) == json.dumps(body, indent=2) + "\n"
+
+
+_DELTA_STEP = st.tuples(
+    st.integers(min_value=-1, max_value=4),  # the base: none (-1), or a snapshot back (0: the last)
+    st.dictionaries(_STRING, st.sampled_from(["a" * 64, "b" * 64, "c" * 64]), max_size=5),
+    st.lists(_STRING, max_size=3),
+)
+
+
+@settings(max_examples=150)
+@given(steps=st.lists(_DELTA_STEP, min_size=1, max_size=8))
+def test_a_chain_of_deltas_is_written_as_write_snapshot_writes_its_manifests(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[int, dict[str, str], list[str]]],
+) -> None:
+    chained, whole = tmp_path_factory.mktemp("chained"), tmp_path_factory.mktemp("whole")
+    writer = SnapshotChainWriter(chained)
+    written: list[tuple[str, dict[str, str]]] = []
+    for number, (back, upsert, remove) in enumerate(steps):
+        base = written[-1 - back] if 0 <= back < len(written) else None
+        # Remove some of the base's own paths too, not only names it may not hold.
+        removed = [*remove, *list(base[1])[: len(remove)]] if base else remove
+        manifest = apply_delta(base[1] if base else {}, upsert, removed)
+        sid = f"{number:064x}"
+        writer.write(sid, base[0] if base else None, upsert, removed, "at")
+        write_snapshot(whole, SnapshotRecord(sid, manifest, "at"))
+        written.append((sid, manifest))
+        assert snapshot_path(chained, sid).read_bytes() == snapshot_path(whole, sid).read_bytes()
 
 
 def test_snapshot_without_created_at_gets_one(tmp_path: Path) -> None:
