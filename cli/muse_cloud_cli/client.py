@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 # Ingesting a large pack synchronously can take a while; connecting should not.
 TIMEOUT = (10.0, 600.0)
+# As long as the unpack function may take to build a fetch pack (its timeout).
+FETCH_BUILD_WAIT_SECONDS = 900.0
 ATTEMPTS = 5
 FIRST_DELAY = 0.5
 MAX_DELAY = 8.0
@@ -479,9 +481,31 @@ class MuseCloudClient:
             return self.download(response.headers["Location"])
         return response.content
 
-    def fetch(self, owner: str, name: str, want: list[str], have: list[str]) -> dict[str, Any]:
+    def fetch(
+        self,
+        owner: str,
+        name: str,
+        want: list[str],
+        have: list[str],
+        timeout: float = FETCH_BUILD_WAIT_SECONDS,
+    ) -> dict[str, Any]:
+        """The pack's ticket. A pack too long to build in one call is built in the background:
+        its build is asked about until the pack is there (or the build's refusal raises)."""
         body = {"want": want, "have": have}
-        return self._json("POST", self._repo_path(owner, name, "fetch", "mpack"), body)
+        ticket = self._json("POST", self._repo_path(owner, name, "fetch", "mpack"), body)
+        deadline = time.monotonic() + timeout
+        while ticket.get("status") == "building":
+            if time.monotonic() > deadline:
+                raise ClientError(
+                    0,
+                    "fetch_timeout",
+                    f"the server had not built the pack after {timeout:.0f} s",
+                    ticket.get("build_id"),
+                )
+            time.sleep(float(ticket.get("retry_after_seconds") or 1))
+            build = self._repo_path(owner, name, "fetch", "builds", str(ticket["build_id"]))
+            ticket = self._json("GET", build)
+        return ticket
 
     # object storage: presigned URLs carry their own authorisation, so nothing is signed here
 

@@ -288,6 +288,7 @@ class LocalStack:
         api_workers: int = API_WORKERS,
         unpack_workers: int = UNPACK_WORKERS,
         pack_limits: Limits | None = None,
+        fetch_build_seconds: float | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.api_port = api_port
@@ -301,6 +302,9 @@ class LocalStack:
         # Unless given, the environment's MUSE_PACK_LIMITS or the functions' own defaults:
         # tests take smaller ones.
         self.pack_limits = pack_limits
+        # Unless given, the functions' own: how long a fetch pack builds in an API call before
+        # the unpack workers build it (a test gives none, to build every pack there).
+        self.fetch_build_seconds = fetch_build_seconds
         self.state_path = self.data_dir / STATE_FILE
         self.admin_key_path = self.data_dir / ADMIN_KEY_FILE
         self.admin: KeyFile | None = None
@@ -501,6 +505,8 @@ class LocalStack:
         }
         if self.pack_limits is not None:
             values["MUSE_PACK_LIMITS"] = json.dumps(asdict(self.pack_limits))
+        if self.fetch_build_seconds is not None:
+            values["MUSE_FETCH_BUILD_SECONDS"] = str(self.fetch_build_seconds)
         if not self.verbose:
             values["POWERTOOLS_METRICS_DISABLED"] = "true"
         for name, value in values.items():

@@ -111,7 +111,7 @@ class Services:
             ),
             push=push,
             history=HistoryService(stores, access, settings.inline_object_bytes),
-            fetch=FetchService(stores, access),
+            fetch=FetchService(stores, access, settings.fetch_build_seconds),
             wire_v0=WireV0Service(stores, access, push),
             releases=ReleaseService(stores, access),
             branches=BranchService(stores, access),

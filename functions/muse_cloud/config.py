@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     bootstrap_admin_public_key: str = ""
     # Garbage collection deletes nothing younger than this, nor what pushes of it touched.
     gc_grace_seconds: int = 86_400
+    # A fetch pack still building after this long in an API call (29 s) is built by the unpack
+    # function instead, and the caller polls for it.
+    fetch_build_seconds: float = 10.0
     # What one pack may hold, as JSON (``MUSE_PACK_LIMITS='{"max_commits": 1000}'``; fields left
     # out keep their default). A test stack makes a small history too large for one pack.
     pack_limits: Limits = DEFAULT_LIMITS

@@ -235,3 +235,8 @@ def get_object(owner: str, repo: str, object_id: str) -> Response[Any]:
 @router.post("/<owner>/<repo>/fetch/mpack", responses=documented(), security=ANYONE)
 def fetch_mpack(owner: str, repo: str, body: FetchRequest) -> FetchPack:
     return services(router).fetch.fetch(caller(router), owner, repo, body.want, body.have)
+
+
+@router.get("/<owner>/<repo>/fetch/builds/<build_id>", responses=documented(), security=ANYONE)
+def fetch_build(owner: str, repo: str, build_id: str) -> FetchPack:
+    return services(router).fetch.build(caller(router), owner, repo, build_id)

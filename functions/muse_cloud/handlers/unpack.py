@@ -1,9 +1,10 @@
-"""The unpack function: SQS batches of S3 upload events, with partial batch failures.
+"""The unpack function: SQS batches of S3 events, with partial batch failures.
 
-Each message is an S3 ObjectCreated notification of an uploaded pack; the push record is what
+Most messages are an S3 ObjectCreated notification of an uploaded pack; the push record is what
 makes a redelivered message (SQS delivers at least once, S3 notifies at least once) converge:
 a final push answers its recorded outcome, a push another run holds is retried when its lease
-runs out.
+runs out. The others ask for a fetch pack too long to build in an API call; a pack found built
+ends a redelivered one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from muse_cloud.composition import CLIENT_CONFIG, cold_start
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.handlers import imported
 from muse_cloud.services.ingest import NOTHING_TO_INGEST, IngestBusy
-from muse_cloud.storage.layout import UploadKey
+from muse_cloud.storage.layout import FetchBuildKey, UploadKey
 from muse_cloud.telemetry import logger, metrics, trace_handler
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -40,6 +41,12 @@ def handle_sqs_record(record: SQSRecord) -> None:
         return
     for s3_record in S3Event(body).records:
         key = unquote_plus(s3_record.s3.get_object.key)
+        build = FetchBuildKey.parse(key)
+        if build is not None:
+            logger.set_correlation_id(build.request)
+            cold_start.get().fetch.build_asked(build)
+            logger.info("fetch pack build ended", extra={"repo_id": build.repo_id})
+            continue
         upload = UploadKey.parse(key)
         if upload is None:
             logger.warning("ignoring an object outside the upload layout", extra={"key": key})

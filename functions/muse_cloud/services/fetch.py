@@ -1,8 +1,15 @@
 """Fetch and clone: an mpack of what the caller wants minus what it has, built from the store
-(once: the same heads and haves are answered with the pack built for them before)."""
+(once: the same heads and haves are answered with the pack built for them before).
+
+An API call ends at 29 s (template.yaml), and building the pack of a long history takes longer:
+a build still running after ``build_seconds`` is handed to the unpack function (900 s) through
+an object the bucket notifies it of, and the caller polls ``build`` until the pack is there.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -12,7 +19,8 @@ from muse_cloud.domain.identities import Caller
 from muse_cloud.services.access import RepoAccessService
 from muse_cloud.services.ids import checked_id
 from muse_cloud.storage.commits import StoredCommit
-from muse_cloud.storage.fetch_packs import request_id
+from muse_cloud.storage.fetch_packs import BuildAsked, BuiltPack
+from muse_cloud.storage.layout import FetchBuildKey
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
@@ -27,6 +35,12 @@ MAX_SPAN_BYTES = 64 * MIB
 _RECENT_MANIFESTS = 8
 # Snapshot items read per request while walking a history (one BatchGetItem).
 _SNAPSHOTS_PER_READ = 100
+# How long a caller waits before asking again about a pack built in the background.
+BUILD_POLL_SECONDS = 2
+
+
+class _OutOfTime(Exception):
+    """A build in an API call reached its time: the unpack function builds it instead."""
 
 
 @dataclass
@@ -37,10 +51,17 @@ class StoreHistory:
     stores: Stores
     recent: OrderedDict[str, dict[str, str]] = field(default_factory=OrderedDict)
     read: dict[str, StoredCommit] = field(default_factory=dict)
+    # time.monotonic() past which reading more raises _OutOfTime.
+    deadline: float = math.inf
+
+    def _reading(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _OutOfTime
 
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
         wanted = [c for c in commit_ids if c not in self.read]
         if wanted:
+            self._reading()
             found = self.stores.commits.get_many(self.repo_id, wanted)
             self.read.update(found)
             # Read the ancestors the walk is about to ask for along with these.
@@ -63,6 +84,7 @@ class StoreHistory:
         its delta base, as it is along a history packed oldest first."""
         for start in range(0, len(snapshot_ids), _SNAPSHOTS_PER_READ):
             batch = snapshot_ids[start : start + _SNAPSHOTS_PER_READ]
+            self._reading()
             items = self.stores.snapshots.items(self.repo_id, batch)
             for sid in batch:
                 if sid not in items:
@@ -79,6 +101,7 @@ class StoreHistory:
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         """One ranged GET per run of nearby objects in a pack, not one per object; and never
         one spanning the far ends of a large pack."""
+        self._reading()
         locations = self.stores.pack_index.locate_all(self.repo_id, object_ids)
         missing = [o for o in object_ids if o not in locations]
         if missing:
@@ -131,21 +154,44 @@ def read_spans(locations: Iterable[ObjectLocation]) -> list[Span]:
 
 @dataclass(frozen=True)
 class FetchPack:
-    """A pack built for a fetch, in S3 behind a short-lived URL."""
+    """A pack built for a fetch, in S3 behind a short-lived URL; or, while it is built in the
+    background, the build to ask about (``FetchService.build``) and nothing else."""
 
-    download_url: str
-    mpack_key: str
-    size_bytes: int
-    commits: int
-    snapshots: int
-    objects: int
+    status: str  # "ready", or "building"
+    build_id: str
     branch_heads: dict[str, str]
+    download_url: str | None = None
+    mpack_key: str | None = None
+    size_bytes: int | None = None
+    commits: int | None = None
+    snapshots: int | None = None
+    objects: int | None = None
+    retry_after_seconds: int | None = None
+
+    @classmethod
+    def ready(cls, built: BuiltPack, build_id: str, download_url: str) -> FetchPack:
+        return cls(
+            status="ready",
+            build_id=build_id,
+            branch_heads=built.branch_heads,
+            download_url=download_url,
+            mpack_key=built.mpack_key,
+            size_bytes=built.size_bytes,
+            commits=built.commits,
+            snapshots=built.snapshots,
+            objects=built.objects,
+        )
+
+    @classmethod
+    def building(cls, build_id: str, branch_heads: dict[str, str]) -> FetchPack:
+        return cls("building", build_id, branch_heads, retry_after_seconds=BUILD_POLL_SECONDS)
 
 
 @dataclass
 class FetchService:
     stores: Stores
     access: RepoAccessService
+    build_seconds: float = math.inf
 
     def fetch(
         self, caller: Caller, owner: str, name: str, want: list[str], have: list[str]
@@ -160,28 +206,58 @@ class FetchService:
         if missing:
             raise not_found("commit", sorted(missing)[0])
         tips = {branch: head for branch, head in heads.items() if head in wanted}
-        untracked = {f"want/{c}": c for c in wanted if c not in tips.values()}
-        request = request_id({**tips, **untracked}, haves)
+        untracked = [c for c in wanted if c not in tips.values()]
+        asked = BuildAsked(tips, untracked, haves)
+        request = asked.request_id()
         built = self.stores.fetch_packs.find(repo.repo_id, request)
         if built is None:
-            source = StoreHistory(repo.repo_id, self.stores)
-            pack = build_pack(source, {**tips, **untracked}, haves)
-            pack["branch_heads"] = tips
-            pack["repo_id"] = repo.repo_id
-            built = self.stores.fetch_packs.keep(
-                repo.repo_id,
-                request,
-                encode_mpack(pack),
-                len(pack["commits"]),
-                len(pack["snapshots"]),
-                len(pack["objects"]),
-            )
-        return FetchPack(
-            download_url=self.stores.packs.presign_download(built.s3_key),
-            mpack_key=built.mpack_key,
-            size_bytes=built.size_bytes,
-            commits=built.commits,
-            snapshots=built.snapshots,
-            objects=built.objects,
-            branch_heads=tips,
-        )
+            try:
+                built = self._build(
+                    repo.repo_id, request, asked, time.monotonic() + self.build_seconds
+                )
+            except _OutOfTime:
+                self.stores.fetch_packs.ask_build(repo.repo_id, request, asked)
+                return FetchPack.building(request, tips)
+        return self._ready(built, request)
+
+    def build(self, caller: Caller, owner: str, name: str, build_id: str) -> FetchPack:
+        """A pack ``fetch`` handed to the background: ready, still building, or why it failed."""
+        repo = self.access.by_slug(caller, owner, name, "read")
+        request = checked_id(build_id, "build_id")
+        built = self.stores.fetch_packs.find(repo.repo_id, request)
+        if built is not None:
+            return self._ready(built, request)
+        key = FetchBuildKey(repo.repo_id, request)
+        failure = self.stores.fetch_packs.build_failure(key)
+        if failure is not None:
+            raise ServiceError(failure["code"], failure["message"], failure.get("item"))
+        asked = self.stores.fetch_packs.build_asked(key)
+        if asked is None:
+            raise not_found("fetch build", build_id)
+        return FetchPack.building(request, asked.branch_heads)
+
+    def build_asked(self, key: FetchBuildKey) -> None:
+        """The unpack function's part: build what ``fetch`` handed over, once, whatever the
+        number of deliveries; a refusal is kept for the callers polling it."""
+        if self.stores.fetch_packs.find(key.repo_id, key.request) is not None:
+            return
+        asked = self.stores.fetch_packs.build_asked(key)
+        if asked is None or self.stores.repos.get(key.repo_id) is None:
+            return  # expired, or its repository deleted: nobody can be waiting for it
+        try:
+            self._build(key.repo_id, key.request, asked, math.inf)
+        except ServiceError as error:
+            failure = {"code": error.code, "message": error.message, "item": error.item}
+            self.stores.fetch_packs.fail_build(key, failure)
+
+    def _build(self, repo_id: str, request: str, asked: BuildAsked, deadline: float) -> BuiltPack:
+        source = StoreHistory(repo_id, self.stores, deadline=deadline)
+        pack = build_pack(source, asked.packed_heads(), asked.have)
+        pack["branch_heads"] = asked.branch_heads
+        pack["repo_id"] = repo_id
+        counts = (len(pack["commits"]), len(pack["snapshots"]), len(pack["objects"]))
+        data = encode_mpack(pack)
+        return self.stores.fetch_packs.keep(repo_id, request, data, counts, asked.branch_heads)
+
+    def _ready(self, built: BuiltPack, request: str) -> FetchPack:
+        return FetchPack.ready(built, request, self.stores.packs.presign_download(built.s3_key))

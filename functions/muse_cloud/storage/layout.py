@@ -15,6 +15,7 @@ template.yaml expire ``fetch/`` after a day, ``staging/`` after a day, and uploa
 | fetch/<repo>/<sha>.mpack      | packs built for a fetch or clone                          |
 | fetch/<repo>/requests/        | which fetch pack answers which wants and haves            |
 | fetch/<repo>/answers/         | JSON answers too large for a Lambda response              |
+| fetch/<repo>/builds/          | fetch packs to build in the background, and their failures |
 | staging/<repo>/<object_id>    | wire v0 objects uploaded ahead of their push              |
 """
 
@@ -28,6 +29,8 @@ REPOSITORIES = "repos/"
 FETCHES = "fetch/"
 STAGING = "staging/"
 _PACK_SUFFIX = ".mpack"
+# template.yaml's bucket notification sends what ends so under fetch/ to the unpack function.
+FETCH_BUILD_SUFFIX = ".build"
 # The tag that tells the lifecycle rule an upload was never ingested (and may expire).
 STATE_TAG = "muse-state"
 
@@ -61,6 +64,33 @@ class UploadKey:
         if len(parts) != 2:
             return None
         return cls(repo_id=parts[0], mpack_hex=parts[1])
+
+
+@dataclass(frozen=True)
+class FetchBuildKey:
+    """A fetch pack the API asked to be built in the background (its build outlasts an API
+    call): ``fetch/<repo_id>/builds/<request>.build``, holding what to pack."""
+
+    repo_id: str
+    request: str
+
+    @property
+    def s3_key(self) -> str:
+        return f"{FETCHES}{self.repo_id}/builds/{self.request}{FETCH_BUILD_SUFFIX}"
+
+    @property
+    def failure_key(self) -> str:
+        """Why the build failed, for the callers polling it (no notification follows it)."""
+        return f"{FETCHES}{self.repo_id}/builds/{self.request}.failed"
+
+    @classmethod
+    def parse(cls, s3_key: str) -> FetchBuildKey | None:
+        if not s3_key.startswith(FETCHES) or not s3_key.endswith(FETCH_BUILD_SUFFIX):
+            return None
+        parts = s3_key[len(FETCHES) : -len(FETCH_BUILD_SUFFIX)].split("/")
+        if len(parts) != 3 or parts[1] != "builds":
+            return None
+        return cls(repo_id=parts[0], request=parts[2])
 
 
 def large_value(repo_id: str, kind: str, item_id: str) -> str:
