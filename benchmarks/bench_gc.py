@@ -73,6 +73,7 @@ def _push(repo_id: str, data: bytes) -> str:
 def _clone_holds_the_base(repo_id: str) -> int:
     """Build a clone's pack and verify it whole: the commits it carries."""
     fetched = services().fetch.fetch(OWNER, "bench", "gc", [], [])
+    assert fetched.mpack_key is not None, "built in the call: no time bound in-process"
     key = layout.fetch_pack(repo_id, fetched.mpack_key.removeprefix("sha256:"))
     data = services().stores.bucket.get(key)
     assert data is not None, key

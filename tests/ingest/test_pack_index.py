@@ -102,7 +102,7 @@ def test_a_clone_reads_pack_indexes_and_gets_the_same_bytes(
     assert sorted("index_key" in p for p in marks) == [False, True]  # the small one inline
 
     answer = services().fetch.fetch(OWNER, "alice", "big", [], [])
-    assert answer.objects == files + 4 * 2
+    assert answer.objects == files + 4 * 2 and answer.mpack_key is not None
     fetched = stores().bucket.get(f"fetch/{repo.repo_id}/{answer.mpack_key[7:]}.mpack")
     assert fetched is not None
     pack = decode_mpack(fetched)

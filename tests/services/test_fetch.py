@@ -9,8 +9,11 @@ import pytest
 from histories import History, linear_history
 
 from muse_cloud.composition import Services
+from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.repos import Repo
 from muse_cloud.services.fetch import FetchPack
+from muse_cloud.storage import keys
+from muse_cloud.storage.layout import FetchBuildKey
 from muse_core.mpack import decode_mpack, mpack_key
 
 from .conftest import OLIVIA, upload
@@ -22,6 +25,7 @@ def _pushed(services: Services, repo: Repo, history: History, have: list[str]) -
 
 
 def _bytes(services: Services, repo: Repo, fetched: FetchPack) -> bytes:
+    assert fetched.status == "ready" and fetched.mpack_key is not None
     data = services.stores.bucket.get(f"fetch/{repo.repo_id}/{fetched.mpack_key[7:]}.mpack")
     assert data is not None and mpack_key(data) == fetched.mpack_key
     return data
@@ -66,8 +70,76 @@ def test_a_pack_gone_from_the_bucket_is_built_again(services: Services, repo: Re
     history = linear_history(commits=2)
     _pushed(services, repo, history, [])
     first = services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
+    assert first.mpack_key is not None
     pack_key = f"fetch/{repo.repo_id}/{first.mpack_key[7:]}.mpack"
     assert services.stores.bucket.delete_prefix(pack_key) == []
     again = services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
     assert again == first
     assert _bytes(services, repo, again)
+
+
+def _handed_over(services: Services, repo: Repo, history: History) -> tuple[FetchPack, str]:
+    """A clone's fetch whose build runs out of time at once: what it answers, and the object
+    that hands the build to the unpack function."""
+    _pushed(services, repo, history, [])
+    services.fetch.build_seconds = -1
+    asked = services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
+    builds = [f.key for f in services.stores.bucket.files(f"fetch/{repo.repo_id}/builds/")]
+    return asked, builds[0]
+
+
+def test_a_build_out_of_time_is_handed_over_and_answered_once_built(
+    services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = linear_history(commits=4)
+    asked, key = _handed_over(services, repo, history)
+    assert (asked.status, asked.download_url, asked.retry_after_seconds) == ("building", None, 2)
+    assert asked.branch_heads == {"main": history.head}
+    polled = services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
+    assert polled == asked
+    build = FetchBuildKey.parse(key)
+    assert build == FetchBuildKey(repo.repo_id, asked.build_id)
+
+    services.fetch.build_asked(build)
+    ready = services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
+    assert (ready.status, ready.commits, ready.branch_heads) == ("ready", 4, asked.branch_heads)
+    assert len(decode_mpack(_bytes(services, repo, ready))["commits"]) == 4
+    # Delivered again (at least once), or asked again: the pack is there, nothing is read.
+    _history_unread(services, monkeypatch)
+    services.fetch.build_asked(build)
+    assert services.fetch.fetch(OLIVIA, "olivia", "songs", [], []) == ready
+    assert services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id) == ready
+
+
+def test_a_build_refused_in_the_background_answers_its_refusal(
+    services: Services, repo: Repo
+) -> None:
+    history = linear_history(commits=3)
+    asked, key = _handed_over(services, repo, history)
+    lost = history.records[history.head].snapshot_id
+    assert services.stores.table.delete(keys.snapshot(repo.repo_id, lost)) is not None
+    build = FetchBuildKey.parse(key)
+    assert build is not None
+    services.fetch.build_asked(build)
+    with pytest.raises(ServiceError) as refused:
+        services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
+    assert (refused.value.code, refused.value.item) == ("not_found", lost)
+
+
+def test_a_build_of_a_deleted_repository_is_dropped(services: Services, repo: Repo) -> None:
+    asked, key = _handed_over(services, repo, linear_history(commits=2))
+    services.repos.delete(OLIVIA, repo.repo_id)
+    build = FetchBuildKey.parse(key)
+    assert build is not None
+    services.fetch.build_asked(build)
+    assert services.stores.fetch_packs.find(repo.repo_id, asked.build_id) is None
+    with pytest.raises(ServiceError) as gone:
+        services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
+    assert gone.value.code == "not_found"
+
+
+def test_a_build_nobody_handed_over_is_not_found(services: Services, repo: Repo) -> None:
+    _pushed(services, repo, linear_history(commits=1), [])
+    with pytest.raises(ServiceError) as missing:
+        services.fetch.build(OLIVIA, "olivia", "songs", "ab" * 32)
+    assert (missing.value.code, missing.value.item) == ("not_found", "ab" * 32)
