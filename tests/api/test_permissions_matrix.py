@@ -12,6 +12,7 @@ import pytest
 from histories import History, linear_history
 
 from muse_cloud.storage.collaborators import CollaboratorStore
+from muse_cloud.storage.fetch_packs import BuildAsked
 from muse_cloud_cli.signer import KeyFile
 from muse_cloud_dev.provision import Provisioned
 from muse_cloud_dev.server import stores
@@ -53,6 +54,7 @@ MATRIX: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "snapshot": (EVERYONE_200, READERS_200),
     "object": (EVERYONE_200, READERS_200),
     "fetch": (EVERYONE_200, READERS_200),
+    "fetch build": (EVERYONE_200, READERS_200),
     "push status": (EVERYONE_200, READERS_200),
     # write routes
     "presign": (PUBLIC_PUSH, PRIVATE_PUSH),
@@ -99,6 +101,7 @@ def _requests(s: Setting) -> dict[str, Callable[[], tuple[str, str, Any]]]:
     commit = s.history.records[head]
     oid = next(iter(s.history.blobs))
     base = f"/api/repos/{repo_id}/collaborators"
+    fetch_build = BuildAsked({"main": head}, [], []).request_id()
 
     def presign() -> tuple[str, str, Any]:
         s.spares += 1
@@ -118,6 +121,8 @@ def _requests(s: Setting) -> dict[str, Callable[[], tuple[str, str, Any]]]:
         "snapshot": lambda: ("GET", f"/{slug}/snapshots/{commit.snapshot_id}", None),
         "object": lambda: ("GET", f"/{slug}/objects/{oid}", None),
         "fetch": lambda: ("POST", f"/{slug}/fetch/mpack", {"want": [head], "have": []}),
+        # The pack "fetch" built (every caller's fetch asks for the same).
+        "fetch build": lambda: ("GET", f"/{slug}/fetch/builds/{fetch_build}", None),
         "push status": lambda: ("GET", f"/{slug}/push/{s.push_id}", None),
         "presign": presign,
         "unpack": lambda: (
