@@ -124,6 +124,9 @@ def test_a_build_refused_in_the_background_answers_its_refusal(
     with pytest.raises(ServiceError) as refused:
         services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
     assert (refused.value.code, refused.value.item) == ("not_found", lost)
+    with pytest.raises(ServiceError) as again:
+        services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
+    assert (again.value.code, again.value.item) == ("not_found", lost)
 
 
 def test_a_build_of_a_deleted_repository_is_dropped(services: Services, repo: Repo) -> None:
@@ -143,3 +146,13 @@ def test_a_build_nobody_handed_over_is_not_found(services: Services, repo: Repo)
     with pytest.raises(ServiceError) as missing:
         services.fetch.build(OLIVIA, "olivia", "songs", "ab" * 32)
     assert (missing.value.code, missing.value.item) == ("not_found", "ab" * 32)
+
+
+def test_a_fetch_asked_again_while_its_pack_builds_is_not_built_twice(
+    services: Services, repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked, key = _handed_over(services, repo, linear_history(commits=2))
+    _history_unread(services, monkeypatch)
+    services.fetch.build_seconds = 60
+    assert services.fetch.fetch(OLIVIA, "olivia", "songs", [], []) == asked
+    assert [f.key for f in services.stores.bucket.files(f"fetch/{repo.repo_id}/builds/")] == [key]

@@ -210,14 +210,18 @@ class FetchService:
         asked = BuildAsked(tips, untracked, haves)
         request = asked.request_id()
         built = self.stores.fetch_packs.find(repo.repo_id, request)
-        if built is None:
-            try:
-                built = self._build(
-                    repo.repo_id, request, asked, time.monotonic() + self.build_seconds
-                )
-            except _OutOfTime:
-                self.stores.fetch_packs.ask_build(repo.repo_id, request, asked)
-                return FetchPack.building(request, tips)
+        if built is not None:
+            return self._ready(built, request)
+        key = FetchBuildKey(repo.repo_id, request)
+        # Handed over already: asked again while it builds, it is not built twice.
+        handed_over = self._handed_over(key)
+        if handed_over is not None:
+            return handed_over
+        try:
+            built = self._build(repo.repo_id, request, asked, time.monotonic() + self.build_seconds)
+        except _OutOfTime:
+            self.stores.fetch_packs.ask_build(repo.repo_id, request, asked)
+            return FetchPack.building(request, tips)
         return self._ready(built, request)
 
     def build(self, caller: Caller, owner: str, name: str, build_id: str) -> FetchPack:
@@ -227,14 +231,21 @@ class FetchService:
         built = self.stores.fetch_packs.find(repo.repo_id, request)
         if built is not None:
             return self._ready(built, request)
-        key = FetchBuildKey(repo.repo_id, request)
+        handed_over = self._handed_over(FetchBuildKey(repo.repo_id, request))
+        if handed_over is None:
+            raise not_found("fetch build", build_id)
+        return handed_over
+
+    def _handed_over(self, key: FetchBuildKey) -> FetchPack | None:
+        """A build handed to the unpack function and not done: still building, or its refusal
+        raised; None if it was never handed over (or has expired)."""
+        asked = self.stores.fetch_packs.build_asked(key)
+        if asked is None:
+            return None
         failure = self.stores.fetch_packs.build_failure(key)
         if failure is not None:
             raise ServiceError(failure["code"], failure["message"], failure.get("item"))
-        asked = self.stores.fetch_packs.build_asked(key)
-        if asked is None:
-            raise not_found("fetch build", build_id)
-        return FetchPack.building(request, asked.branch_heads)
+        return FetchPack.building(key.request, asked.branch_heads)
 
     def build_asked(self, key: FetchBuildKey) -> None:
         """The unpack function's part: build what ``fetch`` handed over, once, whatever the
