@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from muse_cloud.handlers import api, events, unpack
+from muse_cloud.storage.fetch_packs import BuildAsked
 from muse_cloud.storage.layout import UploadKey
 from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.event_source import LocalLambdaContext
@@ -25,6 +26,8 @@ SAMPLE_REPO_ID = "3f1c2b9e-6a47-4d2e-9b8a-5c0e7d1f2a64"
 # The samples' history: generate_history is deterministic, and a pack without a repo_id is too.
 SAMPLE_WORKLOAD = Workload(commits=3, files=4, changed_per_commit=1, blob_bytes=64)
 SAMPLE_MPACK_HEX = "c010a430e24b0a393ec5e904b1e17d8f5a8296d9e440004fbca78d458f77bce9"
+# What the fetch sample asks for (the sample history's main, nothing held), by name.
+SAMPLE_BUILD_ID = "54402abfb7a888b297f075276abd22d83ff5c3e3cd1b4ecd93ff946733c2e1bd"
 
 # Unsigned requests: reads of a public repository succeed; creating needs an identity (401), and
 # writing to a repository the caller can see is forbidden (403).
@@ -44,6 +47,8 @@ API_STATUS = {
     "snapshots-get": 200,
     "objects-get": 200,
     "fetch": 200,
+    # A build never handed to the unpack function (the next test hands it over).
+    "fetch-build": 404,
     "events-list": 200,
     "refs-delete": 403,
 }
@@ -94,3 +99,26 @@ def test_push_events_sample(ingested: str) -> None:
     assert events.lambda_handler(sample, context) == {"published": 0}
     listed = api.lambda_handler(load(EVENTS / "api" / "events-list.json", ingested), context)
     assert [e["ref"] for e in json.loads(listed["body"])["events"]] == ["main"]
+
+
+def test_fetch_build_samples(ingested: str) -> None:
+    """The unpack sample's other kind of event: a fetch pack the API handed over (as it does
+    when building it outlasts its call) is built, and the API's build sample answers it."""
+    head = stores().refs.heads(ingested)["main"]
+    asked = BuildAsked({"main": head}, [], [])
+    assert asked.request_id() == SAMPLE_BUILD_ID, "regenerate events/ for this request"
+    stores().fetch_packs.ask_build(ingested, SAMPLE_BUILD_ID, asked)
+    context: Any = LocalLambdaContext("UnpackFunction")
+    sample = load(EVENTS / "unpack" / "s3-fetch-build.json", ingested)
+    assert unpack.lambda_handler(sample, context) == {"batchItemFailures": []}
+
+    answer = api.lambda_handler(load(EVENTS / "api" / "fetch-build.json", ingested), context)
+    assert answer["statusCode"] == 200, answer.get("body")
+    built = json.loads(answer["body"])
+    assert (built["status"], built["commits"], built["branch_heads"]) == (
+        "ready",
+        3,
+        {"main": head},
+    )
+    fetched = api.lambda_handler(load(EVENTS / "api" / "fetch.json", ingested), context)
+    assert json.loads(fetched["body"])["mpack_key"] == built["mpack_key"]

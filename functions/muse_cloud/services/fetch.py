@@ -24,6 +24,7 @@ from muse_cloud.storage.layout import FetchBuildKey
 from muse_cloud.storage.pack_index import ObjectLocation
 from muse_cloud.storage.stores import Stores
 from muse_core.commits import CommitRecord
+from muse_core.errors import MuseError
 from muse_core.limits import MIB
 from muse_core.mpack import build_pack, encode_mpack
 
@@ -54,14 +55,14 @@ class StoreHistory:
     # time.monotonic() past which reading more raises _OutOfTime.
     deadline: float = math.inf
 
-    def _reading(self) -> None:
+    def _on_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise _OutOfTime
 
     def commits(self, commit_ids: Collection[str]) -> dict[str, CommitRecord]:
         wanted = [c for c in commit_ids if c not in self.read]
         if wanted:
-            self._reading()
+            self._on_time()
             found = self.stores.commits.get_many(self.repo_id, wanted)
             self.read.update(found)
             # Read the ancestors the walk is about to ask for along with these.
@@ -84,7 +85,7 @@ class StoreHistory:
         its delta base, as it is along a history packed oldest first."""
         for start in range(0, len(snapshot_ids), _SNAPSHOTS_PER_READ):
             batch = snapshot_ids[start : start + _SNAPSHOTS_PER_READ]
-            self._reading()
+            self._on_time()
             items = self.stores.snapshots.items(self.repo_id, batch)
             for sid in batch:
                 if sid not in items:
@@ -101,7 +102,7 @@ class StoreHistory:
     def objects(self, object_ids: list[str]) -> dict[str, bytes]:
         """One ranged GET per run of nearby objects in a pack, not one per object; and never
         one spanning the far ends of a large pack."""
-        self._reading()
+        self._on_time()
         locations = self.stores.pack_index.locate_all(self.repo_id, object_ids)
         missing = [o for o in object_ids if o not in locations]
         if missing:
@@ -257,9 +258,8 @@ class FetchService:
             return  # expired, or its repository deleted: nobody can be waiting for it
         try:
             self._build(key.repo_id, key.request, asked, math.inf)
-        except ServiceError as error:
-            failure = {"code": error.code, "message": error.message, "item": error.item}
-            self.stores.fetch_packs.fail_build(key, failure)
+        except (ServiceError, MuseError) as error:
+            self.stores.fetch_packs.fail_build(key, error.as_dict())
 
     def _build(self, repo_id: str, request: str, asked: BuildAsked, deadline: float) -> BuiltPack:
         source = StoreHistory(repo_id, self.stores, deadline=deadline)
