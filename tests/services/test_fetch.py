@@ -3,6 +3,8 @@ for them before, and anything that changes what the pack would hold builds anoth
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from histories import History, linear_history
 from muse_cloud.composition import Services
 from muse_cloud.domain.errors import ServiceError
 from muse_cloud.domain.repos import Repo
-from muse_cloud.services.fetch import FetchPack
+from muse_cloud.services.fetch import LOST_BUILD_SECONDS, FetchPack
 from muse_cloud.storage import keys
 from muse_cloud.storage.layout import FetchBuildKey
 from muse_core.mpack import decode_mpack, mpack_key
@@ -156,3 +158,26 @@ def test_a_fetch_asked_again_while_its_pack_builds_is_not_built_twice(
     services.fetch.build_seconds = 60
     assert services.fetch.fetch(OLIVIA, "olivia", "songs", [], []) == asked
     assert [f.key for f in services.stores.bucket.files(f"fetch/{repo.repo_id}/builds/")] == [key]
+
+
+def test_a_build_handed_over_and_lost_is_built_again_when_asked(
+    services: Services, repo: Repo
+) -> None:
+    """Its notification lost, or its run ended by the unpack function's timeout: a fetch past
+    LOST_BUILD_SECONDS builds it again rather than wait for it for a day."""
+    asked, key = _handed_over(services, repo, linear_history(commits=2))
+    build = FetchBuildKey.parse(key)
+    assert build is not None
+    handed = services.stores.fetch_packs.build_asked(build)
+    assert handed is not None and abs(handed.asked_at - time.time()) < 60
+    lost = replace(handed, asked_at=handed.asked_at - LOST_BUILD_SECONDS - 1)
+    services.stores.fetch_packs.ask_build(repo.repo_id, asked.build_id, lost)
+    # Within the time, it would still be building; past it, the call builds it again.
+    again = services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
+    assert again.status == "building"
+    handed_again = services.stores.fetch_packs.build_asked(build)
+    assert handed_again is not None and handed_again.asked_at > lost.asked_at
+    services.stores.fetch_packs.ask_build(repo.repo_id, asked.build_id, lost)
+    services.fetch.build_seconds = 60
+    ready = services.fetch.fetch(OLIVIA, "olivia", "songs", [], [])
+    assert (ready.status, ready.build_id, ready.commits) == ("ready", asked.build_id, 2)

@@ -12,7 +12,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from muse_cloud.domain.errors import ServiceError, not_found
 from muse_cloud.domain.identities import Caller
@@ -38,6 +38,9 @@ _RECENT_MANIFESTS = 8
 _SNAPSHOTS_PER_READ = 100
 # How long a caller waits before asking again about a pack built in the background.
 BUILD_POLL_SECONDS = 2
+# A build handed over this long ago and still not done was lost (its notification, or a run
+# the unpack function's 900 s timeout ended): a fetch asking for it again hands it over again.
+LOST_BUILD_SECONDS = 900
 
 
 class _OutOfTime(Exception):
@@ -214,14 +217,15 @@ class FetchService:
         if built is not None:
             return self._ready(built, request)
         key = FetchBuildKey(repo.repo_id, request)
-        # Handed over already: asked again while it builds, it is not built twice.
-        handed_over = self._handed_over(key)
-        if handed_over is not None:
-            return handed_over
+        earlier = self._handed_over(key)
+        if earlier is not None and time.time() - earlier.asked_at < LOST_BUILD_SECONDS:
+            # Asked again while it builds: it is not built twice.
+            return FetchPack.building(request, tips)
         try:
             built = self._build(repo.repo_id, request, asked, time.monotonic() + self.build_seconds)
         except _OutOfTime:
-            self.stores.fetch_packs.ask_build(repo.repo_id, request, asked)
+            handed_over = replace(asked, asked_at=time.time())
+            self.stores.fetch_packs.ask_build(repo.repo_id, request, handed_over)
             return FetchPack.building(request, tips)
         return self._ready(built, request)
 
@@ -232,21 +236,21 @@ class FetchService:
         built = self.stores.fetch_packs.find(repo.repo_id, request)
         if built is not None:
             return self._ready(built, request)
-        handed_over = self._handed_over(FetchBuildKey(repo.repo_id, request))
-        if handed_over is None:
+        asked = self._handed_over(FetchBuildKey(repo.repo_id, request))
+        if asked is None:
             raise not_found("fetch build", build_id)
-        return handed_over
+        return FetchPack.building(request, asked.branch_heads)
 
-    def _handed_over(self, key: FetchBuildKey) -> FetchPack | None:
-        """A build handed to the unpack function and not done: still building, or its refusal
-        raised; None if it was never handed over (or has expired)."""
+    def _handed_over(self, key: FetchBuildKey) -> BuildAsked | None:
+        """What was handed to the unpack function and is not built, its refusal raised; None
+        if nothing was (or it has expired)."""
         asked = self.stores.fetch_packs.build_asked(key)
         if asked is None:
             return None
         failure = self.stores.fetch_packs.build_failure(key)
         if failure is not None:
             raise ServiceError(failure["code"], failure["message"], failure.get("item"))
-        return FetchPack.building(key.request, asked.branch_heads)
+        return asked
 
     def build_asked(self, key: FetchBuildKey) -> None:
         """The unpack function's part: build what ``fetch`` handed over, once, whatever the

@@ -35,6 +35,8 @@ class BuildAsked:
     branch_heads: dict[str, str]
     untracked: list[str]
     have: list[str]
+    # When it was handed to the unpack function (epoch seconds); not part of the request.
+    asked_at: float = 0.0
 
     def packed_heads(self) -> dict[str, str]:
         return {**self.branch_heads, **{f"want/{c}": c for c in self.untracked}}
