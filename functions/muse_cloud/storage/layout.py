@@ -58,12 +58,10 @@ class UploadKey:
 
     @classmethod
     def parse(cls, s3_key: str) -> UploadKey | None:
-        if not s3_key.startswith(UPLOADS) or not s3_key.endswith(_PACK_SUFFIX):
-            return None
-        parts = s3_key[len(UPLOADS) : -len(_PACK_SUFFIX)].split("/")
-        if len(parts) != 2:
-            return None
-        return cls(repo_id=parts[0], mpack_hex=parts[1])
+        match _segments(s3_key, UPLOADS, _PACK_SUFFIX):
+            case [repo_id, mpack_hex]:
+                return cls(repo_id=repo_id, mpack_hex=mpack_hex)
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,12 +83,17 @@ class FetchBuildKey:
 
     @classmethod
     def parse(cls, s3_key: str) -> FetchBuildKey | None:
-        if not s3_key.startswith(FETCHES) or not s3_key.endswith(FETCH_BUILD_SUFFIX):
-            return None
-        parts = s3_key[len(FETCHES) : -len(FETCH_BUILD_SUFFIX)].split("/")
-        if len(parts) != 3 or parts[1] != "builds":
-            return None
-        return cls(repo_id=parts[0], request=parts[2])
+        match _segments(s3_key, FETCHES, FETCH_BUILD_SUFFIX):
+            case [repo_id, "builds", request]:
+                return cls(repo_id=repo_id, request=request)
+        return None
+
+
+def _segments(s3_key: str, top: str, suffix: str) -> list[str]:
+    """The key's segments between ``top`` and ``suffix``; none for a key outside them."""
+    if not s3_key.startswith(top) or not s3_key.endswith(suffix):
+        return []
+    return s3_key[len(top) : -len(suffix)].split("/")
 
 
 def large_value(repo_id: str, kind: str, item_id: str) -> str:
