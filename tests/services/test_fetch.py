@@ -102,13 +102,13 @@ def test_a_build_out_of_time_is_handed_over_and_answered_once_built(
     build = FetchBuildKey.parse(key)
     assert build == FetchBuildKey(repo.repo_id, asked.build_id)
 
-    services.fetch.build_asked(build)
+    services.fetch.build_handed_over(build)
     ready = services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
     assert (ready.status, ready.commits, ready.branch_heads) == ("ready", 4, asked.branch_heads)
     assert len(decode_mpack(_bytes(services, repo, ready))["commits"]) == 4
     # Delivered again (at least once), or asked again: the pack is there, nothing is read.
     _history_unread(services, monkeypatch)
-    services.fetch.build_asked(build)
+    services.fetch.build_handed_over(build)
     assert services.fetch.fetch(OLIVIA, "olivia", "songs", [], []) == ready
     assert services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id) == ready
 
@@ -122,7 +122,7 @@ def test_a_build_refused_in_the_background_answers_its_refusal(
     assert services.stores.table.delete(keys.snapshot(repo.repo_id, lost)) is not None
     build = FetchBuildKey.parse(key)
     assert build is not None
-    services.fetch.build_asked(build)
+    services.fetch.build_handed_over(build)
     with pytest.raises(ServiceError) as refused:
         services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)
     assert (refused.value.code, refused.value.item) == ("not_found", lost)
@@ -136,7 +136,7 @@ def test_a_build_of_a_deleted_repository_is_dropped(services: Services, repo: Re
     services.repos.delete(OLIVIA, repo.repo_id)
     build = FetchBuildKey.parse(key)
     assert build is not None
-    services.fetch.build_asked(build)
+    services.fetch.build_handed_over(build)
     assert services.stores.fetch_packs.find(repo.repo_id, asked.build_id) is None
     with pytest.raises(ServiceError) as gone:
         services.fetch.build(OLIVIA, "olivia", "songs", asked.build_id)

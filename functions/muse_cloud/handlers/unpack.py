@@ -44,7 +44,7 @@ def handle_sqs_record(record: SQSRecord) -> None:
         build = FetchBuildKey.parse(key)
         if build is not None:
             logger.set_correlation_id(build.request)
-            cold_start.get().fetch.build_asked(build)
+            cold_start.get().fetch.build_handed_over(build)
             logger.info("fetch pack build ended", extra={"repo_id": build.repo_id})
             continue
         upload = UploadKey.parse(key)

@@ -252,7 +252,7 @@ class FetchService:
             raise ServiceError(failure["code"], failure["message"], failure.get("item"))
         return asked
 
-    def build_asked(self, key: FetchBuildKey) -> None:
+    def build_handed_over(self, key: FetchBuildKey) -> None:
         """The unpack function's part: build what ``fetch`` handed over, once, whatever the
         number of deliveries; a refusal is kept for the callers polling it."""
         if self.stores.fetch_packs.find(key.repo_id, key.request) is not None:
