@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from muse_cloud_cli.client import MuseCloudClient
+from muse_cloud_cli.client import MuseCloudClient, Remote
 from muse_cloud_cli.signer import KeyFile, new_identity
 from muse_cloud_dev.local_stack import LocalStack
 
@@ -48,3 +48,9 @@ def registered(local_stack: LocalStack, handle: str, directory: Path) -> tuple[K
     with MuseCloudClient(local_stack.api_url, local_stack.admin) as client:
         client.create_identity(key.handle, key.public_key)
     return key, path
+
+
+def new_remote(stack: LocalStack, client: MuseCloudClient, name: str) -> Remote:
+    """A new repository ``admin/<name>`` on ``stack``, created by ``client`` (its admin)."""
+    client.create_repo("admin", name)
+    return Remote.parse(f"{stack.api_url}/admin/{name}")

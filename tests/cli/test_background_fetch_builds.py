@@ -21,6 +21,8 @@ from muse_cloud_cli.workload import Workload, generate_history
 from muse_cloud_dev.local_stack import LocalStack
 from muse_core.refs import write_branch_ref
 
+from .conftest import new_remote
+
 HISTORY = Workload(commits=6, files=5, changed_per_commit=2, blob_bytes=64)
 
 
@@ -37,8 +39,7 @@ def client(stack: LocalStack) -> Iterator[MuseCloudClient]:
 
 
 def pushed(stack: LocalStack, client: MuseCloudClient, source: Path, name: str) -> Remote:
-    client.create_repo("admin", name)
-    remote = Remote.parse(f"{stack.api_url}/admin/{name}")
+    remote = new_remote(stack, client, name)
     identity = ["--identity", str(stack.admin_key_path)]
     assert main(["push", "-C", str(source), "--remote", remote.url, *identity]) == 0
     return remote

@@ -27,6 +27,8 @@ from muse_core.limits import Limits
 from muse_core.refs import write_branch_ref
 from muse_core.repo import init_repo
 
+from .conftest import new_remote
+
 # The server takes 4 commits and 12 objects a pack. The history: a first commit of 6 files,
 # then 2 files changed (2 new objects) by each of the 9 after it.
 SERVER_LIMITS = Limits(max_commits=4, max_objects=12)
@@ -43,11 +45,6 @@ def small_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 def client(small_stack: LocalStack) -> Iterator[MuseCloudClient]:
     with MuseCloudClient(small_stack.api_url, KeyFile.load(small_stack.admin_key_path)) as own:
         yield own
-
-
-def new_repo(small_stack: LocalStack, client: MuseCloudClient, name: str) -> Remote:
-    client.create_repo("admin", name)
-    return Remote.parse(f"{small_stack.api_url}/admin/{name}")
 
 
 def moves_of(
@@ -72,7 +69,7 @@ def test_the_server_refuses_one_pack_and_takes_the_split_push(
 ) -> None:
     source, copy = tmp_path / "source", tmp_path / "copy"
     ids = generate_history(source, HISTORY)
-    remote = new_repo(small_stack, client, "split")
+    remote = new_remote(small_stack, client, "split")
 
     with pytest.raises(ClientError) as refused:
         send_push(client, remote, prepare_push(client, remote, source, "main"))
@@ -109,7 +106,7 @@ def test_a_pack_refused_midway_leaves_the_branch_at_the_one_before_and_a_rerun_e
 ) -> None:
     source, copy = tmp_path / "source", tmp_path / "copy"
     ids = generate_history(source, HISTORY)
-    remote = new_repo(small_stack, client, "midway")
+    remote = new_remote(small_stack, client, "midway")
 
     # A budget that knows the server's object limit but not its commit limit: the first pack
     # (4 commits, 12 objects) goes in, the second (6 commits) is refused.
@@ -145,7 +142,7 @@ def test_only_the_first_pack_of_a_forced_push_is_forced(
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     old = generate_history(theirs, Workload(commits=2, files=3, changed_per_commit=1), branch="t")
     ids = generate_history(ours, HISTORY, branch="t")
-    remote = new_repo(small_stack, client, "forced")
+    remote = new_remote(small_stack, client, "forced")
 
     identity = ["--identity", str(small_stack.admin_key_path)]
 
@@ -195,7 +192,7 @@ def test_a_merged_side_branch_goes_whole_in_the_pack_of_its_merge(
     merge = on((chain[-1], side[-1]), 20)
     last = on((merge,), 21)
     write_branch_ref(source, "main", last)
-    remote = new_repo(small_stack, client, "merged")
+    remote = new_remote(small_stack, client, "merged")
 
     # Along main's first parents: 4 commits, then 2; the merge brings its 3 side commits (4,
     # the most a pack may hold); the last commit alone.
@@ -215,7 +212,7 @@ def test_one_display_names_the_pack_each_phase_is_for(
 ) -> None:
     source = tmp_path / "source"
     generate_history(source, HISTORY)
-    remote = new_repo(small_stack, client, "shown")
+    remote = new_remote(small_stack, client, "shown")
     shown = io.StringIO()
     reporter = Reporter(console=Console(file=shown, force_terminal=True, width=200))
     send_split(client, remote, plan_push(client, remote, source, "main"), reporter=reporter)
